@@ -1,0 +1,234 @@
+// The plugin API: the only host file a plugin imports (conventions: "two rooms with one door").
+// Modelled on Prosody's module API (core/moduleapi.lua): load(module) receives everything a module may use.
+
+import type { Element } from '@xmpp/xml';
+import type Router from 'koa-router';
+import type { Context } from 'koa';
+import type { Logger } from 'pino';
+
+export type { Element } from '@xmpp/xml';
+export { xml } from '@xmpp/xml';
+export { parseJid, type Jid, type JidResult } from './jid.js';
+export { findIllegalXmlChar } from './xml-text.js';
+export { sendProblem, type ProblemInit } from './http-problem.js';
+export { HostError, StanzaError, type HostErrorCode, type StanzaErrorCondition } from './errors.js';
+
+/** A stanza is an @xmpp/xml element named message, presence or iq. */
+export type Stanza = Element;
+
+/** What local routing did with a message (RFC 6121 §8.5). */
+export type Outcome = 'delivered' | 'stored' | 'discarded';
+
+/** A module option value, as declared in a manifest. */
+export type OptionValue = string | number | boolean | string[];
+
+/** One option declared in a manifest (`plugin.json` for post_msg). */
+export interface OptionSpec {
+  type: 'string' | 'integer' | 'number' | 'boolean' | 'string[]';
+  default: OptionValue;
+  description: string;
+  min?: number;
+  max?: number;
+  /** For strings: the allowed values. */
+  enum?: string[];
+}
+
+/** A module's manifest: what it is called, what it needs, which options it takes. */
+export interface Manifest {
+  id: string;
+  description: string;
+  /** Path of the entry module, relative to the code root (the folder holding lib/). */
+  main?: string;
+  depends?: string[];
+  options?: Record<string, OptionSpec>;
+}
+
+/** Where a stanza came from. A local account's client, the server itself, or a module acting for an account. */
+export interface Origin {
+  /** `c2s`: a client session; `local`: injected by a module (post_msg); `host`: the server itself. */
+  type: 'c2s' | 'local' | 'host';
+  /** The virtual host this origin belongs to. */
+  host: string;
+  /** Full or bare JID of the account, for `c2s` and `local`. */
+  jid?: string;
+  /** Deliver a stanza back to this origin (error bounces, iq results). Absent for `local` and `host`. */
+  send?(stanza: Stanza): void;
+}
+
+/** The payload of every stanza event (`message/bare`, `iq-get/host/urn:xmpp:ping:ping`, `pre-message/bare`, …). */
+export interface StanzaEvent {
+  stanza: Stanza;
+  origin: Origin;
+  /** The virtual host on which the event fires. */
+  host: string;
+}
+
+/**
+ * A handler claims an event by returning anything but `undefined` (Prosody's event chain).
+ * For message events the claiming value is the routing Outcome.
+ */
+export type EventHandler<T = StanzaEvent> = (event: T) => unknown;
+
+/** A client session as the router sees it; the c2s module fills the registry. */
+export interface ClientSession {
+  readonly id: string;
+  /** Full JID once bound. */
+  readonly full: string;
+  readonly bare: string;
+  readonly host: string;
+  /** Available (sent initial presence) and not yet unavailable. */
+  readonly isAvailable: boolean;
+  /** Priority from the last available presence (RFC 6121 §4.7.2.3); 0 if none given. */
+  readonly priority: number;
+  /** Queue a stanza for this client. */
+  deliver(stanza: Stanza): void;
+  /** Close the stream, optionally with a stream error condition. */
+  close(condition?: string, text?: string): void;
+}
+
+/**
+ * Who is online. In-process today; a Redis-backed registry can implement the same
+ * interface when several nodes share session routing.
+ */
+export interface SessionRegistry {
+  add(session: ClientSession): void;
+  remove(session: ClientSession): void;
+  byFull(fullJid: string): ClientSession | undefined;
+  byBare(bareJid: string): ClientSession[];
+  all(): ClientSession[];
+}
+
+/** Per-account JSON documents (Prosody's keyval store): roster, settings. */
+export interface KeyValueStore<T = unknown> {
+  get(user: string): Promise<T | undefined>;
+  set(user: string, value: T | undefined): Promise<void>;
+}
+
+/** An item of a list store. */
+export interface ListItem {
+  id: number;
+  value: string;
+  stamp: Date;
+}
+
+/** Per-account append-only lists (offline messages). `append` is durable when it resolves. */
+export interface ListStore {
+  append(user: string, value: string, stamp?: Date): Promise<number>;
+  list(user: string): Promise<ListItem[]>;
+  delete(user: string, ids: number[]): Promise<void>;
+  count(user: string): Promise<number>;
+}
+
+/** Result of authenticating a password for an account. */
+export type AuthResult =
+  | { ok: true; jid: string }
+  | { ok: false; reason: 'invalid' }
+  | { ok: false; reason: 'throttled'; retryAfterSeconds: number };
+
+/** The host's user store as modules see it. JIDs are bare and normalised (parseJid). */
+export interface UsersApi {
+  exists(bareJid: string): Promise<boolean>;
+  /** SASL PLAIN semantics: SASLprep, derive, compare in constant time. Unknown users take as long. */
+  verifyPassword(bareJid: string, password: string): Promise<boolean>;
+  /**
+   * verifyPassword plus the host's per-address failure throttle
+   * (`auth_failures_per_minute`), shared by HTTP and c2s.
+   */
+  authenticate(input: { jid: string; password: string; address: string }): Promise<AuthResult>;
+  /** SCRAM credentials for SASL SCRAM-SHA-1/-256 (RFC 5802); undefined for an unknown user. */
+  scramCredentials(bareJid: string, hash: 'sha1' | 'sha256'): Promise<ScramCredentials | undefined>;
+  /** Record a failed credential check from an address (used by SASL SCRAM). Returns seconds to wait, 0 if none. */
+  recordAuthFailure(address: string): number;
+  /** Seconds an address must wait before its next attempt, 0 if none. */
+  authRetryAfter(address: string): number;
+}
+
+export interface ScramCredentials {
+  salt: Buffer;
+  iterations: number;
+  storedKey: Buffer;
+  serverKey: Buffer;
+}
+
+/** An HTTP app: a koa-router whose routes are relative to the app's base path. */
+export interface HttpApp {
+  /** Default base path, e.g. `/msg`; `http_paths` overrides it (virtual host > global > default). */
+  defaultPath: string;
+  router: Router;
+}
+
+/**
+ * State the host reads from `ctx.state` after an HTTP app ran, for its request log line.
+ * Never put a password, an Authorization header or a message body here.
+ */
+export interface HttpLogState {
+  account?: string;
+  log?: Record<string, string | number | undefined>;
+}
+
+export type HttpContext = Context;
+
+/** Things a module can provide; the host removes each when the module unloads. */
+export interface Provides {
+  http: HttpApp;
+  /** A disco#info feature var advertised on the server (XEP-0030). */
+  disco_feature: string;
+  /** A disco#info feature var advertised on accounts' bare JIDs. */
+  account_disco_feature: string;
+}
+
+/** Host-wide events that are not stanzas. */
+export interface HostEvents {
+  'server-started': Record<string, never>;
+  'server-stopping': Record<string, never>;
+  /** Fired after an account's password changed or the account was deleted (credential caches listen). */
+  'user-changed': { jid: string; change: 'created' | 'password' | 'deleted' };
+  /** A resource became available (initial presence): offline delivery listens. */
+  'resource-available': { session: ClientSession };
+}
+
+/** What `load(module)` receives. One instance per module per virtual host. */
+export interface ModuleApi {
+  readonly name: string;
+  readonly host: string;
+  readonly log: Logger;
+  /** All of this module's options, validated and frozen: host setting > global setting > manifest default. */
+  readonly options: Readonly<Record<string, OptionValue>>;
+  /** One option; throws HostError HOST_ERR_OPTION_UNKNOWN for a key the manifest does not declare. */
+  option<T extends OptionValue = OptionValue>(key: string): T;
+  /** A host-level setting from the config (`auth_failures_per_minute`, …). */
+  setting(key: string): unknown;
+  /** Register something; for `http` returns the resolved base path. */
+  provides<K extends keyof Provides>(kind: K, item: Provides[K]): string;
+  readonly users: UsersApi;
+  readonly sessions: SessionRegistry;
+  /** Is this domain one of this server's virtual hosts? */
+  isLocalHost(domain: string): boolean;
+  /**
+   * Inject a stanza into local routing. When `from` is a local account, the stanza first
+   * goes through the `pre-*` events as if that account's client had sent it.
+   * Resolves to the outcome; rejects with StanzaError (condition per RFC 6120 §8.3.3).
+   */
+  send(stanza: Stanza): Promise<Outcome>;
+  /** Route a stanza from a given origin (c2s sessions use this). Resolves to the claiming value. */
+  route(stanza: Stanza, origin: Origin): Promise<unknown>;
+  /** Subscribe to a stanza event on this module's host. Higher priority runs first. */
+  hook(event: string, handler: EventHandler, priority?: number): void;
+  /** Subscribe to a host-wide event. */
+  hookGlobal<K extends keyof HostEvents>(event: K, handler: (payload: HostEvents[K]) => unknown, priority?: number): void;
+  /** Fire a host-wide event. */
+  fireGlobal<K extends keyof HostEvents>(event: K, payload: HostEvents[K]): Promise<void>;
+  /** Open a per-account store of JSON documents for this host. */
+  openStore<T = unknown>(name: string): KeyValueStore<T>;
+  /** Open a per-account list store for this host. */
+  openListStore(name: string): ListStore;
+  /** Disco features provided by all modules on this host. */
+  discoFeatures(kind: 'server' | 'account'): string[];
+  onUnload(fn: () => void | Promise<void>): void;
+}
+
+/** What a module file exports. */
+export interface ModuleDefinition {
+  manifest: Manifest;
+  load(module: ModuleApi): void | Promise<void>;
+}

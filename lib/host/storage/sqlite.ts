@@ -1,0 +1,186 @@
+// SQLite storage (better-sqlite3, WAL): users, per-account key-value documents and lists (offline messages).
+// synchronous=FULL: a write has reached the disk when the call returns, so a 201 survives a kill or a crash.
+
+import Database from 'better-sqlite3';
+import { mkdirSync, accessSync, constants } from 'node:fs';
+import { join } from 'node:path';
+import { HostError } from '../errors.js';
+import type { KeyValueStore, ListItem, ListStore } from '../api.js';
+import type { Storage, UserRecord, UserStore } from './types.js';
+
+const SCHEMA = `
+CREATE TABLE IF NOT EXISTS users (
+  jid TEXT PRIMARY KEY,
+  iterations INTEGER NOT NULL,
+  salt BLOB NOT NULL,
+  sha1_stored_key BLOB NOT NULL,
+  sha1_server_key BLOB NOT NULL,
+  sha256_stored_key BLOB NOT NULL,
+  sha256_server_key BLOB NOT NULL,
+  created_at INTEGER NOT NULL
+);
+CREATE TABLE IF NOT EXISTS keyval (
+  host TEXT NOT NULL, store TEXT NOT NULL, user TEXT NOT NULL, value TEXT NOT NULL,
+  PRIMARY KEY (host, store, user)
+);
+CREATE TABLE IF NOT EXISTS list (
+  id INTEGER PRIMARY KEY AUTOINCREMENT,
+  host TEXT NOT NULL, store TEXT NOT NULL, user TEXT NOT NULL, value TEXT NOT NULL, stamp INTEGER NOT NULL
+);
+CREATE INDEX IF NOT EXISTS list_by_user ON list (host, store, user, id);
+`;
+
+export const DATABASE_FILE = 'xmppd.sqlite';
+
+/** Open (and create) the database under dataDir; a clear HostError when the folder cannot be written. */
+export function openSqliteStorage(dataDir: string): Storage {
+  const db = openDatabase(dataDir);
+  db.exec(SCHEMA);
+  return {
+    users: new SqliteUserStore(db),
+    keyValue: <T>(host: string, store: string) => new SqliteKeyValueStore<T>(db, host, store),
+    list: (host: string, store: string) => new SqliteListStore(db, host, store),
+    close: () => db.close(),
+  };
+}
+
+function openDatabase(dataDir: string): Database.Database {
+  try {
+    mkdirSync(dataDir, { recursive: true });
+    accessSync(dataDir, constants.W_OK);
+    const db = new Database(join(dataDir, DATABASE_FILE));
+    db.pragma('journal_mode = WAL');
+    db.pragma('synchronous = FULL');
+    db.pragma('busy_timeout = 5000');
+    return db;
+  } catch (err) {
+    throw new HostError(
+      'HOST_ERR_DATA_DIR',
+      `data_dir ${dataDir} cannot be written (${(err as Error).message}); create it or point data_dir at a writable folder.`,
+      { cause: err },
+    );
+  }
+}
+
+interface UserRow {
+  jid: string;
+  iterations: number;
+  salt: Buffer;
+  sha1_stored_key: Buffer;
+  sha1_server_key: Buffer;
+  sha256_stored_key: Buffer;
+  sha256_server_key: Buffer;
+}
+
+class SqliteUserStore implements UserStore {
+  private readonly getStmt;
+  private readonly insertStmt;
+  private readonly updateStmt;
+  private readonly deleteStmt;
+  private readonly listAllStmt;
+  private readonly listHostStmt;
+
+  constructor(db: Database.Database) {
+    this.getStmt = db.prepare<[string], UserRow>('SELECT * FROM users WHERE jid = ?');
+    this.insertStmt = db.prepare(
+      `INSERT OR IGNORE INTO users (jid, iterations, salt, sha1_stored_key, sha1_server_key, sha256_stored_key, sha256_server_key, created_at)
+       VALUES (@jid, @iterations, @salt, @sha1StoredKey, @sha1ServerKey, @sha256StoredKey, @sha256ServerKey, @createdAt)`,
+    );
+    this.updateStmt = db.prepare(
+      `UPDATE users SET iterations = @iterations, salt = @salt, sha1_stored_key = @sha1StoredKey, sha1_server_key = @sha1ServerKey,
+       sha256_stored_key = @sha256StoredKey, sha256_server_key = @sha256ServerKey WHERE jid = @jid`,
+    );
+    this.deleteStmt = db.prepare('DELETE FROM users WHERE jid = ?');
+    this.listAllStmt = db.prepare<[], { jid: string }>('SELECT jid FROM users ORDER BY jid');
+    this.listHostStmt = db.prepare<[string], { jid: string }>("SELECT jid FROM users WHERE jid LIKE '%@' || ? ORDER BY jid");
+  }
+
+  async get(jid: string): Promise<UserRecord | undefined> {
+    const row = this.getStmt.get(jid);
+    if (!row) return undefined;
+    return {
+      jid: row.jid,
+      iterations: row.iterations,
+      salt: row.salt,
+      sha1StoredKey: row.sha1_stored_key,
+      sha1ServerKey: row.sha1_server_key,
+      sha256StoredKey: row.sha256_stored_key,
+      sha256ServerKey: row.sha256_server_key,
+    };
+  }
+
+  async create(record: UserRecord): Promise<boolean> {
+    return this.insertStmt.run({ ...record, createdAt: Date.now() }).changes === 1;
+  }
+
+  async update(record: UserRecord): Promise<boolean> {
+    return this.updateStmt.run(record).changes === 1;
+  }
+
+  async delete(jid: string): Promise<boolean> {
+    return this.deleteStmt.run(jid).changes === 1;
+  }
+
+  async list(host?: string): Promise<string[]> {
+    const rows = host === undefined ? this.listAllStmt.all() : this.listHostStmt.all(host);
+    return rows.map((r) => r.jid);
+  }
+}
+
+class SqliteKeyValueStore<T> implements KeyValueStore<T> {
+  private readonly getStmt;
+  private readonly setStmt;
+  private readonly deleteStmt;
+
+  constructor(db: Database.Database, private readonly host: string, private readonly store: string) {
+    this.getStmt = db.prepare<[string, string, string], { value: string }>('SELECT value FROM keyval WHERE host = ? AND store = ? AND user = ?');
+    this.setStmt = db.prepare('INSERT INTO keyval (host, store, user, value) VALUES (?, ?, ?, ?) ON CONFLICT (host, store, user) DO UPDATE SET value = excluded.value');
+    this.deleteStmt = db.prepare('DELETE FROM keyval WHERE host = ? AND store = ? AND user = ?');
+  }
+
+  async get(user: string): Promise<T | undefined> {
+    const row = this.getStmt.get(this.host, this.store, user);
+    return row === undefined ? undefined : (JSON.parse(row.value) as T);
+  }
+
+  async set(user: string, value: T | undefined): Promise<void> {
+    if (value === undefined) this.deleteStmt.run(this.host, this.store, user);
+    else this.setStmt.run(this.host, this.store, user, JSON.stringify(value));
+  }
+}
+
+class SqliteListStore implements ListStore {
+  private readonly appendStmt;
+  private readonly listStmt;
+  private readonly deleteStmt;
+  private readonly countStmt;
+  private readonly deleteMany;
+
+  constructor(db: Database.Database, private readonly host: string, private readonly store: string) {
+    this.appendStmt = db.prepare('INSERT INTO list (host, store, user, value, stamp) VALUES (?, ?, ?, ?, ?)');
+    this.listStmt = db.prepare<[string, string, string], { id: number; value: string; stamp: number }>(
+      'SELECT id, value, stamp FROM list WHERE host = ? AND store = ? AND user = ? ORDER BY id',
+    );
+    this.deleteStmt = db.prepare('DELETE FROM list WHERE id = ? AND host = ? AND store = ? AND user = ?');
+    this.countStmt = db.prepare<[string, string, string], { n: number }>('SELECT count(*) AS n FROM list WHERE host = ? AND store = ? AND user = ?');
+    this.deleteMany = db.transaction((user: string, ids: number[]) => {
+      for (const id of ids) this.deleteStmt.run(id, this.host, this.store, user);
+    });
+  }
+
+  async append(user: string, value: string, stamp: Date = new Date()): Promise<number> {
+    return Number(this.appendStmt.run(this.host, this.store, user, value, stamp.getTime()).lastInsertRowid);
+  }
+
+  async list(user: string): Promise<ListItem[]> {
+    return this.listStmt.all(this.host, this.store, user).map((r) => ({ id: r.id, value: r.value, stamp: new Date(r.stamp) }));
+  }
+
+  async delete(user: string, ids: number[]): Promise<void> {
+    this.deleteMany(user, ids);
+  }
+
+  async count(user: string): Promise<number> {
+    return this.countStmt.get(this.host, this.store, user)?.n ?? 0;
+  }
+}

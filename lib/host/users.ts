@@ -1,0 +1,160 @@
+// Accounts: SCRAM credentials only (RFC 5802 / RFC 7677, like Prosody's internal_hashed), PLAIN verified by
+// deriving the keys and comparing in constant time; unknown users cost the same derivation (no enumeration).
+
+import { createHash, createHmac, pbkdf2, randomBytes, timingSafeEqual } from 'node:crypto';
+import { promisify } from 'node:util';
+import saslprep from '@mongodb-js/saslprep';
+import { HostError } from './errors.js';
+import { parseJid } from './jid.js';
+import type { AuthResult, ScramCredentials, UsersApi } from './api.js';
+import type { AuthThrottle } from './auth-throttle.js';
+import type { UserRecord, UserStore } from './storage/types.js';
+
+const pbkdf2Async = promisify(pbkdf2);
+
+type Hash = 'sha1' | 'sha256';
+const KEY_LENGTH: Record<Hash, number> = { sha1: 20, sha256: 32 };
+
+/** SASLprep (RFC 4013) a password; undefined when it holds prohibited characters. */
+export function prepPassword(password: string): string | undefined {
+  try {
+    return saslprep(password);
+  } catch {
+    return undefined;
+  }
+}
+
+/** Derive StoredKey and ServerKey (RFC 5802 §3) off the event loop (pbkdf2 runs in libuv's pool). */
+export async function deriveScram(password: string, salt: Buffer, iterations: number, hash: Hash): Promise<{ storedKey: Buffer; serverKey: Buffer }> {
+  const salted = await pbkdf2Async(password, salt, iterations, KEY_LENGTH[hash], hash);
+  const clientKey = createHmac(hash, salted).update('Client Key').digest();
+  return {
+    storedKey: createHash(hash).update(clientKey).digest(),
+    serverKey: createHmac(hash, salted).update('Server Key').digest(),
+  };
+}
+
+export interface UserServiceOptions {
+  store: UserStore;
+  throttle: AuthThrottle;
+  iterations: number;
+  isLocalHost(domain: string): boolean;
+  /** Called after every change, so credential caches and sessions can react. */
+  onChange?(jid: string, change: 'created' | 'password' | 'deleted'): void;
+}
+
+/** The user store as the host uses it: admin operations (CLI) plus the UsersApi that modules see. */
+export class UserService implements Omit<UsersApi, 'recordAuthFailure' | 'authRetryAfter'> {
+  /** A fixed fake account, so an unknown user costs the same PBKDF2 and compare as a known one. */
+  private readonly decoy: UserRecord;
+
+  constructor(private readonly opts: UserServiceOptions) {
+    this.decoy = {
+      jid: '',
+      iterations: opts.iterations,
+      salt: randomBytes(16),
+      sha1StoredKey: randomBytes(20),
+      sha1ServerKey: randomBytes(20),
+      sha256StoredKey: randomBytes(32),
+      sha256ServerKey: randomBytes(32),
+    };
+  }
+
+  /** Normalise an account JID for admin operations: bare, with a localpart, on a served host. */
+  accountJid(input: string): string {
+    const parsed = parseJid(input);
+    if (!parsed.ok) throw new HostError('HOST_ERR_JID_INVALID', parsed.error);
+    const { jid } = parsed;
+    if (jid.local === null || jid.resource !== null) {
+      throw new HostError('HOST_ERR_JID_INVALID', `${JSON.stringify(input)} is not an account address; write it as user@host, e.g. alice@localhost.`);
+    }
+    if (!this.opts.isLocalHost(jid.domain)) {
+      throw new HostError('HOST_ERR_HOST_UNKNOWN', `${jid.domain} is not a virtual host of this server; add it under virtual_hosts or use one that is.`);
+    }
+    return jid.bare;
+  }
+
+  async create(jid: string, password: string): Promise<string> {
+    const bare = this.accountJid(jid);
+    const record = await this.credentials(bare, password);
+    if (!(await this.opts.store.create(record))) {
+      throw new HostError('HOST_ERR_USER_EXISTS', `${bare} exists already; use passwd to change its password.`);
+    }
+    this.opts.onChange?.(bare, 'created');
+    return bare;
+  }
+
+  async setPassword(jid: string, password: string): Promise<string> {
+    const bare = this.accountJid(jid);
+    const record = await this.credentials(bare, password);
+    if (!(await this.opts.store.update(record))) {
+      throw new HostError('HOST_ERR_USER_UNKNOWN', `${bare} does not exist; use adduser to create it.`);
+    }
+    this.opts.onChange?.(bare, 'password');
+    return bare;
+  }
+
+  async delete(jid: string): Promise<string> {
+    const bare = this.accountJid(jid);
+    if (!(await this.opts.store.delete(bare))) {
+      throw new HostError('HOST_ERR_USER_UNKNOWN', `${bare} does not exist.`);
+    }
+    this.opts.onChange?.(bare, 'deleted');
+    return bare;
+  }
+
+  list(host?: string): Promise<string[]> {
+    return this.opts.store.list(host);
+  }
+
+  async exists(bareJid: string): Promise<boolean> {
+    return (await this.opts.store.get(bareJid)) !== undefined;
+  }
+
+  async verifyPassword(bareJid: string, password: string): Promise<boolean> {
+    const record = (await this.opts.store.get(bareJid)) ?? this.decoy;
+    const prepared = prepPassword(password);
+    // Derive even for a prohibited password or an unknown user: the answer's timing must not tell which.
+    const { storedKey } = await deriveScram(prepared ?? password, record.salt, record.iterations, 'sha256');
+    const matches = timingSafeEqual(storedKey, record.sha256StoredKey);
+    return matches && prepared !== undefined && record !== this.decoy;
+  }
+
+  async authenticate(input: { jid: string; password: string; address: string }): Promise<AuthResult> {
+    const wait = this.opts.throttle.retryAfter(input.address);
+    if (wait > 0) return { ok: false, reason: 'throttled', retryAfterSeconds: wait };
+    if (await this.verifyPassword(input.jid, input.password)) return { ok: true, jid: input.jid };
+    this.opts.throttle.recordFailure(input.address);
+    return { ok: false, reason: 'invalid' };
+  }
+
+  async scramCredentials(bareJid: string, hash: Hash): Promise<ScramCredentials | undefined> {
+    const record = await this.opts.store.get(bareJid);
+    if (!record) return undefined;
+    return hash === 'sha1'
+      ? { salt: record.salt, iterations: record.iterations, storedKey: record.sha1StoredKey, serverKey: record.sha1ServerKey }
+      : { salt: record.salt, iterations: record.iterations, storedKey: record.sha256StoredKey, serverKey: record.sha256ServerKey };
+  }
+
+  private async credentials(jid: string, password: string): Promise<UserRecord> {
+    const prepared = prepPassword(password);
+    if (prepared === undefined || prepared.length === 0) {
+      throw new HostError('HOST_ERR_PASSWORD_INVALID', 'The password is empty or contains characters SASLprep forbids (control characters, unassigned code points); choose another.');
+    }
+    const salt = randomBytes(16);
+    const { iterations } = this.opts;
+    const [sha1, sha256] = await Promise.all([
+      deriveScram(prepared, salt, iterations, 'sha1'),
+      deriveScram(prepared, salt, iterations, 'sha256'),
+    ]);
+    return {
+      jid,
+      iterations,
+      salt,
+      sha1StoredKey: sha1.storedKey,
+      sha1ServerKey: sha1.serverKey,
+      sha256StoredKey: sha256.storedKey,
+      sha256ServerKey: sha256.serverKey,
+    };
+  }
+}
