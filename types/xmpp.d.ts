@@ -33,7 +33,6 @@ declare module '@xmpp/xml' {
     append(...nodes: Node[]): this;
     prepend(...nodes: Node[]): this;
     remove(el: Element | string, xmlns?: string): this;
-    clone(): Element;
     toString(): string;
     write(writer: (s: string) => void): void;
   }

@@ -11,6 +11,7 @@ export { xml } from '@xmpp/xml';
 export { parseJid, type Jid, type JidResult } from './jid.js';
 export { findIllegalXmlChar } from './xml-text.js';
 export { sendProblem, type ProblemInit } from './http-problem.js';
+export { errorReply, cloneStanza } from './router.js';
 export { HostError, StanzaError, type HostErrorCode, type StanzaErrorCondition } from './errors.js';
 
 /** A stanza is an @xmpp/xml element named message, presence or iq. */

@@ -1,0 +1,122 @@
+import { describe, it, before, after } from 'node:test';
+import assert from 'node:assert/strict';
+import { mkdtempSync, rmSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import Database from 'better-sqlite3';
+import { openSqliteStorage, DATABASE_FILE } from '../../lib/host/storage/sqlite.js';
+import { MemoryAuthThrottle } from '../../lib/host/auth-throttle.js';
+import { UserService, deriveScram } from '../../lib/host/users.js';
+import type { Storage } from '../../lib/host/storage/types.js';
+
+describe('UserService', () => {
+  let dir: string;
+  let storage: Storage;
+  let users: UserService;
+  const changes: string[] = [];
+
+  before(() => {
+    dir = mkdtempSync(join(tmpdir(), 'users-'));
+    storage = openSqliteStorage(dir);
+    users = new UserService({
+      store: storage.users,
+      throttle: new MemoryAuthThrottle(3),
+      iterations: 4096,
+      isLocalHost: (d) => d === 'localhost',
+      onChange: (jid, change) => void changes.push(`${change} ${jid}`),
+    });
+  });
+  after(() => {
+    storage.close();
+    rmSync(dir, { recursive: true, force: true });
+  });
+
+  it('stores SCRAM credentials only, never the password', async () => {
+    await users.create('Alice@LocalHost', 'correct horse');
+    const db = new Database(join(dir, DATABASE_FILE), { readonly: true });
+    const row = db.prepare('SELECT * FROM users').get() as Record<string, unknown>;
+    db.close();
+    assert.equal(row.jid, 'alice@localhost');
+    assert.equal(row.iterations, 4096);
+    assert.equal((row.sha1_stored_key as Buffer).length, 20);
+    assert.equal((row.sha256_stored_key as Buffer).length, 32);
+    assert.ok(!JSON.stringify(row).includes('correct horse'));
+    const rec = await storage.users.get('alice@localhost');
+    const { storedKey } = await deriveScram('correct horse', rec!.salt, 4096, 'sha256');
+    assert.deepEqual(storedKey, rec!.sha256StoredKey);
+  });
+
+  it('#verifyPassword() accepts the password and refuses others', async () => {
+    assert.equal(await users.verifyPassword('alice@localhost', 'correct horse'), true);
+    assert.equal(await users.verifyPassword('alice@localhost', 'correct horsE'), false);
+    assert.equal(await users.verifyPassword('nobody@localhost', 'correct horse'), false);
+  });
+
+  it('#verifyPassword() applies SASLprep (RFC 4013: soft hyphen maps to nothing, NBSP to space)', async () => {
+    await users.create('prep@localhost', 'I\u00ADX y');
+    assert.equal(await users.verifyPassword('prep@localhost', 'IX y'), true);
+    assert.equal(await users.verifyPassword('prep@localhost', 'IX\u00A0y'), true);
+    assert.equal(await users.verifyPassword('prep@localhost', 'IX\u0007y'), false);
+  });
+
+  it('refuses an existing account, a bad JID, a foreign host and an empty password', async () => {
+    await assert.rejects(users.create('alice@localhost', 'x'), { code: 'HOST_ERR_USER_EXISTS' });
+    await assert.rejects(users.create('a@b@c', 'x'), { code: 'HOST_ERR_JID_INVALID' });
+    await assert.rejects(users.create('localhost', 'x'), { code: 'HOST_ERR_JID_INVALID' });
+    await assert.rejects(users.create('bob@example.org', 'x'), { code: 'HOST_ERR_HOST_UNKNOWN' });
+    await assert.rejects(users.create('bob@localhost', ''), { code: 'HOST_ERR_PASSWORD_INVALID' });
+  });
+
+  it('#setPassword() and #delete() change what verifies, and report each change', async () => {
+    await users.create('carol@localhost', 'one');
+    await users.setPassword('carol@localhost', 'two');
+    assert.equal(await users.verifyPassword('carol@localhost', 'one'), false);
+    assert.equal(await users.verifyPassword('carol@localhost', 'two'), true);
+    await users.delete('carol@localhost');
+    assert.equal(await users.exists('carol@localhost'), false);
+    await assert.rejects(users.delete('carol@localhost'), { code: 'HOST_ERR_USER_UNKNOWN' });
+    await assert.rejects(users.setPassword('carol@localhost', 'x'), { code: 'HOST_ERR_USER_UNKNOWN' });
+    assert.deepEqual(changes.filter((c) => c.includes('carol')), ['created carol@localhost', 'password carol@localhost', 'deleted carol@localhost']);
+  });
+
+  it('#list() lists accounts, optionally of one host', async () => {
+    assert.deepEqual(await users.list('localhost'), ['alice@localhost', 'prep@localhost']);
+    assert.deepEqual(await users.list('other'), []);
+  });
+
+  it('#authenticate() throttles an address after too many failures, not other addresses', async () => {
+    for (let i = 0; i < 3; i++) assert.deepEqual(await users.authenticate({ jid: 'alice@localhost', password: 'bad', address: '10.0.0.1' }), { ok: false, reason: 'invalid' });
+    const throttled = await users.authenticate({ jid: 'alice@localhost', password: 'correct horse', address: '10.0.0.1' });
+    assert.equal(throttled.ok, false);
+    assert.equal(!throttled.ok && throttled.reason, 'throttled');
+    assert.deepEqual(await users.authenticate({ jid: 'alice@localhost', password: 'correct horse', address: '10.0.0.2' }), { ok: true, jid: 'alice@localhost' });
+  });
+
+  it('takes as long for an unknown user as for a wrong password (means within 20% over 200 tries)', async () => {
+    const time = async (jid: string): Promise<number> => {
+      const start = process.hrtime.bigint();
+      for (let i = 0; i < 200; i++) await users.verifyPassword(jid, 'wrong');
+      return Number(process.hrtime.bigint() - start) / 200;
+    };
+    await time('nobody@localhost'); // warm up
+    const known = await time('alice@localhost');
+    const unknown = await time('nobody@localhost');
+    const ratio = unknown / known;
+    assert.ok(ratio > 0.8 && ratio < 1.2, `unknown/known mean time ratio ${ratio.toFixed(3)} is outside 0.8..1.2`);
+  });
+});
+
+describe('MemoryAuthThrottle', () => {
+  it('waits until the oldest failure leaves the 60 s window', () => {
+    let now = 1_000_000;
+    const t = new MemoryAuthThrottle(2, () => now);
+    assert.equal(t.recordFailure('a'), 0);
+    now += 10_000;
+    assert.equal(t.recordFailure('a'), 50);
+    assert.equal(t.retryAfter('b'), 0);
+    now += 49_000;
+    assert.equal(t.retryAfter('a'), 1);
+    now += 1_001;
+    assert.equal(t.retryAfter('a'), 0);
+  });
+});
