@@ -1,0 +1,74 @@
+// One XML stream (RFC 6120 §4): the byte guard, then UTF-8 decoding, then ltx (@xmpp/xml's Parser).
+// Emits the stream header, each top-level element, and the stream end; any fault is a stream error condition.
+
+import { Parser, type Element } from '@xmpp/xml';
+import { XmlGuard, type GuardFailure } from './xml-guard.js';
+
+export interface StreamParserEvents {
+  onStreamStart(header: Element): void;
+  onElement(element: Element): void;
+  onStreamEnd(): void;
+  /** The stream is broken; nothing more will be emitted. */
+  onError(failure: GuardFailure): void;
+}
+
+export class StreamParser {
+  private readonly guard: XmlGuard;
+  private readonly decoder = new TextDecoder('utf-8', { fatal: true });
+  private readonly parser = new Parser();
+  private isStopped = false;
+
+  constructor(maxStanzaBytes: number, private readonly events: StreamParserEvents) {
+    this.guard = new XmlGuard(maxStanzaBytes);
+    this.parser.on('start', (el) => this.emit(() => this.events.onStreamStart(el)));
+    this.parser.on('element', (el) => this.emit(() => this.onElement(el)));
+    this.parser.on('end', () => this.emit(() => this.events.onStreamEnd()));
+    this.parser.on('error', (err) => this.fail({ condition: 'not-well-formed', text: err.message }));
+  }
+
+  /** Feed bytes from the socket. Ignored once the parser stopped (error or `stop()`). */
+  write(chunk: Buffer): void {
+    if (this.isStopped) return;
+    // Checked before the parser sees a byte, so an oversized or restricted document is never buffered.
+    const failure = this.guard.scan(chunk);
+    if (failure) {
+      this.fail(failure);
+      return;
+    }
+    let text: string;
+    try {
+      text = this.decoder.decode(chunk, { stream: true });
+    } catch {
+      this.fail({ condition: 'not-well-formed', text: 'Invalid UTF-8 (RFC 6120 §11.6).' });
+      return;
+    }
+    try {
+      this.parser.write(text);
+    } catch (err) {
+      // ltx throws on unknown entities (`&custom;`) and illegal character references: never expanded.
+      this.fail({ condition: 'not-well-formed', text: err instanceof Error ? err.message : String(err) });
+    }
+  }
+
+  /** Stop emitting (stream restart after STARTTLS or SASL, or close); later bytes are dropped. */
+  stop(): void {
+    this.isStopped = true;
+  }
+
+  private onElement(el: Element): void {
+    // ltx keeps text found between stanzas (whitespace keepalives) as children of the root: drop it.
+    const root = this.parser.root;
+    if (root) root.children.length = 0;
+    this.events.onElement(el);
+  }
+
+  private emit(fn: () => void): void {
+    if (!this.isStopped) fn();
+  }
+
+  private fail(failure: GuardFailure): void {
+    if (this.isStopped) return;
+    this.isStopped = true;
+    this.events.onError(failure);
+  }
+}
