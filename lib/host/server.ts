@@ -14,7 +14,7 @@ import { MemorySessionRegistry } from './sessions.js';
 import { openSqliteStorage } from './storage/sqlite.js';
 import type { Storage } from './storage/types.js';
 import { loadOrCreateTls } from './tls.js';
-import { UserService } from './users.js';
+import { CredentialCache, UserService } from './users.js';
 import type { ModuleApi, StanzaEvent, UsersApi } from './api.js';
 
 export const DEFAULT_CONFIG_PATH = './xmppd.yaml';
@@ -53,6 +53,7 @@ export function openUsers(config: HostConfig): { storage: Storage; users: UserSe
     throttle,
     iterations: config.pbkdf2_iterations,
     isLocalHost: (domain) => domain in config.virtual_hosts,
+    cache: new CredentialCache(),
   });
   return { storage, users, throttle };
 }

@@ -34,6 +34,47 @@ export async function deriveScram(password: string, salt: Buffer, iterations: nu
   };
 }
 
+/**
+ * Verified (jid, password) pairs, so a correct password does not cost a PBKDF2 on every request.
+ * The key is an HMAC under a per-process random key (no password is kept, not even hashed plainly);
+ * the value is the StoredKey the password matched. A hit counts only while the account's current
+ * StoredKey is still that one, so a password change or deletion — by this process, the CLI or
+ * another node — invalidates it at once.
+ */
+export class CredentialCache {
+  private readonly key = randomBytes(32);
+  private readonly entries = new Map<string, { storedKey: Buffer; expires: number }>();
+
+  constructor(private readonly ttlMs = 60_000, private readonly maxEntries = 10_000, private readonly now: () => number = Date.now) {}
+
+  private id(jid: string, password: string): string {
+    return createHmac('sha256', this.key).update(jid).update('\0').update(password).digest('base64');
+  }
+
+  matches(jid: string, password: string, current: Buffer): boolean {
+    const id = this.id(jid, password);
+    const entry = this.entries.get(id);
+    if (!entry) return false;
+    if (entry.expires <= this.now() || entry.storedKey.length !== current.length || !timingSafeEqual(entry.storedKey, current)) {
+      this.entries.delete(id);
+      return false;
+    }
+    return true;
+  }
+
+  remember(jid: string, password: string, storedKey: Buffer): void {
+    const id = this.id(jid, password);
+    this.entries.delete(id);
+    this.entries.set(id, { storedKey, expires: this.now() + this.ttlMs });
+    // Maps iterate in insertion order: the first entry is the oldest.
+    if (this.entries.size > this.maxEntries) this.entries.delete(this.entries.keys().next().value!);
+  }
+
+  get size(): number {
+    return this.entries.size;
+  }
+}
+
 export interface UserServiceOptions {
   store: UserStore;
   throttle: AuthThrottle;
@@ -41,6 +82,10 @@ export interface UserServiceOptions {
   isLocalHost(domain: string): boolean;
   /** Called after every change, so credential caches and sessions can react. */
   onChange?(jid: string, change: 'created' | 'password' | 'deleted'): void;
+  /** Verified-credential cache; omit to derive on every check. */
+  cache?: CredentialCache;
+  /** The key derivation (specs count its calls); default deriveScram. */
+  derive?: typeof deriveScram;
 }
 
 /** The user store as the host uses it: admin operations (CLI) plus the UsersApi that modules see. */
@@ -112,12 +157,17 @@ export class UserService implements Omit<UsersApi, 'recordAuthFailure' | 'authRe
   }
 
   async verifyPassword(bareJid: string, password: string): Promise<boolean> {
-    const record = (await this.opts.store.get(bareJid)) ?? this.decoy;
+    const known = await this.opts.store.get(bareJid);
+    const { cache } = this.opts;
+    if (known && cache?.matches(bareJid, password, known.sha256StoredKey)) return true;
+    const record = known ?? this.decoy;
     const prepared = prepPassword(password);
     // Derive even for a prohibited password or an unknown user: the answer's timing must not tell which.
-    const { storedKey } = await deriveScram(prepared ?? password, record.salt, record.iterations, 'sha256');
-    const matches = timingSafeEqual(storedKey, record.sha256StoredKey);
-    return matches && prepared !== undefined && record !== this.decoy;
+    const derive = this.opts.derive ?? deriveScram;
+    const { storedKey } = await derive(prepared ?? password, record.salt, record.iterations, 'sha256');
+    const isMatch = timingSafeEqual(storedKey, record.sha256StoredKey) && prepared !== undefined && record !== this.decoy;
+    if (isMatch) cache?.remember(bareJid, password, record.sha256StoredKey);
+    return isMatch;
   }
 
   async authenticate(input: { jid: string; password: string; address: string }): Promise<AuthResult> {

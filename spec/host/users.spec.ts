@@ -6,7 +6,7 @@ import { join } from 'node:path';
 import Database from 'better-sqlite3';
 import { openSqliteStorage, DATABASE_FILE } from '../../lib/host/storage/sqlite.js';
 import { MemoryAuthThrottle } from '../../lib/host/auth-throttle.js';
-import { UserService, deriveScram } from '../../lib/host/users.js';
+import { UserService, deriveScram, CredentialCache } from '../../lib/host/users.js';
 import type { Storage } from '../../lib/host/storage/types.js';
 
 describe('UserService', () => {
@@ -123,5 +123,78 @@ describe('MemoryAuthThrottle', () => {
     assert.equal(t.retryAfter('a'), 1);
     now += 1_001;
     assert.equal(t.retryAfter('a'), 0);
+  });
+});
+
+describe('CredentialCache', () => {
+  let dir: string;
+  let storage: Storage;
+  let cache: CredentialCache;
+  let server: UserService;
+  let admin: UserService;
+  let derivations = 0;
+
+  before(async () => {
+    dir = mkdtempSync(join(tmpdir(), 'cache-'));
+    storage = openSqliteStorage(dir);
+    cache = new CredentialCache(60_000, 100);
+    const derive: typeof deriveScram = (...args) => {
+      derivations++;
+      return deriveScram(...args);
+    };
+    const make = (withCache: boolean) =>
+      new UserService({ store: storage.users, throttle: new MemoryAuthThrottle(100), iterations: 4096, isLocalHost: () => true, ...(withCache ? { cache, derive } : {}) });
+    server = make(true);
+    // A second service on the same database, without the cache: the CLI or another node.
+    admin = make(false);
+    await admin.create('dave@localhost', 'first');
+  });
+  after(() => {
+    storage.close();
+    rmSync(dir, { recursive: true, force: true });
+  });
+
+  const check = (pw: string): Promise<boolean> => server.verifyPassword('dave@localhost', pw);
+
+  it('remembers a verified password and answers the next check without PBKDF2', async () => {
+    assert.equal(await check('first'), true);
+    assert.equal(derivations, 1);
+    assert.equal(await check('first'), true);
+    assert.equal(await check('first'), true);
+    assert.equal(derivations, 1);
+  });
+
+  it('never remembers a wrong password', async () => {
+    assert.equal(await check('wrong'), false);
+    assert.equal(await check('wrong'), false);
+    assert.equal(derivations, 3);
+  });
+
+  it('is invalidated at once when the password changes, even by another process', async () => {
+    await admin.setPassword('dave@localhost', 'second');
+    assert.equal(await check('first'), false);
+    assert.equal(await check('second'), true);
+  });
+
+  it('is invalidated at once when the account is deleted', async () => {
+    assert.equal(await check('second'), true);
+    await admin.delete('dave@localhost');
+    assert.equal(await check('second'), false);
+  });
+
+  it('expires entries after the TTL and keeps at most maxEntries', () => {
+    let now = 0;
+    const small = new CredentialCache(1000, 2, () => now);
+    const key = Buffer.alloc(32, 1);
+    small.remember('a', 'p', key);
+    assert.equal(small.matches('a', 'p', key), true);
+    now = 1000;
+    assert.equal(small.matches('a', 'p', key), false);
+    small.remember('a', 'p', key);
+    small.remember('b', 'p', key);
+    small.remember('c', 'p', key);
+    assert.equal(small.size, 2);
+    assert.equal(small.matches('a', 'p', key), false);
+    assert.equal(small.matches('c', 'p', key), true);
   });
 });
