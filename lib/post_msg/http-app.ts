@@ -1,0 +1,187 @@
+// The thin Koa adapter of post_msg: routes under the base path, method and CSRF checks, Basic auth,
+// rate limit, body reading, then the pure core (message.ts) and delivery through module.send.
+// Port of the route table and handle_post of Prosody's mod_post_msg.lua.
+
+import { randomUUID } from 'node:crypto';
+import Router from 'koa-router';
+import { sendProblem, StanzaError, type HttpContext, type HttpLogState, type ModuleApi } from '../host/api.js';
+import { ACCEPT_POST, parseMediaType } from './media-type.js';
+import { basicChallenge, parseBasicAuthorization } from './credentials.js';
+import { resolveAddress } from './address.js';
+import { checkOrigin, corsHeaders } from './origin.js';
+import { buildMessage, createdResponse, deliveryProblem } from './message.js';
+import { readBody } from './read-body.js';
+import type { Problem } from './problem.js';
+import type { RateLimiter } from './rate-limit.js';
+
+export const ALLOW = 'OPTIONS, POST';
+
+export interface PostMsgSettings {
+  maxBodyBytes: number;
+  corsOrigins: readonly string[];
+  limiter: RateLimiter;
+  /** Stanza ids; random UUIDs unless a test wants predictable ones. */
+  newId?: () => string;
+}
+
+type Authenticated = { ok: true; account: string; bare: string } | { ok: false; problem: Problem; reason: string };
+
+/** The router: routes are relative; the host prefixes them with the base path (`router.prefix`). */
+export function createRouter(module: ModuleApi, settings: PostMsgSettings): Router {
+  const router = new Router();
+  // `all`: every method reaches the handler, so anything but OPTIONS and POST is a 405, not a 404.
+  router.all('/', (ctx) => handle(ctx, module, settings, ''));
+  // A wildcard, not `:recipient`: a full JID has a "/" (`/msg/alice@example.org/phone`). The raw capture
+  // is used rather than ctx.params, which koa-router decodes with "+" → space and keeps malformed escapes.
+  router.all('/*recipient', (ctx) => handle(ctx, module, settings, (ctx as unknown as { captures?: string[] }).captures?.[0] ?? ''));
+  return router;
+}
+
+async function handle(ctx: HttpContext, module: ModuleApi, settings: PostMsgSettings, pathRecipient: string): Promise<void> {
+  const state = ctx.state as HttpLogState;
+  const origin = checkOrigin({
+    origin: ctx.get('origin') || undefined,
+    secFetchSite: ctx.get('sec-fetch-site') || undefined,
+    selfOrigin: `${ctx.protocol}://${ctx.get('host')}`,
+    allowedOrigins: settings.corsOrigins,
+  });
+
+  if (ctx.method === 'OPTIONS') {
+    ctx.status = 204;
+    ctx.set({ Allow: ALLOW, 'Accept-Post': ACCEPT_POST });
+    if (origin.allowed && origin.corsOrigin !== undefined) {
+      ctx.set({
+        ...corsHeaders(origin.corsOrigin),
+        'Access-Control-Allow-Methods': ALLOW,
+        'Access-Control-Allow-Headers': 'Authorization, Content-Type',
+      });
+    }
+    return;
+  }
+  if (ctx.method !== 'POST') {
+    sendProblem(ctx, { status: 405, detail: `Send messages with POST; ${ctx.method} is not supported here.`, headers: { Allow: ALLOW } });
+    return;
+  }
+  if (!origin.allowed) {
+    state.log = { ...state.log, refused: 'cross-site' };
+    sendProblem(ctx, { status: 403, detail: 'Cross-site requests are refused: the request comes from a web page whose origin is not this server and not in cors_origins.' });
+    return;
+  }
+  if (origin.corsOrigin !== undefined) ctx.set(corsHeaders(origin.corsOrigin));
+
+  const auth = await authenticate(ctx, module);
+  if (!auth.ok) {
+    state.log = { ...state.log, auth: auth.reason };
+    sendProblem(ctx, auth.problem);
+    return;
+  }
+  state.account = auth.account;
+
+  const wait = settings.limiter.take(auth.bare);
+  if (wait > 0) {
+    sendProblem(ctx, { status: 429, detail: `Too many messages from ${auth.bare}; wait ${wait} s (rate_per_second, rate_burst).`, headers: { 'Retry-After': String(wait) } });
+    return;
+  }
+
+  const early = checkBeforeReading(ctx, settings.maxBodyBytes);
+  if (early) {
+    sendProblem(ctx, early);
+    return;
+  }
+  const read = await readBody(ctx.req, settings.maxBodyBytes);
+  if (!read.ok) {
+    if (read.reason === 'too-large') sendProblem(ctx, tooLarge(settings.maxBodyBytes));
+    else sendProblem(ctx, { status: 400, detail: 'The request body was cut off before its end; send it again.' });
+    return;
+  }
+
+  const id = (settings.newId ?? randomUUID)();
+  const plan = buildMessage({
+    contentType: ctx.get('content-type') || undefined,
+    body: read.body,
+    pathRecipient,
+    account: auth.account,
+    host: module.host,
+    id,
+    isLocalHost: (domain) => module.isLocalHost(domain),
+  });
+  if (!plan.ok) {
+    sendProblem(ctx, plan.problem);
+    return;
+  }
+  const { stanza, to } = plan.value;
+  state.log = { ...state.log, recipient: to.full, stanza_id: id };
+  module.log.debug({ stanza_id: id, body: stanza.getChildText('body') }, 'post_msg message body');
+
+  if (!(await module.users.exists(to.bare))) {
+    sendProblem(ctx, { status: 404, detail: `There is no account ${to.bare} on this server; check the recipient.` });
+    return;
+  }
+
+  let outcome;
+  try {
+    outcome = await module.send(stanza);
+  } catch (err) {
+    if (!(err instanceof StanzaError)) throw err;
+    const mapped = deliveryProblem(err, to.full);
+    if (mapped.isInternal) module.log.error({ err, stanza_id: id }, 'post_msg: routing failed');
+    sendProblem(ctx, mapped);
+    return;
+  }
+  const created = createdResponse(plan.value, outcome);
+  state.log = { ...state.log, outcome };
+  ctx.status = created.status;
+  ctx.type = 'application/json';
+  ctx.body = JSON.stringify(created.body);
+}
+
+/** Basic credentials → the account; 401 for anything wrong (never saying what), 429 when throttled. */
+async function authenticate(ctx: HttpContext, module: ModuleApi): Promise<Authenticated> {
+  const challenge: Problem = {
+    status: 401,
+    detail: 'Authenticate with HTTP Basic as an account of this server: user (or user@host) and its password.',
+    headers: { 'WWW-Authenticate': basicChallenge(module.host) },
+  };
+  const parsed = parseBasicAuthorization(ctx.get('authorization') || undefined);
+  if (!parsed.ok) return { ok: false, problem: challenge, reason: parsed.reason };
+  const { username, password } = parsed.credentials;
+  const who = resolveAddress(username, module.host);
+  if (!who.ok || who.jid.local === null) return { ok: false, problem: challenge, reason: 'jid' };
+  // The credentials may name another virtual host of this server (as in Prosody), never a remote one.
+  if (!module.isLocalHost(who.jid.domain)) return { ok: false, problem: challenge, reason: 'host' };
+  const result = await module.users.authenticate({ jid: who.jid.bare, password, address: ctx.request.ip });
+  if (result.ok) {
+    const account = who.jid.resource === null ? result.jid : `${result.jid}/${who.jid.resource}`;
+    return { ok: true, account, bare: result.jid };
+  }
+  if (result.reason === 'throttled') {
+    return {
+      ok: false,
+      reason: 'throttled',
+      problem: {
+        status: 429,
+        detail: `Too many failed logins from this address; wait ${result.retryAfterSeconds} s.`,
+        headers: { 'Retry-After': String(result.retryAfterSeconds) },
+      },
+    };
+  }
+  return { ok: false, problem: challenge, reason: 'invalid' };
+}
+
+/** What can be refused before reading a byte: the media type (415), an encoding (415), the declared length (413). */
+function checkBeforeReading(ctx: HttpContext, maxBodyBytes: number): Problem | undefined {
+  const media = parseMediaType(ctx.get('content-type') || undefined);
+  if (!media.ok) return media.problem;
+  const encoding = ctx.get('content-encoding').trim().toLowerCase();
+  if (encoding !== '' && encoding !== 'identity') {
+    return { status: 415, detail: `Content-Encoding ${encoding} is not supported; send the body uncompressed.`, headers: { 'Accept-Encoding': 'identity' } };
+  }
+  const length = ctx.get('content-length');
+  if (length !== '' && Number(length) > maxBodyBytes) return tooLarge(maxBodyBytes);
+  return undefined;
+}
+
+function tooLarge(maxBodyBytes: number): Problem {
+  // Connection: close, so the unread rest of the body is not read (and thrown away) after the answer.
+  return { status: 413, detail: `The request body is larger than ${maxBodyBytes} bytes (max_body_bytes); send a shorter message.`, headers: { Connection: 'close' } };
+}

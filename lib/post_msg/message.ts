@@ -1,0 +1,138 @@
+// The pure core of post_msg: one HTTP request's content → the <message/> stanza to send, or a problem.
+// Port of handle_post in Prosody's mod_post_msg.lua; no sockets, no Koa, no host state (tested directly).
+
+import { xml, findIllegalXmlChar, StanzaError, type Element, type Jid, type Outcome } from '../host/api.js';
+import { problem, ok, quote, formatCodePoint, type Problem, type Result } from './problem.js';
+import { parseMediaType } from './media-type.js';
+import { parsePayload, type Fields } from './payload.js';
+import { buildXhtmlIm } from './xhtml.js';
+import { decodePathRecipient, resolveRecipient } from './address.js';
+
+export type MessageType = 'chat' | 'normal' | 'headline';
+
+export interface MessageInput {
+  /** The Content-Type header, if any. */
+  contentType: string | undefined;
+  /** The raw request body. */
+  body: Buffer;
+  /** The path after `<base>/`, still percent-encoded; '' when the request was to the base path. */
+  pathRecipient: string;
+  /** The authenticated account: bare JID, or full when the credentials carried a resource. */
+  account: string;
+  /** The serving virtual host. */
+  host: string;
+  /** The stanza id to use (fresh per request; passed in to keep this function pure). */
+  id: string;
+  isLocalHost(domain: string): boolean;
+}
+
+export interface MessagePlan {
+  stanza: Element;
+  to: Jid;
+  type: MessageType;
+}
+
+const TYPES = new Set<string>(['chat', 'normal', 'headline']);
+
+/** Decide what to send. Never throws for any input; every failure is a 400, 415 or 422 problem. */
+export function buildMessage(input: MessageInput): Result<MessagePlan> {
+  const media = parseMediaType(input.contentType);
+  if (!media.ok) return media;
+  const payload = parsePayload(media.value, input.body);
+  if (!payload.ok) return payload;
+  const fields = payload.value;
+
+  const type = fields.type ?? 'chat';
+  if (type === 'groupchat') {
+    return problem(422, 'type "groupchat" needs a multi-user chat room, and this server has no multi-user chat; use chat, normal or headline.');
+  }
+  if (!TYPES.has(type)) return problem(400, `The message type ${quote(type)} is not allowed; use chat, normal or headline.`);
+
+  const recipient = chooseRecipient(fields, input);
+  if (!recipient.ok) return recipient;
+
+  for (const name of ['body', 'subject'] as const) {
+    const illegal = checkXmlText(name, fields[name]);
+    if (illegal) return { ok: false, problem: illegal };
+  }
+  const html = fields.html === undefined || fields.html === '' ? ok(undefined) : buildXhtmlIm(fields.html);
+  if (!html.ok) return html;
+
+  const text = fields.body !== undefined && fields.body !== '' ? fields.body : html.value?.text;
+  if (text === undefined) {
+    return problem(422, 'There is nothing to send: give a non-empty body (the request body for text/plain, the field "body" otherwise) or html.');
+  }
+
+  const stanza = xml(
+    'message',
+    { from: input.account, to: recipient.value.full, type, id: input.id },
+    xml('body', {}, text),
+    fields.subject !== undefined ? xml('subject', {}, fields.subject) : null,
+    html.value?.element ?? null,
+  );
+  return ok({ stanza, to: recipient.value, type: type as MessageType });
+}
+
+function chooseRecipient(fields: Fields, input: MessageInput): Result<Jid> {
+  let raw: string;
+  let field: string;
+  if (fields.to !== undefined) {
+    raw = fields.to;
+    field = 'field "to"';
+  } else {
+    const decoded = decodePathRecipient(input.pathRecipient);
+    if (decoded === undefined) return problem(400, `The recipient in the path ${quote(input.pathRecipient)} is not valid percent-encoded UTF-8.`);
+    raw = decoded;
+    field = 'path';
+  }
+  if (raw === '' && field === 'path') {
+    return problem(422, 'There is no recipient: POST to <base>/<user> or give the field "to".');
+  }
+  const resolved = resolveRecipient(raw, input.host, (d) => input.isLocalHost(d), field);
+  if (!resolved.ok) return resolved;
+  return ok(resolved.value.jid);
+}
+
+function checkXmlText(name: string, value: string | undefined): Problem | undefined {
+  if (value === undefined) return undefined;
+  const illegal = findIllegalXmlChar(value);
+  if (!illegal) return undefined;
+  return {
+    status: 400,
+    detail: `The ${name} contains the character ${formatCodePoint(illegal.codePoint)} at index ${illegal.index}, which XML 1.0 does not allow in a message; remove it.`,
+  };
+}
+
+/** The 201 answer: `{"id", "to", "outcome"}`. */
+export function createdResponse(plan: MessagePlan, outcome: Outcome): { status: 201; body: { id: string; to: string; outcome: Outcome } } {
+  return { status: 201, body: { id: plan.stanza.attrs.id!, to: plan.to.full, outcome } };
+}
+
+/**
+ * Map a routing failure (RFC 6120 §8.3.3 condition) to an HTTP problem. `internal` marks the ones
+ * whose cause belongs in the log and not in the answer.
+ */
+export function deliveryProblem(err: StanzaError, to: string): Problem & { isInternal: boolean } {
+  switch (err.condition) {
+    case 'item-not-found':
+    case 'recipient-unavailable':
+      return { status: 404, detail: `The recipient ${to} does not exist or cannot receive messages.`, isInternal: false };
+    case 'service-unavailable':
+      return { status: 503, detail: `The message to ${to} could not be delivered now (service-unavailable); try again later.`, isInternal: false };
+    case 'resource-constraint':
+      return { status: 503, detail: 'The server is too busy to take the message now; try again later.', headers: { 'Retry-After': '5' }, isInternal: false };
+    case 'forbidden':
+    case 'not-allowed':
+    case 'not-acceptable':
+    case 'not-authorized':
+    case 'policy-violation':
+      return { status: 403, detail: `The server refused the message to ${to} (${err.condition}).`, isInternal: false };
+    case 'remote-server-not-found':
+      return { status: 422, detail: `Remote domains are not supported: ${to} cannot be reached.`, isInternal: false };
+    case 'jid-malformed':
+    case 'bad-request':
+      return { status: 400, detail: `The server refused the message as malformed (${err.condition}).`, isInternal: false };
+    default:
+      return { status: 500, detail: 'The server failed to route the message; the cause is in the server log.', isInternal: true };
+  }
+}
