@@ -48,8 +48,8 @@ export async function startC2s(deps: C2sDeps): Promise<C2sServer> {
   const listeners: Listener[] = [];
   try {
     for (const address of settings.c2s_interfaces) {
-      for (const port of settings.c2s_ports) listeners.push(await listen({ kind: 'starttls', address, port, secureContext, log, onConnection }));
-      for (const port of settings.c2s_direct_tls_ports) listeners.push(await listen({ kind: 'direct_tls', address, port, secureContext, log, onConnection }));
+      for (const port of settings.c2s_ports) listeners.push(await listen({ kind: 'starttls', address, port, tls: deps.tls, log, onConnection }));
+      for (const port of settings.c2s_direct_tls_ports) listeners.push(await listen({ kind: 'direct_tls', address, port, tls: deps.tls, log, onConnection }));
     }
   } catch (err) {
     await Promise.all(listeners.map(closeListener));

@@ -2,7 +2,7 @@
 // (XEP-0368), like Prosody's c2s and c2s_direct_tls port sets.
 
 import { createServer as createTcpServer, type Server as NetServer, type Socket } from 'node:net';
-import { createServer as createTlsServer, type SecureContext, type TLSSocket } from 'node:tls';
+import { createServer as createTlsServer, type TLSSocket } from 'node:tls';
 import type { Logger } from 'pino';
 import { HostError } from '../errors.js';
 
@@ -17,14 +17,15 @@ export interface ListenOptions {
   kind: 'starttls' | 'direct_tls';
   address: string;
   port: number;
-  secureContext: SecureContext;
+  /** For direct TLS ports; a tls.Server takes the pair itself (it has no `secureContext` option). */
+  tls: { key: string | Buffer; cert: string | Buffer };
   log: Logger;
   onConnection(socket: Socket, isSecure: boolean): void;
 }
 
 function createServer(opts: ListenOptions): NetServer {
   if (opts.kind === 'starttls') return createTcpServer((socket) => opts.onConnection(socket, false));
-  const server = createTlsServer({ secureContext: opts.secureContext, minVersion: 'TLSv1.2' }, (socket: TLSSocket) => opts.onConnection(socket, true));
+  const server = createTlsServer({ key: opts.tls.key, cert: opts.tls.cert, minVersion: 'TLSv1.2' }, (socket: TLSSocket) => opts.onConnection(socket, true));
   // A failed handshake is the client's problem (bad SNI, untrusted certificate): note it, keep serving.
   server.on('tlsClientError', (err) => opts.log.debug({ err: err.message }, 'TLS handshake failed'));
   return server;
