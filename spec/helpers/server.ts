@@ -1,7 +1,7 @@
 // Test harness: the real server on ephemeral 127.0.0.1 ports with a temporary data directory,
 // its log lines captured in memory so specs can check what was (and was not) logged.
 
-import { mkdtempSync, rmSync, existsSync, mkdirSync } from 'node:fs';
+import { mkdtempSync, rmSync, existsSync, mkdirSync, appendFileSync } from 'node:fs';
 import { execFileSync } from 'node:child_process';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -28,6 +28,16 @@ export interface TestServerOptions {
   dataDir?: string;
 }
 
+/**
+ * Under `npm test` every test server's log lines (and the passwords the specs used) are also
+ * appended to this folder, so spec/zz-log-secrets.spec.ts can check the whole run's logs.
+ */
+const RUN_LOG_DIR = process.env.XMPPD_SPEC_LOG_DIR;
+
+function keepForRunCheck(kind: 'jsonl' | 'secrets', text: string): void {
+  if (RUN_LOG_DIR) appendFileSync(join(RUN_LOG_DIR, `${process.pid}.${kind}`), text);
+}
+
 let sharedTls: { cert: string; key: string } | undefined;
 
 /** One self-signed pair per test process: generating one per server would only slow the specs down. */
@@ -51,10 +61,16 @@ export function testTls(): { cert: string; key: string } {
 export async function startTestServer(opts: TestServerOptions = {}): Promise<TestServer> {
   const dataDir = opts.dataDir ?? mkdtempSync(join(tmpdir(), 'xmppd-spec-'));
   const lines: string[] = [];
-  const destination = { write: (line: string) => void lines.push(line) };
+  const destination = {
+    write: (line: string) => {
+      lines.push(line);
+      keepForRunCheck('jsonl', line);
+    },
+  };
   const config = {
     data_dir: dataDir,
-    log_level: 'info',
+    // debug, so the run's log check also sees what may only appear at debug (message bodies).
+    log_level: 'debug',
     http_ports: [0],
     http_interfaces: ['127.0.0.1'],
     c2s_ports: [0],
@@ -68,7 +84,10 @@ export async function startTestServer(opts: TestServerOptions = {}): Promise<Tes
     ...opts.config,
   };
   const server = await startServer({ config, logDestination: destination });
-  for (const [jid, password] of opts.users ?? []) await server.users.create(jid, password);
+  for (const [jid, password] of opts.users ?? []) {
+    keepForRunCheck('secrets', `${JSON.stringify({ jid, password })}\n`);
+    await server.users.create(jid, password);
+  }
   return {
     server,
     httpUrl: `http://127.0.0.1:${server.httpPorts()[0]}`,
