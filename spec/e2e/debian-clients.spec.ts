@@ -109,7 +109,7 @@ describe('Debian XMPP clients', async () => {
     } catch (err) {
       receiver.kill('SIGKILL');
       const out = await received;
-      throw new Error(`${(err as Error).message}\nstdout: ${out.stdout}\nstderr: ${out.stderr}\nserver log: ${ts.logText().slice(-2000)}`);
+      throw new Error(`${(err as Error).message}\nstdout: ${out.stdout}\nstderr: ${out.stderr}\nserver log: ${ts.logText().slice(-2000)}`, { cause: err });
     }
     assert.equal(readyLine.jid, 'receiver@localhost/slix');
     // slixmpp takes the strongest mechanism on offer: a SCRAM one, never a -PLUS we could not honour.
