@@ -47,6 +47,7 @@ export function request(url: string, opts: SpecRequest = {}): Promise<SpecRespon
       });
     });
     if (opts.chunks !== undefined) {
+      req.flushHeaders();
       void (async () => {
         try {
           for await (const chunk of opts.chunks!) {
