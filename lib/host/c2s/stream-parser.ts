@@ -17,6 +17,8 @@ export class StreamParser {
   private readonly decoder = new TextDecoder('utf-8', { fatal: true });
   private readonly parser = new Parser();
   private isStopped = false;
+  /** Text before the stream header is complete; bounded by the guard's size limit. */
+  private prelude = '';
 
   constructor(maxStanzaBytes: number, private readonly events: StreamParserEvents) {
     this.guard = new XmlGuard(maxStanzaBytes);
@@ -41,6 +43,16 @@ export class StreamParser {
     } catch {
       this.fail({ condition: 'not-well-formed', text: 'Invalid UTF-8 (RFC 6120 §11.6).' });
       return;
+    }
+    if (!this.guard.hasRoot) {
+      // ltx cannot end a PI whose `?>` is split across writes: hand it the declaration and header in one piece.
+      this.prelude += text;
+      return;
+    }
+    if (this.prelude) {
+      // Whitespace before the first markup is legal XML but ltx takes it for text outside the root.
+      text = this.prelude.trimStart() + text;
+      this.prelude = '';
     }
     try {
       this.parser.write(text);

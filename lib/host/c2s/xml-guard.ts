@@ -70,6 +70,11 @@ export class XmlGuard {
     return undefined;
   }
 
+  /** The stream header has been read in full. */
+  get hasRoot(): boolean {
+    return this.hasSeenRoot;
+  }
+
   /** Bytes counted against the size limit right now (for tests and logs). */
   get pendingBytes(): number {
     return this.pending;
