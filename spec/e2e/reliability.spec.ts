@@ -1,0 +1,428 @@
+// A 201 is a promise (issue 6): under load nothing is lost or duplicated, a SIGKILL loses nothing
+// acknowledged, fuzzed requests get only spec'd statuses, and guessing passwords is throttled.
+
+import { describe, it, before, after } from 'node:test';
+import assert from 'node:assert/strict';
+import { spawn, type ChildProcess } from 'node:child_process';
+import { Agent, request } from 'node:http';
+import { connect } from 'node:net';
+import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join, resolve } from 'node:path';
+import fc from 'fast-check';
+import { xml, type Element } from '@xmpp/xml';
+import parseXml from '@xmpp/xml/lib/parse.js';
+import type { Client } from '@xmpp/client';
+import { startTestServer, testTls, type TestServer } from '../helpers/server.js';
+import { startClient, stopClient, withTimeout } from '../host/c2s/helpers.js';
+import { findIllegalXmlChar } from '../../lib/host/xml-text.js';
+import { openUsers, readConfig } from '../../lib/host/server.js';
+
+const basic = (user: string, password: string): string => `Basic ${Buffer.from(`${user}:${password}`).toString('base64')}`;
+const UNLIMITED = { post_msg: { rate_per_second: 100000, rate_burst: 1000000 } };
+
+interface Answer {
+  status: number;
+  headers: Record<string, string | string[] | undefined>;
+  body: string;
+}
+
+function post(
+  base: string,
+  path: string,
+  opts: { headers?: Record<string, string>; body?: string | Buffer; localAddress?: string; agent?: Agent; method?: string } = {},
+): Promise<Answer> {
+  return new Promise((resolvePost, reject) => {
+    const req = request(
+      `${base}${path}`,
+      { method: opts.method ?? 'POST', headers: opts.headers, localAddress: opts.localAddress, agent: opts.agent },
+      (res) => {
+        const chunks: Buffer[] = [];
+        res.on('data', (c: Buffer) => chunks.push(c));
+        res.on('end', () => resolvePost({ status: res.statusCode ?? 0, headers: res.headers, body: Buffer.concat(chunks).toString('utf8') }));
+        res.on('error', reject);
+      },
+    );
+    req.setTimeout(10_000, () => req.destroy(new Error(`no answer to ${path} within 10 s`)));
+    req.on('error', reject);
+    req.end(opts.body);
+  });
+}
+
+/** Collect the messages a client receives, by id. */
+function collect(c: Client): { ids: string[]; stanzas: Element[] } {
+  const got = { ids: [] as string[], stanzas: [] as Element[] };
+  c.on('stanza', (s: Element) => {
+    if (!s.is('message')) return;
+    got.stanzas.push(s);
+    got.ids.push(s.attrs.id ?? '');
+  });
+  return got;
+}
+
+async function waitFor(what: string, check: () => boolean, ms = 20_000): Promise<void> {
+  const deadline = Date.now() + ms;
+  while (!check()) {
+    if (Date.now() > deadline) throw new Error(`timed out after ${ms} ms waiting for ${what}`);
+    await new Promise((r) => setTimeout(r, 25));
+  }
+}
+
+async function online(ts: TestServer, username: string, password: string): Promise<{ client: Client; got: ReturnType<typeof collect> }> {
+  const client = await startClient({ port: ts.c2sPort, username, password });
+  const got = collect(client);
+  await client.send(xml('presence'));
+  // One ping round trip: the presence has been processed when its answer arrives.
+  await withTimeout(client.iqCaller.get(xml('ping', { xmlns: 'urn:xmpp:ping' }), 'localhost'), 'ping');
+  return { client, got };
+}
+
+describe('Reliability', () => {
+  describe('load: nothing lost', () => {
+    let ts: TestServer;
+    const clients: Client[] = [];
+    before(async () => {
+      ts = await startTestServer({
+        config: UNLIMITED,
+        users: [['bob@localhost', 'bob-load-pw'], ['alice@localhost', 'alice-load-pw'], ['carol@localhost', 'carol-load-pw']],
+      });
+    });
+    after(async () => {
+      for (const c of clients) await stopClient(c);
+      await ts.stop();
+    });
+
+    it('5,000 POSTs at 64 connections to two online receivers: no 5xx, every 201 received once', async (t) => {
+      const alice = await online(ts, 'alice', 'alice-load-pw');
+      const carol = await online(ts, 'carol', 'carol-load-pw');
+      clients.push(alice.client, carol.client);
+      const agent = new Agent({ keepAlive: true, maxSockets: 64 });
+      const total = 5000;
+      let next = 0;
+      const statuses = new Map<number, number>();
+      const acked: string[] = [];
+      const worker = async (): Promise<void> => {
+        while (next < total) {
+          const i = next++;
+          const res = await post(ts.httpUrl, `/msg/${i % 2 ? 'alice' : 'carol'}`, {
+            agent,
+            headers: { authorization: basic('bob@localhost', 'bob-load-pw'), 'content-type': 'text/plain' },
+            body: `load message ${i}`,
+          });
+          statuses.set(res.status, (statuses.get(res.status) ?? 0) + 1);
+          if (res.status === 201) acked.push((JSON.parse(res.body) as { id: string }).id);
+        }
+      };
+      const started = Date.now();
+      await Promise.all(Array.from({ length: 64 }, worker));
+      agent.destroy();
+      t.diagnostic(`${total} requests in ${Date.now() - started} ms; statuses ${JSON.stringify(Object.fromEntries(statuses))}`);
+      assert.equal([...statuses.keys()].filter((s) => s >= 500).length, 0, 'no 5xx');
+      assert.equal(acked.length, total, 'every request was acknowledged with 201');
+      await waitFor('every acknowledged message to arrive', () => alice.got.ids.length + carol.got.ids.length >= acked.length);
+      const received = [...alice.got.ids, ...carol.got.ids];
+      assert.equal(received.length, acked.length);
+      assert.equal(new Set(received).size, received.length, 'no duplicate stanza ids');
+      assert.deepEqual(new Set(received), new Set(acked));
+    });
+  });
+
+  describe('crash: nothing lost', () => {
+    it('every message acknowledged before a SIGKILL is delivered after the restart', async (t) => {
+      const dir = mkdtempSync(join(tmpdir(), 'xmppd-crash-'));
+      const tls = testTls();
+      const configPath = join(dir, 'xmppd.yaml');
+      writeFileSync(
+        configPath,
+        [
+          'data_dir: ./data',
+          'http_ports: [0]',
+          'c2s_ports: [0]',
+          'c2s_direct_tls_ports: []',
+          'pbkdf2_iterations: 4096',
+          'log_level: info',
+          `tls: { cert: ${tls.cert}, key: ${tls.key} }`,
+          'post_msg: { rate_per_second: 100000, rate_burst: 1000000 }',
+          'virtual_hosts: { localhost: {} }',
+          '',
+        ].join('\n'),
+      );
+      const { config } = readConfig({ configPath });
+      const { storage, users } = openUsers(config);
+      await users.create('bob@localhost', 'bob-crash-pw');
+      await users.create('alice@localhost', 'alice-crash-pw');
+      storage.close();
+
+      const first = await startChild(configPath, dir);
+      const acked: string[] = [];
+      let failed = 0;
+      let stop = false;
+      const agent = new Agent({ keepAlive: true, maxSockets: 8 });
+      const worker = async (w: number): Promise<void> => {
+        for (let i = 0; !stop; i++) {
+          try {
+            const res = await post(`http://127.0.0.1:${first.httpPort}`, '/msg/alice', {
+              agent,
+              headers: { authorization: basic('bob@localhost', 'bob-crash-pw'), 'content-type': 'text/plain' },
+              body: `crash ${w}-${i}`,
+            });
+            if (res.status === 201) acked.push((JSON.parse(res.body) as { id: string }).id);
+          } catch {
+            failed++; // the connection died with the server: not acknowledged, so not promised
+            return;
+          }
+        }
+      };
+      const workers = Array.from({ length: 8 }, (_, w) => worker(w));
+      await waitFor('some messages to be stored', () => acked.length >= 200);
+      first.child.kill('SIGKILL');
+      await Promise.all(workers);
+      stop = true;
+      agent.destroy();
+      await first.exited;
+      t.diagnostic(`${acked.length} acknowledged before SIGKILL, ${failed} connections cut`);
+
+      const second = await startChild(configPath, dir);
+      let alice: Client | undefined;
+      try {
+        alice = await startClient({ port: second.c2sPort, username: 'alice', password: 'alice-crash-pw' });
+        const got = collect(alice);
+        await alice.send(xml('presence'));
+        await waitFor('every acknowledged message', () => acked.every((id) => got.ids.includes(id)), 20_000).catch(() => undefined);
+        const missing = acked.filter((id) => !got.ids.includes(id));
+        const duplicates = got.ids.length - new Set(got.ids).size;
+        t.diagnostic(`delivered after restart: ${got.ids.length}; missing acknowledged: ${missing.length}; duplicates: ${duplicates}; stored but never acknowledged: ${new Set(got.ids).size - (acked.length - missing.length)}`);
+        assert.deepEqual(missing, [], 'no acknowledged message is lost');
+        for (const s of got.stanzas) assert.ok(s.getChild('delay', 'urn:xmpp:delay'), 'offline messages carry a delay stamp');
+      } finally {
+        if (alice) await stopClient(alice);
+        second.child.kill('SIGTERM');
+        await second.exited;
+        rmSync(dir, { recursive: true, force: true });
+      }
+    });
+  });
+
+  describe('fuzzing', () => {
+    let ts: TestServer;
+    let alice: Awaited<ReturnType<typeof online>>;
+    before(async () => {
+      ts = await startTestServer({
+        config: { ...UNLIMITED, auth_failures_per_minute: 100000 },
+        users: [['bob@localhost', 'bob-fuzz-pw'], ['alice@localhost', 'alice-fuzz-pw']],
+      });
+      alice = await online(ts, 'alice', 'alice-fuzz-pw');
+    });
+    after(async () => {
+      await stopClient(alice.client);
+      await ts.stop();
+    });
+
+    const SPEC_STATUSES = new Set([201, 204, 400, 401, 403, 404, 405, 413, 415, 422, 429, 431]);
+
+    it('answers generated requests only with spec’d statuses, never 5xx, and every stanza that arrives is well-formed', async () => {
+      const port = Number(new URL(ts.httpUrl).port);
+      const header = fc.stringMatching(/^[\t\x20-\x7e]{0,40}$/);
+      const requestArb = fc.record({
+        method: fc.oneof(fc.constantFrom('POST', 'POST', 'POST', 'GET', 'PUT', 'DELETE', 'OPTIONS', 'HEAD', 'PATCH'), fc.stringMatching(/^[A-Z]{1,8}$/)),
+        path: fc.oneof(
+          fc.constantFrom('/msg', '/msg/', '/msg/alice', '/msg/Alice@LocalHost', '/msg/alice@localhost/phone', '/msg/a%40b%40c', '/msg/%ff', '/msg/nobody', '/other'),
+          fc.webPath().map((p) => `/msg${p}`),
+          fc.string({ unit: 'grapheme', maxLength: 20 }).map((s) => `/msg/${encodeURIComponent(s)}`),
+        ),
+        contentType: fc.option(fc.oneof(fc.constantFrom('text/plain', 'text/plain; charset=utf-8', 'text/plain; charset=latin1', 'application/json', 'application/x-www-form-urlencoded', 'multipart/form-data', 'TEXT/PLAIN'), header), { nil: undefined }),
+        authorization: fc.option(
+          fc.oneof(
+            fc.constant(basic('bob@localhost', 'bob-fuzz-pw')),
+            fc.constant(basic('bob', 'bob-fuzz-pw')),
+            fc.constant(basic('bob@localhost', 'wrong')),
+            fc.constant('Bearer abc'),
+            fc.string({ maxLength: 30 }).map((s) => `Basic ${Buffer.from(s).toString('base64')}`),
+            header,
+          ),
+          { nil: undefined },
+        ),
+        origin: fc.option(fc.constantFrom('https://evil.example', 'null', `http://127.0.0.1:${port}`), { nil: undefined }),
+        body: fc.oneof(
+          fc.string({ unit: 'binary', maxLength: 200 }).map((s) => Buffer.from(s, 'utf8')),
+          fc.uint8Array({ maxLength: 200 }).map((a) => Buffer.from(a)),
+          fc.jsonValue({ maxDepth: 2 }).map((v) => Buffer.from(JSON.stringify(v))),
+          fc.record({ to: fc.constantFrom('alice', 'alice@localhost', 'a@b@c'), body: fc.string({ unit: 'binary', maxLength: 50 }), type: fc.constantFrom('chat', 'headline', 'error', 'normal'), html: fc.constantFrom('<p>hi</p>', '<b>x</b>', '<script/>', '<a href="javascript:x">y</a>') }, { requiredKeys: [] }).map((o) => Buffer.from(JSON.stringify(o))),
+        ),
+      });
+      // Near-valid requests with arbitrary text, so stanzas do reach the client and get checked.
+      const plausible = fc.record({
+        method: fc.constant('POST'),
+        path: fc.constantFrom('/msg/alice', '/msg/Alice', '/msg/alice@localhost', '/msg/'),
+        contentType: fc.constantFrom('text/plain', 'text/plain; charset=utf-8', 'application/x-www-form-urlencoded', 'application/json'),
+        authorization: fc.constant(basic('bob@localhost', 'bob-fuzz-pw')),
+        origin: fc.constant(undefined),
+        body: fc.oneof(
+          fc.string({ unit: 'binary', maxLength: 80 }).map((t) => Buffer.from(t)),
+          fc.record({ to: fc.constant('alice'), body: fc.string({ unit: 'binary', maxLength: 40 }), html: fc.constantFrom(undefined, '<p>hi <em>there</em></p>', '<p>&amp; &lt;</p>') }).map((o) => Buffer.from(JSON.stringify(o))),
+          fc.string({ unit: 'binary', maxLength: 40 }).map((t) => Buffer.from(`to=alice&body=${formEncode(t)}`)),
+        ),
+      });
+      const seen = new Map<number, number>();
+      await fc.assert(
+        fc.asyncProperty(fc.oneof({ arbitrary: plausible, weight: 1 }, { arbitrary: requestArb, weight: 2 }), async (r) => {
+          const headers: Record<string, string> = {};
+          if (r.contentType !== undefined) headers['content-type'] = r.contentType;
+          if (r.authorization !== undefined) headers.authorization = r.authorization;
+          if (r.origin !== undefined) headers.origin = r.origin;
+          const status = await rawRequest(port, r.method, r.path, headers, r.body);
+          seen.set(status, (seen.get(status) ?? 0) + 1);
+          assert.ok(SPEC_STATUSES.has(status), `status ${status} for ${r.method} ${r.path} is not one the spec lists`);
+        }),
+        { numRuns: 400 },
+      );
+      // The server is still up and still delivers.
+      const res = await post(ts.httpUrl, '/msg/alice', { headers: { authorization: basic('bob@localhost', 'bob-fuzz-pw'), 'content-type': 'text/plain' }, body: 'still alive' });
+      assert.equal(res.status, 201);
+      await waitFor('the last message', () => alice.got.stanzas.some((s) => s.getChildText('body') === 'still alive'), 5000);
+      for (const s of alice.got.stanzas) {
+        const text = s.toString();
+        assert.equal(findIllegalXmlChar(text), null, `an XML-illegal character reached a client: ${JSON.stringify(text)}`);
+        assert.doesNotThrow(() => parseXml(text), `a stanza that reached a client does not parse: ${text}`);
+      }
+      assert.ok((seen.get(201) ?? 0) > 0, `no generated request was accepted; statuses ${JSON.stringify(Object.fromEntries(seen))}`);
+    });
+  });
+
+  describe('authentication abuse', () => {
+    let ts: TestServer;
+    before(async () => {
+      ts = await startTestServer({ users: [['bob@localhost', 'bob-abuse-pw']] });
+    });
+    after(() => ts.stop());
+
+    const send = (password: string, localAddress: string): Promise<Answer> =>
+      post(ts.httpUrl, '/msg/bob', { localAddress, headers: { authorization: basic('bob@localhost', password), 'content-type': 'text/plain' }, body: 'abuse test' });
+
+    it('throttles one address after auth_failures_per_minute failures, while the real user elsewhere gets in', async () => {
+      for (let i = 0; i < 10; i++) assert.equal((await send('guess', '127.0.0.2')).status, 401);
+      const throttled = await send('bob-abuse-pw', '127.0.0.2');
+      assert.equal(throttled.status, 429);
+      assert.match(String(throttled.headers['retry-after']), /^[1-9]\d*$/);
+      assert.equal(throttled.headers['content-type'], 'application/problem+json');
+      assert.equal((await send('bob-abuse-pw', '127.0.0.1')).status, 201);
+    });
+
+    it('does not count a request without credentials (the normal challenge)', async () => {
+      for (let i = 0; i < 15; i++) {
+        const res = await post(ts.httpUrl, '/msg/bob', { localAddress: '127.0.0.3', headers: { 'content-type': 'text/plain' }, body: 'x' });
+        assert.equal(res.status, 401);
+        assert.match(String(res.headers['www-authenticate']), /^Basic realm="localhost\/post_msg", charset="UTF-8"$/);
+      }
+      assert.equal((await send('bob-abuse-pw', '127.0.0.3')).status, 201);
+    });
+  });
+
+  describe('no user enumeration over HTTP', () => {
+    it('unknown user and wrong password: same status, same body, means within 20% over 200 tries', async () => {
+      const ts = await startTestServer({ config: { auth_failures_per_minute: 100000 }, users: [['bob@localhost', 'bob-enum-pw']] });
+      try {
+        const once = async (user: string): Promise<{ ns: number; status: number; body: string }> => {
+          const start = process.hrtime.bigint();
+          const res = await post(ts.httpUrl, '/msg/bob', { headers: { authorization: basic(user, 'not-the-password'), 'content-type': 'text/plain' }, body: 'x' });
+          return { ns: Number(process.hrtime.bigint() - start), status: res.status, body: res.body };
+        };
+        for (let i = 0; i < 20; i++) await once(i % 2 ? 'bob@localhost' : 'nobody@localhost');
+        let known = 0;
+        let unknown = 0;
+        for (let i = 0; i < 200; i++) {
+          const k = await once('bob@localhost');
+          const u = await once('nobody@localhost');
+          assert.equal(k.status, 401);
+          assert.equal(u.status, 401);
+          assert.equal(u.body, k.body);
+          known += k.ns;
+          unknown += u.ns;
+        }
+        const ratio = unknown / known;
+        assert.ok(ratio > 0.8 && ratio < 1.2, `unknown/wrong-password mean time ratio ${ratio.toFixed(3)} is outside 0.8..1.2`);
+      } finally {
+        await ts.stop();
+      }
+    });
+  });
+});
+
+/** Percent-encode for a form; a lone surrogate (which encodeURIComponent refuses) goes in raw. */
+function formEncode(text: string): string {
+  try {
+    return encodeURIComponent(text);
+  } catch {
+    return text;
+  }
+}
+
+/** A request written byte for byte, so the fuzzer is not limited by what node:http lets a client send. */
+function rawRequest(port: number, method: string, path: string, headers: Record<string, string>, body: Buffer): Promise<number> {
+  return new Promise((resolveStatus, reject) => {
+    const socket = connect(port, '127.0.0.1');
+    const head = [`${method} ${path} HTTP/1.1`, 'Host: localhost', 'Connection: close', `Content-Length: ${body.length}`, ...Object.entries(headers).map(([k, v]) => `${k}: ${v}`), '', ''].join('\r\n');
+    let response = '';
+    const timer = setTimeout(() => {
+      socket.destroy();
+      reject(new Error(`no answer to ${method} ${path} within 10 s`));
+    }, 10_000);
+    socket.on('data', (d: Buffer) => {
+      response += d.toString('latin1');
+      const match = /^HTTP\/1\.1 (\d{3})/.exec(response);
+      if (match) {
+        clearTimeout(timer);
+        socket.destroy();
+        resolveStatus(Number(match[1]));
+      }
+    });
+    socket.on('error', (err) => {
+      clearTimeout(timer);
+      reject(err);
+    });
+    socket.on('close', () => {
+      clearTimeout(timer);
+      if (!/^HTTP\/1\.1 \d{3}/.test(response)) reject(new Error(`connection closed without an answer to ${method} ${path}`));
+    });
+    socket.write(Buffer.concat([Buffer.from(head, 'latin1'), body]));
+  });
+}
+
+interface Child {
+  child: ChildProcess;
+  httpPort: number;
+  c2sPort: number;
+  exited: Promise<void>;
+}
+
+const CLI = resolve('lib/host/cli.ts');
+const TSX = import.meta.resolve('tsx');
+
+/** Start `xmppd start` as its own process and read its ports from the log. */
+function startChild(configPath: string, cwd: string): Promise<Child> {
+  return new Promise((resolveChild, reject) => {
+    const child = spawn(process.execPath, ['--import', TSX, CLI, 'start', '--config', configPath], { cwd, stdio: ['ignore', 'pipe', 'pipe'] });
+    const exited = new Promise<void>((r) => child.once('exit', () => r()));
+    let out = '';
+    let httpPort = 0;
+    const timer = setTimeout(() => {
+      child.kill('SIGKILL');
+      reject(new Error(`xmppd did not start within 30 s: ${out}`));
+    }, 30_000);
+    child.stderr!.on('data', (d: Buffer) => (out += d.toString()));
+    child.stdout!.on('data', (d: Buffer) => {
+      out += d.toString();
+      const http = /"url":"http:\/\/127\.0\.0\.1:(\d+)","msg":"listening"/.exec(out);
+      const c2s = /"port":(\d+),"msg":"c2s listening \(STARTTLS\)"/.exec(out);
+      if (http) httpPort = Number(http[1]);
+      if (httpPort && c2s) {
+        clearTimeout(timer);
+        resolveChild({ child, httpPort, c2sPort: Number(c2s[1]), exited });
+      }
+    });
+    child.once('exit', (code) => {
+      clearTimeout(timer);
+      reject(new Error(`xmppd exited with ${code} before it listened: ${out}`));
+    });
+  });
+}
