@@ -17,6 +17,8 @@ export interface SpecRequest {
   /** Send the body in these pieces with Transfer-Encoding: chunked (no Content-Length). */
   chunks?: AsyncIterable<Buffer> | Iterable<Buffer>;
   timeoutMs?: number;
+  /** Connect from this local address (another loopback address, 127.0.0.2, is another client). */
+  localAddress?: string;
 }
 
 export function basic(user: string, password: string): string {
@@ -28,7 +30,7 @@ export function request(url: string, opts: SpecRequest = {}): Promise<SpecRespon
   return new Promise((resolve, reject) => {
     const headers: Record<string, string> = { ...opts.headers };
     if (opts.body !== undefined && opts.chunks === undefined) headers['Content-Length'] = String(Buffer.byteLength(opts.body));
-    const req = httpRequest(url, { method: opts.method ?? 'POST', headers, agent: false });
+    const req = httpRequest(url, { method: opts.method ?? 'POST', headers, agent: false, localAddress: opts.localAddress });
     const timer = setTimeout(() => {
       req.destroy(new Error(`request to ${url} timed out after ${timeoutMs} ms`));
     }, timeoutMs);
