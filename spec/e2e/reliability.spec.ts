@@ -4,78 +4,22 @@
 import { describe, it, before, after } from 'node:test';
 import assert from 'node:assert/strict';
 import { spawn, type ChildProcess } from 'node:child_process';
-import { Agent, request } from 'node:http';
+import { Agent } from 'node:http';
 import { connect } from 'node:net';
 import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join, resolve } from 'node:path';
 import fc from 'fast-check';
-import { xml, type Element } from '@xmpp/xml';
+import { xml } from '@xmpp/xml';
 import parseXml from '@xmpp/xml/lib/parse.js';
 import type { Client } from '@xmpp/client';
 import { startTestServer, testTls, type TestServer } from '../helpers/server.js';
-import { startClient, stopClient, withTimeout } from '../host/c2s/helpers.js';
+import { startClient, stopClient } from '../host/c2s/helpers.js';
+import { collect, online, post, runLoad, waitFor, basic, type Answer } from '../helpers/load.js';
 import { findIllegalXmlChar } from '../../lib/host/xml-text.js';
 import { openUsers, readConfig } from '../../lib/host/server.js';
 
-const basic = (user: string, password: string): string => `Basic ${Buffer.from(`${user}:${password}`).toString('base64')}`;
 const UNLIMITED = { post_msg: { rate_per_second: 100000, rate_burst: 1000000 } };
-
-interface Answer {
-  status: number;
-  headers: Record<string, string | string[] | undefined>;
-  body: string;
-}
-
-function post(
-  base: string,
-  path: string,
-  opts: { headers?: Record<string, string>; body?: string | Buffer; localAddress?: string; agent?: Agent; method?: string } = {},
-): Promise<Answer> {
-  return new Promise((resolvePost, reject) => {
-    const req = request(
-      `${base}${path}`,
-      { method: opts.method ?? 'POST', headers: opts.headers, localAddress: opts.localAddress, agent: opts.agent },
-      (res) => {
-        const chunks: Buffer[] = [];
-        res.on('data', (c: Buffer) => chunks.push(c));
-        res.on('end', () => resolvePost({ status: res.statusCode ?? 0, headers: res.headers, body: Buffer.concat(chunks).toString('utf8') }));
-        res.on('error', reject);
-      },
-    );
-    req.setTimeout(10_000, () => req.destroy(new Error(`no answer to ${path} within 10 s`)));
-    req.on('error', reject);
-    req.end(opts.body);
-  });
-}
-
-/** Collect the messages a client receives, by id. */
-function collect(c: Client): { ids: string[]; stanzas: Element[] } {
-  const got = { ids: [] as string[], stanzas: [] as Element[] };
-  c.on('stanza', (s: Element) => {
-    if (!s.is('message')) return;
-    got.stanzas.push(s);
-    got.ids.push(s.attrs.id ?? '');
-  });
-  return got;
-}
-
-async function waitFor(what: string, check: () => boolean, ms = 20_000): Promise<void> {
-  const deadline = Date.now() + ms;
-  while (!check()) {
-    if (Date.now() > deadline) throw new Error(`timed out after ${ms} ms waiting for ${what}`);
-    await new Promise((r) => setTimeout(r, 25));
-  }
-}
-
-async function online(ts: TestServer, username: string, password: string): Promise<{ client: Client; got: ReturnType<typeof collect> }> {
-  const client = await startClient({ port: ts.c2sPort, username, password });
-  const got = collect(client);
-  await client.send(xml('presence'));
-  // One ping round trip: the presence has been processed when its answer arrives.
-  await withTimeout(client.iqCaller.get(xml('ping', { xmlns: 'urn:xmpp:ping' }), 'localhost'), 'ping');
-  return { client, got };
-}
 
 describe('Reliability', () => {
   describe('load: nothing lost', () => {
@@ -96,34 +40,21 @@ describe('Reliability', () => {
       const alice = await online(ts, 'alice', 'alice-load-pw');
       const carol = await online(ts, 'carol', 'carol-load-pw');
       clients.push(alice.client, carol.client);
-      const agent = new Agent({ keepAlive: true, maxSockets: 64 });
-      const total = 5000;
-      let next = 0;
-      const statuses = new Map<number, number>();
-      const acked: string[] = [];
-      const worker = async (): Promise<void> => {
-        while (next < total) {
-          const i = next++;
-          const res = await post(ts.httpUrl, `/msg/${i % 2 ? 'alice' : 'carol'}`, {
-            agent,
-            headers: { authorization: basic('bob@localhost', 'bob-load-pw'), 'content-type': 'text/plain' },
-            body: `load message ${i}`,
-          });
-          statuses.set(res.status, (statuses.get(res.status) ?? 0) + 1);
-          if (res.status === 201) acked.push((JSON.parse(res.body) as { id: string }).id);
-        }
-      };
-      const started = Date.now();
-      await Promise.all(Array.from({ length: 64 }, worker));
-      agent.destroy();
-      t.diagnostic(`${total} requests in ${Date.now() - started} ms; statuses ${JSON.stringify(Object.fromEntries(statuses))}`);
-      assert.equal([...statuses.keys()].filter((s) => s >= 500).length, 0, 'no 5xx');
-      assert.equal(acked.length, total, 'every request was acknowledged with 201');
-      await waitFor('every acknowledged message to arrive', () => alice.got.ids.length + carol.got.ids.length >= acked.length);
-      const received = [...alice.got.ids, ...carol.got.ids];
-      assert.equal(received.length, acked.length);
-      assert.equal(new Set(received).size, received.length, 'no duplicate stanza ids');
-      assert.deepEqual(new Set(received), new Set(acked));
+      const r = await runLoad({
+        url: ts.httpUrl,
+        total: 5000,
+        connections: 64,
+        sender: ['bob@localhost', 'bob-load-pw'],
+        receivers: [{ name: 'alice', got: alice.got }, { name: 'carol', got: carol.got }],
+        deadlineMs: 120_000,
+      });
+      t.diagnostic(`${r.total} requests in ${r.ms} ms; statuses ${JSON.stringify(Object.fromEntries(r.statuses))}`);
+      assert.equal(r.total, 5000);
+      assert.equal([...r.statuses.keys()].filter((s) => s >= 500).length, 0, 'no 5xx');
+      assert.equal(r.acked.length, 5000, 'every request was acknowledged with 201');
+      assert.equal(r.lost, 0, 'every acknowledged message arrived');
+      assert.equal(r.duplicates, 0, 'no duplicate stanza ids');
+      assert.equal(r.received.length, r.acked.length);
     });
   });
 
