@@ -219,6 +219,38 @@ describe('post_msg over HTTP (real server)', () => {
     });
   });
 
+  describe('options from the config, CSRF and rate limit', () => {
+    let ts: TestServer;
+    before(async () => {
+      ts = await startTestServer({
+        config: {
+          post_msg: { rate_burst: 10, rate_per_second: 0.01, cors_origins: ['https://dash.example.org'] },
+          virtual_hosts: { localhost: { post_msg: { rate_burst: 3 } } },
+        },
+        users: [['bob@localhost', 'secret'], ['alice@localhost', 'pw']],
+      });
+    });
+    after(async () => ts?.stop());
+
+    it('refuses a cross-site POST with 403 and accepts an origin from cors_origins with CORS headers', async () => {
+      assertProblem(await post(`${ts.httpUrl}/msg/alice`, ['bob', 'secret'], { headers: { Origin: 'https://evil.example', 'Sec-Fetch-Site': 'cross-site' } }), 403);
+      const ok = await post(`${ts.httpUrl}/msg/alice`, ['bob', 'secret'], { headers: { Origin: 'https://dash.example.org', 'Sec-Fetch-Site': 'cross-site' } });
+      assert.equal(ok.status, 201, ok.text);
+      assert.equal(ok.headers['access-control-allow-origin'], 'https://dash.example.org');
+      assert.equal(ok.headers.vary, 'Origin');
+    });
+
+    it('limits each account to rate_burst, the virtual host\'s value winning over the global one', async () => {
+      // One message went out in the spec above; the host's burst is 3 (the global 10 would allow more).
+      assert.equal((await post(`${ts.httpUrl}/msg/alice`, ['bob', 'secret'])).status, 201);
+      assert.equal((await post(`${ts.httpUrl}/msg/alice`, ['bob', 'secret'])).status, 201);
+      const limited = await post(`${ts.httpUrl}/msg/alice`, ['bob', 'secret']);
+      assertProblem(limited, 429);
+      assert.ok(Number(limited.headers['retry-after']) >= 1);
+      assert.equal((await post(`${ts.httpUrl}/msg/bob`, ['alice', 'pw'])).status, 201, 'another account is not limited');
+    });
+  });
+
   describe('timing', () => {
     let ts: TestServer;
     before(async () => {

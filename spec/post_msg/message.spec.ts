@@ -266,6 +266,12 @@ describe('post_msg core', () => {
       assert.equal(problemOf(input(TEXT, 'x', { pathRecipient: '%E0%A4%A' })).status, 400);
     });
 
+    it('answers 400 for a part longer than 1023 bytes (RFC 7622 §3)', () => {
+      assert.equal(stanzaOf(input(TEXT, 'x', { pathRecipient: 'a'.repeat(1023) })).attrs.to, `${'a'.repeat(1023)}@localhost`);
+      assert.equal(problemOf(input(TEXT, 'x', { pathRecipient: 'a'.repeat(1024) })).status, 400);
+      assert.equal(problemOf(input(TEXT, 'x', { pathRecipient: `alice@localhost/${'r'.repeat(1024)}` })).status, 400);
+    });
+
     it('answers 422 when there is no recipient anywhere', () => {
       assert.equal(problemOf(input(TEXT, 'x', { pathRecipient: '' })).status, 422);
       assert.equal(problemOf(input(JSON_TYPE, '{"body":"x","to":null}', { pathRecipient: '' })).status, 422);
