@@ -11,7 +11,7 @@ const total = Number(process.env.LOSS_TOTAL ?? 100_000);
 const seconds = Number(process.env.LOSS_SECONDS ?? 300);
 
 const ts = await startTestServer({
-  config: { log_level: 'warn', pbkdf2_iterations: 10000, post_msg: { rate_per_second: 1000000, rate_burst: 1000000 } },
+  config: { log_level: 'warn', pbkdf2_iterations: 10000, post_msg: { rate_per_second: 100000, rate_burst: 1000000 } },
   users: [['bob@localhost', 'bob-pw'], ['alice@localhost', 'alice-pw'], ['carol@localhost', 'carol-pw']],
 });
 const alice = await online(ts, 'alice', 'alice-pw');
