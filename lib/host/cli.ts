@@ -7,7 +7,7 @@ import { createInterface } from 'node:readline';
 import { realpathSync } from 'node:fs';
 import { fileURLToPath } from 'node:url';
 import { HostError } from './errors.js';
-import { openUsers, readConfig, startServer, DEFAULT_CONFIG_PATH, type ConfigSource } from './server.js';
+import { openUsers, readConfig, startServer, DEFAULT_CONFIG_PATH, type ConfigSource, type Server } from './server.js';
 
 const USAGE = `Usage: xmppd <command> [options]
 
@@ -88,6 +88,7 @@ function oneJid(command: string, rest: string[]): string {
 
 async function start(source: ConfigSource): Promise<number> {
   const server = await startServer(source);
+  process.stderr.write(await readySummary(server));
   await new Promise<void>((resolve) => {
     const onSignal = (signal: NodeJS.Signals): void => {
       server.log.info({ signal }, 'signal received, shutting down');
@@ -102,6 +103,23 @@ async function start(source: ConfigSource): Promise<number> {
     process.on('SIGINT', onSignal);
   });
   return 0;
+}
+
+/** A few lines for the person who just ran `npm start` (the JSON log on stdout is for machines). */
+async function readySummary(server: Server): Promise<string> {
+  const { config } = server;
+  const lines = [`xmppd is running (config: ${config.source}; data: ${config.data_dir})`];
+  for (const port of server.httpPorts()) lines.push(`  HTTP    http://${config.http_interfaces[0]}:${port}/`);
+  for (const port of server.httpsPorts()) lines.push(`  HTTPS   https://${config.http_interfaces[0]}:${port}/`);
+  for (const port of server.c2sPorts()) lines.push(`  XMPP    ${config.c2s_interfaces[0]}:${port} (STARTTLS)`);
+  for (const port of server.c2sTlsPorts()) lines.push(`  XMPP    ${config.c2s_interfaces[0]}:${port} (direct TLS)`);
+  lines.push(`  hosts   ${Object.keys(config.virtual_hosts).join(', ')}`);
+  if ((await server.users.list()).length === 0) {
+    const host = Object.keys(config.virtual_hosts)[0];
+    lines.push(`No accounts yet: add one with  npm run xmppd -- adduser you@${host}`);
+  }
+  lines.push('Stop with Ctrl-C.', '');
+  return lines.join('\n');
 }
 
 function check(source: ConfigSource): number {

@@ -150,6 +150,8 @@ describe('xmppd CLI', () => {
       assert.equal(run.code, 0, run.stderr);
       assert.match(run.stdout, /"msg":"listening"/);
       assert.match(run.stdout, /"msg":"stopped"/);
+      assert.match(run.stderr, /xmppd is running .*\n  HTTP    http:\/\/127\.0\.0\.1:\d+\//);
+      assert.match(run.stderr, /No accounts yet: add one with {2}npm run xmppd -- adduser you@localhost/);
     });
 
     it('exits 1 naming the port when it is already in use', async () => {
