@@ -1,0 +1,169 @@
+// Hostile input on the client port: random bytes, unclosed tags, a 10 MB stanza, a billion-laughs document
+// and 2,000 idle unauthenticated connections. After each, the server is up and a logged-in session still works.
+
+import { after, before, describe, it } from 'node:test';
+import assert from 'node:assert/strict';
+import { execFileSync } from 'node:child_process';
+import { randomBytes } from 'node:crypto';
+import net from 'node:net';
+import { startTestServer, type TestServer } from '../../helpers/server.js';
+import { RawClient, rawLogin, streamOpen, withTimeout } from './helpers.js';
+
+const TIMEOUT_S = 2;
+
+/** The per-process file limit, as a shell started from here sees it (we cannot raise it in-process). */
+function openFileLimit(): number {
+  try {
+    const out = execFileSync('sh', ['-c', 'ulimit -n'], { encoding: 'utf8' }).trim();
+    return out === 'unlimited' ? Number.POSITIVE_INFINITY : Number(out);
+  } catch {
+    return 1024;
+  }
+}
+
+describe('c2s under hostile input', () => {
+  let ts: TestServer;
+  let witness: RawClient;
+  let pings = 0;
+
+  /** The logged-in bystander answers a ping: the server is up and other sessions are unaffected. */
+  const assertHealthy = async () => {
+    const id = `health-${++pings}`;
+    witness.send(`<iq type='get' id='${id}' to='localhost'><ping xmlns='urn:xmpp:ping'/></iq>`);
+    await witness.waitFor(new RegExp(`<iq type="result" id="${id}"`), 'the bystander ping');
+  };
+
+  before(async () => {
+    ts = await startTestServer({ config: { modules_enabled: [], c2s_timeout: TIMEOUT_S }, users: [['witness@localhost', 'witness-pw']] });
+    ({ raw: witness } = await rawLogin(ts.c2sPort, 'witness', 'witness-pw', 'bystander'));
+    await assertHealthy();
+  });
+
+  after(async () => {
+    witness?.close();
+    await ts?.stop();
+  });
+
+  it('survives random bytes on 50 connections, each one closed', async () => {
+    const clients = await Promise.all(Array.from({ length: 50 }, () => RawClient.connect(ts.c2sPort)));
+    clients.forEach((c, i) => {
+      // Half of them after a valid header, so the bytes hit the stanza parser too.
+      if (i % 2 === 0) c.send(streamOpen());
+      c.send(randomBytes(4096));
+    });
+    try {
+      await Promise.all(clients.map((c) => c.waitClosed((TIMEOUT_S + 4) * 1000)));
+    } finally {
+      clients.forEach((c) => c.close());
+    }
+    await assertHealthy();
+  });
+
+  it('closes unclosed, deeply nested tags at the timeout or the size limit', async () => {
+    const deep = await RawClient.connect(ts.c2sPort);
+    const open = await RawClient.connect(ts.c2sPort);
+    try {
+      deep.send(streamOpen() + '<a>'.repeat(50_000));
+      open.send(`${streamOpen()}<message><body>never closed`);
+      await Promise.all([deep.waitClosed((TIMEOUT_S + 4) * 1000), open.waitClosed((TIMEOUT_S + 4) * 1000)]);
+    } finally {
+      deep.close();
+      open.close();
+    }
+    await assertHealthy();
+  });
+
+  it('ends a 10 MB stanza with policy-violation while it is still arriving', async () => {
+    const c = await RawClient.connect(ts.c2sPort);
+    const total = 10 * 1024 * 1024;
+    let sent = 0;
+    try {
+      c.send(`${streamOpen()}<message><body>`);
+      const chunk = Buffer.alloc(64 * 1024, 'x');
+      // Stop as soon as the server objects: it must do so long before the end (it counts bytes as they come).
+      while (sent < total && !c.isClosed && !c.text.includes('policy-violation')) {
+        await withTimeout(c.sendAndFlush(chunk), 'a 64 KiB write', 5_000);
+        sent += chunk.length;
+      }
+      await c.waitFor(/<policy-violation xmlns="urn:ietf:params:xml:ns:xmpp-streams"\/>/, 'policy-violation');
+      await c.waitClosed();
+      assert.ok(sent < total, `the server let ${sent} bytes in before objecting`);
+    } finally {
+      c.close();
+    }
+    await assertHealthy();
+  });
+
+  it('refuses a billion-laughs document with restricted-xml, expanding nothing', async () => {
+    const c = await RawClient.connect(ts.c2sPort);
+    const entities = ['<!ENTITY lol "lol">'];
+    for (let i = 1; i < 10; i++) entities.push(`<!ENTITY lol${i} "${`&lol${i === 1 ? '' : i - 1};`.repeat(10)}">`);
+    try {
+      c.send(`<?xml version="1.0"?><!DOCTYPE lolz [${entities.join('')}]>${streamOpen().replace(/^<\?xml[^>]*>/, '')}<message><body>&lol9;</body></message>`);
+      await c.waitFor(/<restricted-xml xmlns="urn:ietf:params:xml:ns:xmpp-streams"\/>/);
+      await c.waitClosed();
+    } finally {
+      c.close();
+    }
+    // An entity reference without any DOCTYPE is an undefined entity: not expanded either.
+    const d = await RawClient.connect(ts.c2sPort);
+    try {
+      d.send(`${streamOpen()}<message><body>&lol9;</body></message>`);
+      await d.waitFor(/<not-well-formed xmlns="urn:ietf:params:xml:ns:xmpp-streams"\/>/);
+    } finally {
+      d.close();
+    }
+    await assertHealthy();
+  });
+
+  it('holds 2,000 idle unauthenticated connections (or as many as ulimit -n allows) and reaps them at c2s_timeout', { timeout: 60_000 }, async () => {
+    // Both ends live in this process: two descriptors per connection, plus headroom for the rest.
+    const limit = openFileLimit();
+    const count = Math.max(10, Math.min(2000, Math.floor((limit - 256) / 2)));
+    if (count < 2000) console.log(`# ulimit -n is ${limit}: opening ${count} idle connections instead of 2000`);
+    const baseline = sessionCount(ts);
+    const sockets: net.Socket[] = [];
+    try {
+      // In batches, letting the server accept each batch: on this VM's kernel libuv accepts one connection per
+      // event-loop turn, so a burst of 2,000 overflows the listen backlog and connects retry after 1 s.
+      for (let i = 0; i < count; i += 50) {
+        const batch = Array.from({ length: Math.min(50, count - i) }, () => openIdle(ts.c2sPort));
+        sockets.push(...(await Promise.all(batch)));
+        await withTimeout(waitUntil(() => sessionCount(ts) >= baseline + sockets.length), `${sockets.length} sessions on the server`, 5_000);
+      }
+      await assertHealthy();
+      // RFC 6120 §4.6.1 / c2s_timeout: none of them authenticated, so all are closed.
+      await withTimeout(
+        Promise.all(sockets.map((s) => new Promise<void>((r) => (s.destroyed ? r() : s.once('close', () => r()))))),
+        'the idle connections to be closed',
+        (TIMEOUT_S + 10) * 1000,
+      );
+      await withTimeout(waitUntil(() => sessionCount(ts) <= baseline), 'the sessions to be gone', 5_000);
+    } finally {
+      for (const s of sockets) s.destroy();
+    }
+    await assertHealthy();
+  });
+});
+
+function sessionCount(ts: TestServer): number {
+  // The server keeps the c2s handle private; sessions that are bound are in the registry, idle ones only in c2s.
+  const c2s = (ts.server as unknown as { c2s?: { sessionCount(): number } }).c2s;
+  assert.ok(c2s, 'the server exposes its c2s listener');
+  return c2s.sessionCount();
+}
+
+function openIdle(port: number): Promise<net.Socket> {
+  return new Promise((resolve, reject) => {
+    const s = net.connect({ host: '127.0.0.1', port }, () => resolve(s));
+    s.on('error', () => undefined);
+    s.once('error', reject);
+    // Read (and drop) what the server sends, or the end of the stream would never be seen.
+    s.resume();
+  });
+}
+
+/** Poll once per event-loop turn (the callers bound it with withTimeout). */
+async function waitUntil(check: () => boolean): Promise<void> {
+  while (!check()) await new Promise((r) => setImmediate(r));
+}
