@@ -53,6 +53,17 @@ export function rosterQuery(roster: Roster): Element {
   return query;
 }
 
+/** Own-property lookup: `constructor` or `tostring` is a valid domain JID, so plain indexing is not safe. */
+function ownItem(items: Record<string, RosterItem>, jid: string): RosterItem | undefined {
+  return Object.hasOwn(items, jid) ? items[jid] : undefined;
+}
+
+function withItem(items: Record<string, RosterItem>, jid: string, item: RosterItem | undefined): Record<string, RosterItem> {
+  const entries = Object.entries(items).filter(([k]) => k !== jid);
+  if (item) entries.push([jid, item]);
+  return Object.fromEntries(entries);
+}
+
 export type RosterChange = { item: RosterItem } | { removed: string };
 
 /**
@@ -67,12 +78,11 @@ export function applyRosterSet(roster: Roster, query: Element, owner: string): {
   if (!parsed.ok) throw new StanzaError('bad-request', 'The item needs a valid jid.');
   const jid = parsed.jid.full;
   if (parsed.jid.bare === owner && parsed.jid.resource === null) throw new StanzaError('not-allowed', 'Your own JID cannot be on your roster.');
-  const next: Roster = { version: roster.version + 1, items: { ...roster.items } };
+  const version = roster.version + 1;
 
   if (el.attrs.subscription === 'remove') {
-    if (!roster.items[jid]) throw new StanzaError('item-not-found');
-    delete next.items[jid];
-    return { roster: next, change: { removed: jid } };
+    if (!ownItem(roster.items, jid)) throw new StanzaError('item-not-found');
+    return { roster: { version, items: withItem(roster.items, jid, undefined) }, change: { removed: jid } };
   }
   const groups = el.getChildren('group').map((g) => g.getText());
   if (groups.some((g) => g === '' || g.length > MAX_NAME_LENGTH)) throw new StanzaError('not-acceptable', 'Group names are 1 to 1023 characters.');
@@ -80,12 +90,11 @@ export function applyRosterSet(roster: Roster, query: Element, owner: string): {
   if (groups.length > MAX_GROUPS) throw new StanzaError('not-acceptable', `At most ${MAX_GROUPS} groups per item.`);
   const name = el.attrs.name;
   if (name !== undefined && name.length > MAX_NAME_LENGTH) throw new StanzaError('not-acceptable', 'The name is too long.');
-  const previous = roster.items[jid];
+  const previous = ownItem(roster.items, jid);
   if (!previous && Object.keys(roster.items).length >= MAX_ITEMS) throw new StanzaError('resource-constraint', 'The roster is full.');
   // §2.1.2.5: `subscription` (other than remove) and `ask` from the client are ignored; the server owns them.
   const item: RosterItem = { jid, subscription: previous?.subscription ?? 'none', groups, ...(name ? { name } : {}), ...(previous?.ask ? { ask: previous.ask } : {}) };
-  next.items[jid] = item;
-  return { roster: next, change: { item } };
+  return { roster: { version, items: withItem(roster.items, jid, item) }, change: { item } };
 }
 
 export function load(module: ModuleApi): void {
