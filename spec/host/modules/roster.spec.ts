@@ -50,7 +50,7 @@ describe('roster module', () => {
       assert.throws(() => applyRosterSet(emptyRoster(), query(item({ jid: 'constructor', subscription: 'remove' })), owner), refusesWith('item-not-found'));
       const { roster } = applyRosterSet(emptyRoster(), query(item({ jid: 'tostring' })), owner);
       assert.deepEqual(Object.keys(roster.items), ['tostring']);
-      assert.equal(applyRosterSet(emptyRoster(), query(item({ jid: 'constructor' })), owner).roster.items.constructor?.subscription, 'none');
+      assert.equal(applyRosterSet(emptyRoster(), query(item({ jid: 'constructor' })), owner).roster.items['constructor']?.subscription, 'none');
     });
 
     it('does not change the roster it was given', () => {
