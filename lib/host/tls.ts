@@ -2,7 +2,7 @@
 // (like Prosody's `prosodyctl cert generate`, but automatic so a fresh install can do STARTTLS at once).
 
 import { execFile } from 'node:child_process';
-import { mkdir, readFile, rename, rm } from 'node:fs/promises';
+import { chmod, mkdir, readFile, rename, rm } from 'node:fs/promises';
 import { X509Certificate, createPrivateKey } from 'node:crypto';
 import { join } from 'node:path';
 import { promisify } from 'node:util';
@@ -97,6 +97,8 @@ async function generate(dir: string, keyFile: string, certFile: string): Promise
       '-subj', `/CN=${SELF_SIGNED_NAME}`, '-addext', 'subjectAltName=DNS:localhost,IP:127.0.0.1',
       '-keyout', tmpKey, '-out', tmpCert,
     ], { timeout: 30_000 });
+    // openssl follows the umask; a private key is for the server's user only.
+    await chmod(tmpKey, 0o600);
     await rename(tmpKey, keyFile);
     await rename(tmpCert, certFile);
   } catch (err) {
