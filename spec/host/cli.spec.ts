@@ -150,7 +150,7 @@ describe('xmppd CLI', () => {
       assert.equal(run.code, 0, run.stderr);
       assert.match(run.stdout, /"msg":"listening"/);
       assert.match(run.stdout, /"msg":"stopped"/);
-      assert.match(run.stderr, /xmppd is running .*\n  HTTP    http:\/\/127\.0\.0\.1:\d+\//);
+      assert.match(run.stderr, /xmppd is running .*\n {2}HTTP {4}http:\/\/127\.0\.0\.1:\d+\//);
       assert.match(run.stderr, /No accounts yet: add one with {2}npm run xmppd -- adduser you@localhost/);
     });
 
