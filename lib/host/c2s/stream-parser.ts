@@ -2,6 +2,8 @@
 // Emits the stream header, each top-level element, and the stream end; any fault is a stream error condition.
 
 import { Parser, type Element } from '@xmpp/xml';
+import { describeCodePoint, findIllegalXmlChar } from '../xml-text.js';
+import { bindStreamPrefixes, prefixDeclarations } from './prefixes.js';
 import { XmlGuard, type GuardFailure } from './xml-guard.js';
 
 export interface StreamParserEvents {
@@ -19,10 +21,11 @@ export class StreamParser {
   private isStopped = false;
   /** Text before the stream header is complete; bounded by the guard's size limit. */
   private prelude = '';
+  private streamPrefixes: Record<string, string> = {};
 
   constructor(maxStanzaBytes: number, private readonly events: StreamParserEvents) {
     this.guard = new XmlGuard(maxStanzaBytes);
-    this.parser.on('start', (el) => this.emit(() => this.events.onStreamStart(el)));
+    this.parser.on('start', (el) => this.emit(() => this.onStart(el)));
     this.parser.on('element', (el) => this.emit(() => this.onElement(el)));
     this.parser.on('end', () => this.emit(() => this.events.onStreamEnd()));
     this.parser.on('error', (err) => this.fail({ condition: 'not-well-formed', text: err.message }));
@@ -42,6 +45,12 @@ export class StreamParser {
       text = this.decoder.decode(chunk, { stream: true });
     } catch {
       this.fail({ condition: 'not-well-formed', text: 'Invalid UTF-8 (RFC 6120 §11.6).' });
+      return;
+    }
+    // ltx passes any character through; one that XML forbids would break every recipient's parser.
+    const illegal = findIllegalXmlChar(text);
+    if (illegal) {
+      this.fail({ condition: 'not-well-formed', text: `${describeCodePoint(illegal.codePoint)} is not allowed in XML (XML 1.0 §2.2).` });
       return;
     }
     if (!this.guard.hasRoot) {
@@ -67,10 +76,20 @@ export class StreamParser {
     this.isStopped = true;
   }
 
+  private onStart(header: Element): void {
+    this.streamPrefixes = prefixDeclarations(header);
+    this.events.onStreamStart(header);
+  }
+
   private onElement(el: Element): void {
     // ltx keeps text found between stanzas (whitespace keepalives) as children of the root: drop it.
     const root = this.parser.root;
     if (root) root.children.length = 0;
+    const unbound = bindStreamPrefixes(el, this.streamPrefixes);
+    if (unbound !== undefined) {
+      this.fail({ condition: 'not-well-formed', text: `The prefix ${unbound}: is not declared.` });
+      return;
+    }
     this.events.onElement(el);
   }
 

@@ -36,6 +36,11 @@ const QUOT = 0x22;
 const APOS = 0x27;
 const RBRACKET = 0x5d;
 const CDATA_OPEN = Buffer.from('[CDATA[');
+/**
+ * Deepest element nesting accepted (stream root = 1). Real payloads (XHTML-IM, pubsub) stay far below; a
+ * stanza of 50,000 nested tags fits the size limit but would overflow every recursive walk (toString, clone).
+ */
+export const MAX_DEPTH = 128;
 const XML_TARGET = 'xml';
 
 function isSpace(b: number): boolean {
@@ -151,6 +156,7 @@ export class XmlGuard {
     if (b !== GT) return undefined;
     this.state = State.Text;
     this.depth++;
+    if (this.depth > MAX_DEPTH) return { condition: 'policy-violation', text: `Elements nested deeper than ${MAX_DEPTH} levels.` };
     if (this.depth === 1) {
       // The stream header is complete; the parser emitted it and holds nothing more.
       this.hasSeenRoot = true;

@@ -34,7 +34,7 @@ describe('c2s under hostile input', () => {
   };
 
   before(async () => {
-    ts = await startTestServer({ config: { modules_enabled: [], c2s_timeout: TIMEOUT_S }, users: [['witness@localhost', 'witness-pw']] });
+    ts = await startTestServer({ config: { modules_enabled: [], c2s_timeout: TIMEOUT_S }, users: [['witness@localhost', 'witness-pw'], ['mallory@localhost', 'mallory-pw']] });
     ({ raw: witness } = await rawLogin(ts.c2sPort, 'witness', 'witness-pw', 'bystander'));
     await assertHealthy();
   });
@@ -59,13 +59,15 @@ describe('c2s under hostile input', () => {
     await assertHealthy();
   });
 
-  it('closes unclosed, deeply nested tags at the timeout or the size limit', async () => {
+  it('refuses deep nesting at once and closes a never-finished stanza at the timeout', async () => {
     const deep = await RawClient.connect(ts.c2sPort);
     const open = await RawClient.connect(ts.c2sPort);
     try {
       deep.send(streamOpen() + '<a>'.repeat(50_000));
       open.send(`${streamOpen()}<message><body>never closed`);
-      await Promise.all([deep.waitClosed((TIMEOUT_S + 4) * 1000), open.waitClosed((TIMEOUT_S + 4) * 1000)]);
+      await deep.waitFor(/<policy-violation xmlns="urn:ietf:params:xml:ns:xmpp-streams"\/>/, 'policy-violation for 50,000 nested tags');
+      await open.waitFor(/<connection-timeout xmlns="urn:ietf:params:xml:ns:xmpp-streams"\/>/, 'connection-timeout', (TIMEOUT_S + 4) * 1000);
+      await Promise.all([deep.waitClosed(), open.waitClosed()]);
     } finally {
       deep.close();
       open.close();
@@ -114,6 +116,23 @@ describe('c2s under hostile input', () => {
       d.close();
     }
     await assertHealthy();
+  });
+
+  it('stops XML that would break the recipient at the sender: unbound prefixes, control characters', async () => {
+    witness.send('<presence/>');
+    await witness.waitFor(/<presence [^>]*\/>/, 'own presence');
+    for (const payload of ['<x:evil/>', 'a\u0001b', '&#x1b;']) {
+      const { raw } = await rawLogin(ts.c2sPort, 'mallory', 'mallory-pw');
+      try {
+        raw.send(`<message to='witness@localhost' type='chat'><body>${payload}</body></message>`);
+        await raw.waitFor(/<not-well-formed xmlns="urn:ietf:params:xml:ns:xmpp-streams"\/>/, `not-well-formed for ${JSON.stringify(payload)}`);
+        await raw.waitClosed();
+      } finally {
+        raw.close();
+      }
+    }
+    await assertHealthy();
+    assert.doesNotMatch(witness.text, /<message/, 'nothing reached the witness');
   });
 
   it('holds 2,000 idle unauthenticated connections (or as many as ulimit -n allows) and reaps them at c2s_timeout', { timeout: 60_000 }, async () => {

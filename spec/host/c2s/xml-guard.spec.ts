@@ -4,7 +4,7 @@
 import { describe, it } from 'node:test';
 import assert from 'node:assert/strict';
 import fc from 'fast-check';
-import { XmlGuard } from '../../../lib/host/c2s/xml-guard.js';
+import { MAX_DEPTH, XmlGuard } from '../../../lib/host/c2s/xml-guard.js';
 import { StreamParser } from '../../../lib/host/c2s/stream-parser.js';
 import type { Element } from '@xmpp/xml';
 
@@ -78,6 +78,12 @@ describe('XmlGuard', () => {
     });
   }
 
+  it('refuses elements nested deeper than MAX_DEPTH, and accepts MAX_DEPTH', () => {
+    const nest = (n: number) => `${'<a>'.repeat(n)}${'</a>'.repeat(n)}`;
+    assert.equal(scanInChunks(HEADER + nest(MAX_DEPTH - 1), 64), undefined);
+    assert.equal(scanInChunks(HEADER + nest(MAX_DEPTH), 64)?.condition, 'policy-violation');
+  });
+
   it('counts endless text between stanzas against the limit (ltx buffers it)', () => {
     assert.equal(scanInChunks(HEADER + ' '.repeat(20_000), 1000, 10_000)?.condition, 'policy-violation');
   });
@@ -124,6 +130,27 @@ describe('StreamParser', () => {
     const parser = new StreamParser(262144, { onStreamStart: () => undefined, onElement: () => undefined, onStreamEnd: () => undefined, onError: (f) => errors.push(f.condition) });
     parser.write(Buffer.concat([Buffer.from(`${HEADER}<message><body>`), Buffer.from([0xff, 0xfe]), Buffer.from('</body></message>')]));
     assert.deepEqual(errors, ['not-well-formed']);
+  });
+
+  it('refuses characters XML forbids, raw or as a reference', () => {
+    assert.equal(parseAll(`${HEADER}<message><body>a\u0001b</body></message>`).error, 'not-well-formed');
+    assert.equal(parseAll(`${HEADER}<message><body>a&#1;b</body></message>`).error, 'not-well-formed');
+    assert.equal(parseAll(`${HEADER}<message><body>\uFFFF</body></message>`).error, 'not-well-formed');
+  });
+
+  it('refuses an unbound prefix, which would break the recipient (Namespaces in XML §5)', () => {
+    assert.equal(parseAll(`${HEADER}<message><x:y/></message>`).error, 'not-well-formed');
+    assert.equal(parseAll(`${HEADER}<message><a b:c='1'/></message>`).error, 'not-well-formed');
+  });
+
+  it('accepts prefixes declared in the stanza, and copies those declared on the stream header onto it', () => {
+    const ok = parseAll(`${HEADER}<message><x:y xmlns:x='urn:x'><x:z/></x:y><a xml:lang='en'/></message>`);
+    assert.equal(ok.error, undefined);
+    const header = HEADER.replace("version='1.0'>", "version='1.0' xmlns:e='urn:example'>");
+    const copied = parseAll(`${header}<message><e:thing/></message>`);
+    assert.equal(copied.error, undefined);
+    assert.equal(copied.elements[0]!.attrs['xmlns:e'], 'urn:example');
+    assert.match(copied.elements[0]!.toString(), /^<message xmlns:e="urn:example"><e:thing\/><\/message>$/);
   });
 
   it('decodes a UTF-8 character split across two chunks', () => {
