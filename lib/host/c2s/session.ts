@@ -51,10 +51,9 @@ const MAX_WRITE_BUFFER = 8 * 1024 * 1024;
 const STANZA_KINDS = new Set(['message', 'presence', 'iq']);
 const IQ_TYPES = new Set(['get', 'set', 'result', 'error']);
 
-/** `::ffff:127.0.0.1` and `127.0.0.1` are one client for the throttle. */
-function normaliseAddress(address: string | undefined): string {
-  if (!address) return 'unknown';
-  return address.startsWith('::ffff:') ? address.slice(7) : address;
+/** The throttle key: the socket's address exactly as HTTP sees it (Koa's request.ip), so failures add up. */
+function clientAddress(address: string | undefined): string {
+  return address ?? 'unknown';
 }
 
 export class C2sSession implements ClientSession, PresenceControl {
@@ -87,7 +86,7 @@ export class C2sSession implements ClientSession, PresenceControl {
   constructor(socket: Socket, isSecure: boolean, private readonly ctx: SessionContext) {
     this.socket = socket;
     this.isSecureNow = isSecure;
-    this.address = normaliseAddress(socket.remoteAddress);
+    this.address = clientAddress(socket.remoteAddress);
     this.log = ctx.log.child({ session: this.id.slice(0, 8), address: this.address });
     this.closed = new Promise((r) => (this.resolveClosed = r));
     this.parser = this.newParser();

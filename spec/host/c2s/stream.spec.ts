@@ -267,6 +267,27 @@ describe('c2s settings', () => {
     }
   });
 
+  it('slows down an address after auth_failures_per_minute failures, even with the right password', { timeout: 20_000 }, async () => {
+    const ts = await startTestServer({ config: { modules_enabled: [], auth_failures_per_minute: 2 }, users: USERS });
+    const c = await RawClient.connect(ts.c2sTlsPort!, { tls: true });
+    try {
+      c.send(streamOpen());
+      await c.waitFor(/<\/stream:features>/);
+      for (let i = 0; i < 2; i++) {
+        c.send(plain('alice', 'wrong'));
+        await c.waitFor(/<failure xmlns="urn:ietf:params:xml:ns:xmpp-sasl"><not-authorized\/><\/failure>/, `failure ${i + 1}`);
+      }
+      const started = Date.now();
+      c.send(plain('alice', 'alice-pw'));
+      const [failure] = await c.waitFor(/<failure xmlns="urn:ietf:params:xml:ns:xmpp-sasl"><not-authorized\/>.*?<\/failure>/s, 'the throttled failure', 10_000);
+      assert.match(failure, /Too many failed attempts/);
+      assert.ok(Date.now() - started >= 900, 'the answer was delayed');
+    } finally {
+      c.close();
+      await ts.stop();
+    }
+  });
+
   it('sends system-shutdown and </stream:stream> to every session when the server stops', async () => {
     const ts = await startTestServer({ config: { modules_enabled: [] }, users: USERS });
     const { raw } = await rawLogin(ts.c2sPort, 'alice', 'alice-pw');
