@@ -17,6 +17,18 @@ import {
 import parse from '@xmpp/xml/lib/parse.js';
 
 const NS_DELAY = 'urn:xmpp:delay';
+const NS_CHATSTATES = 'http://jabber.org/protocol/chatstates';
+const NS_HINTS = 'urn:xmpp:hints';
+
+/**
+ * Whether an undeliverable message is kept offline: not when it asks not to be (XEP-0334 no-store), nor when
+ * it carries only chat states (XEP-0085 §5.5: they are meaningless later).
+ */
+export function isWorthStoring(stanza: Stanza): boolean {
+  if (stanza.getChild('no-store', NS_HINTS) || stanza.getChild('no-permanent-store', NS_HINTS)) return false;
+  const payload = stanza.getChildElements().filter((c) => c.attrs.xmlns !== NS_CHATSTATES && c.name !== 'thread');
+  return payload.length > 0;
+}
 
 /** The type of a message; a missing or unknown type is `normal` (RFC 6121 §5.2.2). */
 export function messageType(stanza: Stanza): 'chat' | 'error' | 'groupchat' | 'headline' | 'normal' {
@@ -63,8 +75,8 @@ export function load(module: ModuleApi): void {
       for (const s of recipients) s.deliver(stanza);
       return 'delivered';
     }
-    // §8.5.2.2.1: chat and normal wait offline; headline and error are dropped.
-    if (type === 'chat' || type === 'normal') {
+    // §8.5.2.2.1: chat and normal wait offline (XEP-0160); headline and error are dropped.
+    if ((type === 'chat' || type === 'normal') && isWorthStoring(stanza)) {
       await offline.append(bare, stanza.toString(), new Date());
       return 'stored';
     }

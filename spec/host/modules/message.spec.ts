@@ -7,7 +7,7 @@ import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { StanzaError, xml, type ClientSession, type ModuleApi } from '../../../lib/host/api.js';
-import { selectRecipients, messageType } from '../../../lib/host/modules/message.js';
+import { isWorthStoring, selectRecipients, messageType } from '../../../lib/host/modules/message.js';
 import { startTestServer, type TestServer } from '../../helpers/server.js';
 import { rawLogin, withTimeout, type RawClient } from '../c2s/helpers.js';
 
@@ -40,6 +40,14 @@ describe('message module', () => {
 
     it('sends headlines to every non-negative available resource', () => {
       assert.deepEqual(selectRecipients([a, c, neg, away], 'headline'), [a, c]);
+    });
+
+    it('does not keep chat states alone or no-store messages offline (XEP-0085 §5.5, XEP-0334)', () => {
+      const states = xml('message', {}, xml('composing', { xmlns: 'http://jabber.org/protocol/chatstates' }));
+      assert.equal(isWorthStoring(states), false);
+      assert.equal(isWorthStoring(xml('message', {}, xml('body', {}, 'x'), xml('no-store', { xmlns: 'urn:xmpp:hints' }))), false);
+      assert.equal(isWorthStoring(xml('message', {}, xml('body', {}, 'x'), xml('active', { xmlns: 'http://jabber.org/protocol/chatstates' }))), true);
+      assert.equal(isWorthStoring(xml('message', {}, xml('received', { xmlns: 'urn:xmpp:receipts', id: '1' }))), true);
     });
 
     it('treats a missing or unknown type as normal (RFC 6121 §5.2.2)', () => {
@@ -97,6 +105,11 @@ describe('message module', () => {
 
     it('discards a headline to an account with no available resource', async () => {
       assert.equal(await send('dora@localhost', 'headline'), 'discarded');
+    });
+
+    it('discards a chat state notification to an account with no available resource', async () => {
+      const composing = xml('message', { to: 'dora@localhost', from: 'alice@localhost', type: 'chat' }, xml('composing', { xmlns: 'http://jabber.org/protocol/chatstates' }));
+      assert.equal(await api.send(composing), 'discarded');
     });
 
     it('rejects a message to an account that does not exist with service-unavailable', async () => {
