@@ -380,6 +380,8 @@ export class C2sSession implements ClientSession, PresenceControl {
     if (raw.destroyed) return;
     const secure = new TLSSocket(raw, { isServer: true, secureContext: this.ctx.secureContext });
     this.socket = secure;
+    // SASL state was made for a plaintext stream (its offers, encryption-required): start afresh.
+    this.sasl = undefined;
     this.restartStream();
     this.attach(secure);
     secure.on('secure', () => {

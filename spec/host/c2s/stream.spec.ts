@@ -100,6 +100,14 @@ describe('c2s streams', () => {
       await c.waitFor(/<\/stream:features>/);
       c.send(plain('alice', 'alice-pw'));
       await c.waitFor(/<failure xmlns="urn:ietf:params:xml:ns:xmpp-sasl"><encryption-required\/>/, 'encryption-required');
+      // The refusal is about the plaintext stream only: after STARTTLS the same login works.
+      c.send("<starttls xmlns='urn:ietf:params:xml:ns:xmpp-tls'/>");
+      await c.waitFor(/<proceed /);
+      await c.starttls();
+      c.send(streamOpen());
+      await c.waitFor(/<\/stream:features>/);
+      c.send(plain('alice', 'alice-pw'));
+      await c.waitFor(/<success /, 'success after STARTTLS');
     });
 
     it('answers not-authorized to a wrong password', async () => {
