@@ -10,6 +10,11 @@ export interface AuthThrottle {
 
 const WINDOW_MS = 60_000;
 
+/** One key per client: an IPv4 client seen through a dual-stack socket (`::ffff:1.2.3.4`) is `1.2.3.4`. */
+export function clientKey(address: string): string {
+  return address.toLowerCase().startsWith('::ffff:') && address.includes('.') ? address.slice(7) : address;
+}
+
 /** Sliding 60 s window of failure times per address; more than `limit` failures → wait until the oldest leaves. */
 export class MemoryAuthThrottle implements AuthThrottle {
   private readonly failures = new Map<string, number[]>();
@@ -18,20 +23,21 @@ export class MemoryAuthThrottle implements AuthThrottle {
   constructor(private readonly limit: number, private readonly now: () => number = Date.now) {}
 
   retryAfter(address: string): number {
-    const times = this.recent(address);
+    const times = this.recent(clientKey(address));
     if (times.length < this.limit) return 0;
     const oldest = times[times.length - this.limit]!;
     return Math.max(1, Math.ceil((oldest + WINDOW_MS - this.now()) / 1000));
   }
 
   recordFailure(address: string): number {
-    const times = this.recent(address);
+    const key = clientKey(address);
+    const times = this.recent(key);
     times.push(this.now());
     // Keep only as many as decide the answer, so an address hammering us costs constant memory.
     if (times.length > this.limit) times.splice(0, times.length - this.limit);
-    this.failures.set(address, times);
+    this.failures.set(key, times);
     this.sweep();
-    return this.retryAfter(address);
+    return this.retryAfter(key);
   }
 
   private recent(address: string): number[] {

@@ -97,6 +97,11 @@ export class Server {
     return this.c2s?.tlsPorts ?? [];
   }
 
+  /** Open client streams, authenticated or not (the session registry holds only bound ones). */
+  c2sSessionCount(): number {
+    return this.c2s?.sessionCount() ?? 0;
+  }
+
   bus(host: string): EventBus<StanzaEvent> | undefined {
     return this.buses.get(host);
   }

@@ -7,9 +7,9 @@ import { mkdtempSync, rmSync, statSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import pino from 'pino';
-import { loadOrCreateTls } from '../../../lib/host/tls.js';
-import { HostError } from '../../../lib/host/errors.js';
-import { testTls } from '../../helpers/server.js';
+import { loadOrCreateTls } from '../../lib/host/tls.js';
+import { HostError } from '../../lib/host/errors.js';
+import { testTls } from '../helpers/server.js';
 
 function capture(): { log: pino.Logger; lines: () => Array<Record<string, unknown>> } {
   const out: string[] = [];

@@ -112,6 +112,15 @@ describe('UserService', () => {
 });
 
 describe('MemoryAuthThrottle', () => {
+  it('counts an IPv4 client the same whether seen as IPv4 or IPv4-mapped IPv6', () => {
+    const t = new MemoryAuthThrottle(2);
+    t.recordFailure('::ffff:192.0.2.7');
+    t.recordFailure('192.0.2.7');
+    assert.ok(t.retryAfter('192.0.2.7') > 0);
+    assert.ok(t.retryAfter('::FFFF:192.0.2.7') > 0);
+    assert.equal(t.retryAfter('::ffff:192.0.2.8'), 0);
+  });
+
   it('waits until the oldest failure leaves the 60 s window', () => {
     let now = 1_000_000;
     const t = new MemoryAuthThrottle(2, () => now);
