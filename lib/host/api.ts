@@ -9,7 +9,7 @@ import type { Logger } from 'pino';
 export type { Element } from '@xmpp/xml';
 export { xml } from '@xmpp/xml';
 export { parseJid, type Jid, type JidResult } from './jid.js';
-export { findIllegalXmlChar } from './xml-text.js';
+export { findIllegalXmlChar, describeCodePoint } from './xml-text.js';
 export { sendProblem, type ProblemInit } from './http-problem.js';
 export { errorReply, cloneStanza } from './router.js';
 export { HostError, StanzaError, type HostErrorCode, type StanzaErrorCondition } from './errors.js';

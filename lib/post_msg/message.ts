@@ -1,8 +1,8 @@
 // The pure core of post_msg: one HTTP request's content → the <message/> stanza to send, or a problem.
 // Port of handle_post in Prosody's mod_post_msg.lua; no sockets, no Koa, no host state (tested directly).
 
-import { xml, findIllegalXmlChar, StanzaError, type Element, type Jid, type Outcome } from '../host/api.js';
-import { problem, ok, quote, formatCodePoint, type Problem, type Result } from './problem.js';
+import { xml, findIllegalXmlChar, describeCodePoint, StanzaError, type Element, type Jid, type Outcome } from '../host/api.js';
+import { problem, ok, quote, type Problem, type Result } from './problem.js';
 import { parseMediaType } from './media-type.js';
 import { parsePayload, type Fields } from './payload.js';
 import { buildXhtmlIm } from './xhtml.js';
@@ -99,7 +99,7 @@ function checkXmlText(name: string, value: string | undefined): Problem | undefi
   if (!illegal) return undefined;
   return {
     status: 400,
-    detail: `The ${name} contains the character ${formatCodePoint(illegal.codePoint)} at index ${illegal.index}, which XML 1.0 does not allow in a message; remove it.`,
+    detail: `The ${name} contains the character ${describeCodePoint(illegal.codePoint)} at index ${illegal.index}, which XML 1.0 does not allow in a message; remove it.`,
   };
 }
 

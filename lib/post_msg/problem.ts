@@ -18,11 +18,6 @@ export function ok<T>(value: T): { ok: true; value: T } {
   return { ok: true, value };
 }
 
-/** `U+001B`, the way Unicode names a code point; for details that quote an offending character. */
-export function formatCodePoint(codePoint: number): string {
-  return `U+${codePoint.toString(16).toUpperCase().padStart(4, '0')}`;
-}
-
 /** Quote a user-supplied value for a detail: JSON string syntax, so control characters stay visible; long values are cut. */
 export function quote(value: string, max = 80): string {
   const cut = [...value].length > max ? `${[...value].slice(0, max).join('')}…` : value;

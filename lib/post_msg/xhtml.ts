@@ -2,8 +2,8 @@
 // Written here rather than using ltx (@xmpp/xml's parser): ltx skips DOCTYPEs, PIs and unclosed tags
 // silently and throws from inside write() on bad references, so it cannot tell "not well-formed" apart.
 
-import { xml, findIllegalXmlChar, type Element } from '../host/api.js';
-import { problem, ok, quote, formatCodePoint, type Result } from './problem.js';
+import { xml, findIllegalXmlChar, describeCodePoint, type Element } from '../host/api.js';
+import { problem, ok, quote, type Result } from './problem.js';
 
 export const XHTML_IM_NS = 'http://jabber.org/protocol/xhtml-im';
 export const XHTML_NS = 'http://www.w3.org/1999/xhtml';
@@ -163,7 +163,7 @@ function expandReferences(raw: string): Result<string> {
       const cp = ref[1] === 'x' ? parseInt(ref.slice(2), 16) : parseInt(ref.slice(1), 10);
       const ch = cp <= 0x10ffff ? String.fromCodePoint(cp) : undefined;
       if (ch === undefined || findIllegalXmlChar(ch) !== null) {
-        return problem(400, `The html refers to the character ${cp <= 0x10ffff ? formatCodePoint(cp) : ref}, which XML 1.0 does not allow.`);
+        return problem(400, `The html refers to the character ${cp <= 0x10ffff ? describeCodePoint(cp) : ref}, which XML 1.0 does not allow.`);
       }
       out += ch;
     } else {
@@ -233,7 +233,7 @@ export interface XhtmlIm {
  */
 export function buildXhtmlIm(src: string): Result<XhtmlIm | undefined> {
   const illegal = findIllegalXmlChar(src);
-  if (illegal) return problem(400, `The field "html" contains the character ${formatCodePoint(illegal.codePoint)} at index ${illegal.index}, which XML 1.0 does not allow.`);
+  if (illegal) return problem(400, `The field "html" contains the character ${describeCodePoint(illegal.codePoint)} at index ${illegal.index}, which XML 1.0 does not allow.`);
   const parsed = parseFragment(src);
   if (!parsed.ok) return parsed;
   const nodes = parsed.value;
