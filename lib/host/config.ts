@@ -88,24 +88,45 @@ export interface ModuleCatalog {
 
 const EMBEDDED_DEFAULT = { virtual_hosts: { localhost: {} }, http_default_host: 'localhost' };
 
-/** Read and validate a config file; a missing file at the default path means the embedded default. */
-export function loadConfig(path: string, catalog: ModuleCatalog, opts: { isDefaultPath: boolean }): HostConfig {
+/** A config as read, before validation: what it came from and how to resolve its relative paths. */
+export interface RawConfig {
+  raw: unknown;
+  source: string;
+  baseDir: string;
+}
+
+/** Read a config file; a missing file at the default path means the embedded default. */
+export function readRawConfig(path: string, opts: { isDefaultPath: boolean }): RawConfig {
   let text: string;
   try {
     text = readFileSync(path, 'utf8');
   } catch (err) {
     if (opts.isDefaultPath && (err as NodeJS.ErrnoException).code === 'ENOENT') {
-      return validateConfig(EMBEDDED_DEFAULT, catalog, { source: '(embedded default)', baseDir: process.cwd() });
+      return { raw: EMBEDDED_DEFAULT, source: '(embedded default)', baseDir: process.cwd() };
     }
     throw new HostError('HOST_ERR_CONFIG_UNREADABLE', `${path}: cannot read the config file (${(err as Error).message}).`);
   }
-  let raw: unknown;
   try {
-    raw = parseYaml(text) ?? {};
+    return { raw: parseYaml(text) ?? {}, source: path, baseDir: dirname(resolve(path)) };
   } catch (err) {
     throw new HostError('HOST_ERR_CONFIG_INVALID', `${path}: not valid YAML: ${(err as Error).message.split('\n')[0]}`);
   }
-  return validateConfig(raw, catalog, { source: path, baseDir: dirname(resolve(path)) });
+}
+
+/**
+ * The plugin folders a raw config names, resolved: needed before validation, since the modules
+ * found there decide which module names and option sections are valid.
+ */
+export function pluginPathsOf(config: RawConfig): string[] {
+  const paths = isPlainObject(config.raw) ? config.raw.plugin_paths : undefined;
+  if (!Array.isArray(paths)) return [];
+  return paths.filter((p): p is string => typeof p === 'string' && p.length > 0).map((p) => resolve(config.baseDir, p));
+}
+
+/** Read and validate a config file in one step (when the catalog is known already). */
+export function loadConfig(path: string, catalog: ModuleCatalog, opts: { isDefaultPath: boolean }): HostConfig {
+  const config = readRawConfig(path, opts);
+  return validateConfig(config.raw, catalog, config);
 }
 
 /** Validate a parsed config object; throws one HostError listing every problem, each naming file and key. */

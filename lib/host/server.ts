@@ -4,7 +4,7 @@
 import type { DestinationStream, Logger } from 'pino';
 import { MemoryAuthThrottle } from './auth-throttle.js';
 import { startC2s, type C2sServer } from './c2s/index.js';
-import { loadConfig, validateConfig, type HostConfig } from './config.js';
+import { pluginPathsOf, readRawConfig, validateConfig, type HostConfig, type RawConfig } from './config.js';
 import { EventBus } from './events.js';
 import { closeListeners, createHttpApp, HttpApps, listenHttp, type Listener } from './http.js';
 import { createLogger } from './log.js';
@@ -28,20 +28,13 @@ export interface ConfigSource {
   baseDir?: string;
 }
 
-/** Discover modules, then read and validate the config against their manifests. */
+/** Read the config, discover the modules (core, this package's, those in plugin_paths), then validate once. */
 export function readConfig(source: ConfigSource): { config: HostConfig; catalog: Catalog } {
-  // Plugin paths come from the config itself, so read it once raw for them, then validate with the full catalog.
-  const probe = discoverModules();
-  const first = loadWith(source, probe);
-  if (first.plugin_paths.length === 0) return { config: first, catalog: probe };
-  const catalog = discoverModules(first.plugin_paths);
-  return { config: loadWith(source, catalog), catalog };
-}
-
-function loadWith(source: ConfigSource, catalog: Catalog): HostConfig {
-  if (source.config) return validateConfig(source.config, catalog, { source: '(config object)', baseDir: source.baseDir ?? process.cwd() });
-  const path = source.configPath ?? DEFAULT_CONFIG_PATH;
-  return loadConfig(path, catalog, { isDefaultPath: source.configPath === undefined });
+  const raw: RawConfig = source.config
+    ? { raw: source.config, source: '(config object)', baseDir: source.baseDir ?? process.cwd() }
+    : readRawConfig(source.configPath ?? DEFAULT_CONFIG_PATH, { isDefaultPath: source.configPath === undefined });
+  const catalog = discoverModules(pluginPathsOf(raw));
+  return { config: validateConfig(raw.raw, catalog, raw), catalog };
 }
 
 /** Storage and the user service without listeners: what the admin CLI needs. */
