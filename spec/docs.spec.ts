@@ -1,3 +1,4 @@
+// README.md stays true: its configuration reference is the generated one, its test command is .ci/run's.
 import { describe, it } from 'node:test';
 import assert from 'node:assert/strict';
 import { readFileSync } from 'node:fs';

@@ -1,3 +1,4 @@
+// xmppd as an admin runs it (a real process per command): exit codes and messages of every subcommand.
 import { describe, it, before, after } from 'node:test';
 import assert from 'node:assert/strict';
 import { spawn } from 'node:child_process';

@@ -1,3 +1,4 @@
+// Configuration: defaults, validation against module manifests, messages naming file and key, freezing.
 import { describe, it } from 'node:test';
 import assert from 'node:assert/strict';
 import { mkdtempSync, writeFileSync } from 'node:fs';

@@ -1,3 +1,4 @@
+// Event chains (Prosody's util.events): priority order, first claim wins, removal, error owners.
 import { describe, it } from 'node:test';
 import assert from 'node:assert/strict';
 import { EventBus, errorOwner } from '../../lib/host/events.js';

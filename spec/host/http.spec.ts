@@ -1,3 +1,4 @@
+// The HTTP layer: virtual host selection by Host, app lookup by base path, problem+json 404/500, request log.
 import { describe, it, before, after } from 'node:test';
 import assert from 'node:assert/strict';
 import type { AddressInfo } from 'node:net';

@@ -1,3 +1,4 @@
+// Modules: load once per host, unload removes every registration, options precedence, dependencies.
 import { describe, it } from 'node:test';
 import assert from 'node:assert/strict';
 import pino from 'pino';

@@ -1,3 +1,4 @@
+// Stanza routing as events (Prosody's stanza_router): event names, pre-events, bounces per RFC 6120 §8.3.
 import { describe, it } from 'node:test';
 import assert from 'node:assert/strict';
 import pino from 'pino';

@@ -1,3 +1,4 @@
+// The whole server: HTTPS with the TLS pair, modules per virtual host, clean idempotent stop.
 import { describe, it } from 'node:test';
 import assert from 'node:assert/strict';
 import { request } from 'node:https';

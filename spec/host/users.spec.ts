@@ -1,3 +1,4 @@
+// Accounts: SCRAM-only storage, SASLprep, equal timing for unknown users, throttle, credential cache.
 import { describe, it, before, after } from 'node:test';
 import assert from 'node:assert/strict';
 import { mkdtempSync, rmSync } from 'node:fs';
