@@ -182,7 +182,10 @@ export interface Provides {
 export interface HostEvents {
   'server-started': Record<string, never>;
   'server-stopping': Record<string, never>;
-  /** Fired after an account's password changed or the account was deleted (credential caches listen). */
+  /**
+   * Fired after this process created an account, changed its password or deleted it. Changes made by
+   * another process (the xmppd CLI, another node) are not announced: re-read the store instead.
+   */
   'user-changed': { jid: string; change: 'created' | 'password' | 'deleted' };
   /** A resource became available (initial presence): offline delivery listens. */
   'resource-available': { session: ClientSession };

@@ -38,7 +38,10 @@ export function readConfig(source: ConfigSource): { config: HostConfig; catalog:
 }
 
 /** Storage and the user service without listeners: what the admin CLI needs. */
-export function openUsers(config: HostConfig): { storage: Storage; users: UserService; throttle: MemoryAuthThrottle } {
+export function openUsers(
+  config: HostConfig,
+  onChange?: (jid: string, change: 'created' | 'password' | 'deleted') => void,
+): { storage: Storage; users: UserService; throttle: MemoryAuthThrottle } {
   const storage = openSqliteStorage(config.data_dir);
   const throttle = new MemoryAuthThrottle(config.auth_failures_per_minute);
   const users = new UserService({
@@ -47,6 +50,7 @@ export function openUsers(config: HostConfig): { storage: Storage; users: UserSe
     iterations: config.pbkdf2_iterations,
     isLocalHost: (domain) => domain in config.virtual_hosts,
     cache: new CredentialCache(),
+    onChange,
   });
   return { storage, users, throttle };
 }
@@ -120,9 +124,11 @@ export async function startServer(opts: StartOptions = {}): Promise<Server> {
   const log = opts.logger ?? createLogger(config.log_level, opts.logDestination);
   log.info({ config: config.source, hosts: Object.keys(config.virtual_hosts) }, 'starting');
 
-  const { storage, users, throttle } = openUsers(config);
-  const sessions = new MemorySessionRegistry();
   const globalBus = new EventBus<unknown>();
+  const { storage, users, throttle } = openUsers(config, (jid, change) => {
+    globalBus.fire('user-changed', { jid, change }).catch((err: unknown) => log.error({ err, jid }, 'a user-changed handler failed'));
+  });
+  const sessions = new MemorySessionRegistry();
   const buses = new Map(Object.keys(config.virtual_hosts).map((h) => [h, new EventBus<StanzaEvent>()]));
   const router = new StanzaRouter({ bus: (d) => buses.get(d), log });
   const httpApps = new HttpApps(() => config.http_default_host);

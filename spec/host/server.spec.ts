@@ -54,6 +54,25 @@ describe('Server', () => {
     assert.match(t.logText(), /"msg":"stopped"/);
   });
 
+  it("announces account changes made through the server as 'user-changed'", async () => {
+    const t = await startTestServer({ config: { modules_enabled: [] } });
+    try {
+      const seen: unknown[] = [];
+      t.server.globalBus.add('user-changed', (p) => void seen.push(p));
+      await t.server.users.create('eve@localhost', 'eve-pw');
+      await t.server.users.setPassword('eve@localhost', 'eve-pw2');
+      await t.server.users.delete('eve@localhost');
+      await new Promise((r) => setImmediate(r));
+      assert.deepEqual(seen, [
+        { jid: 'eve@localhost', change: 'created' },
+        { jid: 'eve@localhost', change: 'password' },
+        { jid: 'eve@localhost', change: 'deleted' },
+      ]);
+    } finally {
+      await t.stop();
+    }
+  });
+
   it('refuses to start with an invalid config, naming the key', async () => {
     await assert.rejects(startTestServer({ config: { c2s_timeout: 'soon' } }), (err: Error & { code?: string }) => err.code === 'HOST_ERR_CONFIG_INVALID' && /c2s_timeout: expected an integer/.test(err.message));
   });
