@@ -1,0 +1,214 @@
+// Benchmark helper: what a run measured (rows of repeated samples, idle-session set-up, the TLS memory floor) and
+// the Markdown report: the tables, ours/ceiling per row, and each issue-5 target with its status.
+
+import type { LoadResult } from './load.js';
+import { bytes, fixed, integer, markdownTable, mebibytes, percent, type Column } from './table.js';
+
+/** One measured run of a row's load. */
+export interface Sample {
+  load: LoadResult;
+  /** Messages with distinct ids the clients received (undefined: no receivers for this row). */
+  received?: number;
+  duplicates?: number;
+  peakRssKiB: number;
+  /** CPU used during the sample, in cores (1.0 = one core busy): the child, the bench process, everyone else. */
+  childCores: number;
+  benchCores: number;
+  otherCores: number;
+  stealCores: number;
+}
+
+export interface Row {
+  target: 'xmppd' | 'ceiling';
+  /** What differs from the default server, '' for none. */
+  variant: string;
+  connections: number;
+  bodyBytes: number;
+  idleSessions: number;
+  samples: Sample[];
+}
+
+export interface IdleReport {
+  /** Sessions wanted; 0 for the state after closing them all. */
+  target: number;
+  opened: number;
+  failures: number;
+  firstFailure: string | undefined;
+  seconds: number;
+  serverSessions: number | undefined;
+  rssBeforeKiB: number;
+  rssAfterKiB: number;
+  heapBeforeKiB: number | undefined;
+  heapAfterKiB: number | undefined;
+}
+
+/** The bare node:tls server holding as many idle connections: what TLS alone costs per connection in Node. */
+export interface TlsFloor {
+  connections: number;
+  failures: number;
+  rssBeforeKiB: number;
+  rssAfterKiB: number;
+}
+
+export interface Results {
+  ceiling: Row[];
+  main: Row[];
+  idle: Row[];
+  idleReports: IdleReport[];
+  effects: Row[];
+  floor: TlsFloor | undefined;
+}
+
+/** Above this many cores used by other processes during a sample, it is marked as disturbed. */
+export const OTHER_LOAD_LIMIT = 0.15;
+export const KEY_CONNECTIONS = 32;
+export const SMALL_BODY = 5;
+/** Variants of the idle series: the baseline measured right before opening the idle sessions, and after closing them. */
+export const IDLE_BEFORE = 'no idle sessions, before';
+export const IDLE_AFTER = 'no idle sessions, after closing them';
+
+export function median(values: readonly number[]): number {
+  if (values.length === 0) return NaN;
+  const sorted = [...values].sort((a, b) => a - b);
+  const mid = sorted.length >> 1;
+  return sorted.length % 2 === 1 ? sorted[mid]! : (sorted[mid - 1]! + sorted[mid]!) / 2;
+}
+
+const sum = (values: readonly number[]): number => values.reduce((a, b) => a + b, 0);
+
+export interface RowStats {
+  rps: number;
+  rpsMin: number;
+  rpsMax: number;
+  p50: number;
+  p99: number;
+  failures: number;
+  created: number;
+  received: number | undefined;
+  duplicates: number;
+  peakRssKiB: number;
+  childCores: number;
+  benchCores: number;
+  otherCores: number;
+}
+
+/** Medians over a row's samples (max for memory and other load, sums for counts). */
+export function stats(row: Row): RowStats {
+  const s = row.samples;
+  const rps = s.map((x) => x.load.requestsPerSecond);
+  const hasReceivers = s.every((x) => x.received !== undefined);
+  return {
+    rps: median(rps),
+    rpsMin: Math.min(...rps),
+    rpsMax: Math.max(...rps),
+    p50: median(s.map((x) => x.load.p50Ms)),
+    p99: median(s.map((x) => x.load.p99Ms)),
+    failures: sum(s.map((x) => x.load.non2xx + x.load.errors)),
+    created: sum(s.map((x) => x.load.created)),
+    received: hasReceivers ? sum(s.map((x) => x.received ?? 0)) : undefined,
+    duplicates: sum(s.map((x) => x.duplicates ?? 0)),
+    peakRssKiB: Math.max(...s.map((x) => x.peakRssKiB)),
+    childCores: median(s.map((x) => x.childCores)),
+    benchCores: median(s.map((x) => x.benchCores)),
+    otherCores: Math.max(...s.map((x) => x.otherCores)),
+  };
+}
+
+export function describeSample(row: Row, sample: Sample): string {
+  const parts = [row.target, `${row.connections} conns`, bytes(row.bodyBytes)];
+  if (row.idleSessions > 0) parts.push(`${integer(row.idleSessions)} idle`);
+  if (row.variant) parts.push(row.variant);
+  const l = sample.load;
+  return `${parts.join(', ')}: ${integer(l.requestsPerSecond)} req/s, p50 ${fixed(l.p50Ms, 2)} ms, p99 ${fixed(l.p99Ms, 2)} ms, ` +
+    `201 ${l.created}, non-2xx ${l.non2xx}, errors ${l.errors}, received ${sample.received ?? '–'}, peak RSS ${mebibytes(sample.peakRssKiB)} MB, ` +
+    `CPU ${fixed(sample.childCores, 2)} (child) + ${fixed(sample.benchCores, 2)} (bench) + ${fixed(sample.otherCores, 2)} (other) cores` +
+    (sample.stealCores > 0.05 ? `, steal ${fixed(sample.stealCores, 2)}` : '');
+}
+
+export function renderReport(results: Results, header: string[]): string {
+  const ceilingFor = (row: Row): Row | undefined =>
+    results.ceiling.find((c) => c.connections === row.connections && c.bodyBytes === row.bodyBytes);
+  const ratio = (row: Row): number => stats(row).rps / (ceilingFor(row) ? stats(ceilingFor(row)!).rps : NaN);
+  const received = (row: Row): string => {
+    const s = stats(row);
+    if (s.received === undefined) return 'n/a';
+    return `${s.received} / ${s.created}${s.duplicates ? ` (${s.duplicates} dup)` : ''}`;
+  };
+  const common: Column<Row>[] = [
+    { title: 'conns', value: (r) => String(r.connections) },
+    { title: 'body', value: (r) => bytes(r.bodyBytes) },
+    { title: 'idle c2s', value: (r) => integer(r.idleSessions) },
+    { title: 'req/s (median)', value: (r) => integer(stats(r).rps) },
+    { title: 'min–max', value: (r) => `${integer(stats(r).rpsMin)}–${integer(stats(r).rpsMax)}` },
+  ];
+  const tail: Column<Row>[] = [
+    { title: 'p50 ms', value: (r) => fixed(stats(r).p50, 2) },
+    { title: 'p99 ms', value: (r) => fixed(stats(r).p99, 2) },
+    { title: 'non-2xx', value: (r) => String(stats(r).failures) },
+    { title: 'received / 201', value: received },
+    { title: 'peak RSS MB', value: (r) => mebibytes(stats(r).peakRssKiB) },
+    {
+      title: 'CPU server+bench+other',
+      value: (r) => {
+        const s = stats(r);
+        return `${fixed(s.childCores, 2)}+${fixed(s.benchCores, 2)}+${fixed(s.otherCores, 2)}${s.otherCores > OTHER_LOAD_LIMIT ? ' (!)' : ''}`;
+      },
+    },
+  ];
+  const label = (r: Row): string => r.variant || (r.idleSessions > 0 ? 'idle sessions' : 'default');
+  const ours: Column<Row>[] = [
+    { title: 'row', align: 'left', value: label },
+    ...common,
+    { title: 'ceiling req/s', value: (r) => integer(ceilingFor(r) ? stats(ceilingFor(r)!).rps : NaN) },
+    { title: 'ours/ceiling', value: (r) => percent(ratio(r)) },
+    ...tail,
+  ];
+  const ceilingColumns: Column<Row>[] = [{ title: 'row', align: 'left', value: () => 'ceiling (bare koa)' }, ...common, ...tail];
+  const idleColumns: Column<IdleReport>[] = [
+    { title: 'idle sessions wanted', value: (r) => (r.target === 0 ? 'all closed' : integer(r.target)) },
+    { title: 'opened', value: (r) => integer(r.opened) },
+    { title: 'failed', value: (r) => integer(r.failures) },
+    { title: 'server counts', value: (r) => (r.serverSessions === undefined ? '?' : integer(r.serverSessions)) },
+    { title: 'seconds', value: (r) => fixed(r.seconds, 1) },
+    { title: 'RSS before → after MB', value: (r) => `${mebibytes(r.rssBeforeKiB)} → ${mebibytes(r.rssAfterKiB)}` },
+    { title: 'JS heap before → after MB', value: (r) => `${mebibytes(r.heapBeforeKiB ?? NaN)} → ${mebibytes(r.heapAfterKiB ?? NaN)}` },
+  ];
+  const floorColumns: Column<TlsFloor>[] = [
+    { title: 'bare node:tls server: idle connections', value: (r) => integer(r.connections) },
+    { title: 'failed', value: (r) => integer(r.failures) },
+    { title: 'RSS before → after MB', value: (r) => `${mebibytes(r.rssBeforeKiB)} → ${mebibytes(r.rssAfterKiB)}` },
+    { title: 'KiB per connection', value: (r) => fixed((r.rssAfterKiB - r.rssBeforeKiB) / Math.max(1, r.connections), 1) },
+  ];
+  const parts = [...header, '', markdownTable(ours, [...results.main, ...results.idle, ...results.effects])];
+  if (results.ceiling.length > 0) parts.push('', markdownTable(ceilingColumns, results.ceiling));
+  if (results.idleReports.length > 0) parts.push('', markdownTable(idleColumns, results.idleReports));
+  if (results.floor) parts.push('', markdownTable(floorColumns, [results.floor]));
+  parts.push('', targets(results, ratio));
+  return parts.join('\n');
+}
+
+function targets(results: Results, ratio: (row: Row) => number): string {
+  const key = results.main.find((r) => r.connections === KEY_CONNECTIONS && r.bodyBytes === SMALL_BODY && r.idleSessions === 0 && r.variant === '');
+  const before = results.idle.find((r) => r.variant === IDLE_BEFORE);
+  const after = results.idle.find((r) => r.variant === IDLE_AFTER);
+  const maxIdle = results.idle.filter((r) => r.idleSessions > 0).at(-1);
+  const status = (ok: boolean): string => (ok ? 'MET' : 'NOT MET');
+  const lines = [`Targets (${KEY_CONNECTIONS} connections, ${SMALL_BODY}-byte body, medians):`];
+  if (key) {
+    const r = ratio(key);
+    lines.push(`- ≥ 50% of the ceiling: ${percent(r)} — ${status(r >= 0.5)}`);
+    lines.push(`- p99 ≤ 5 ms: ${fixed(stats(key).p99, 2)} ms — ${status(stats(key).p99 <= 5)}`);
+  }
+  if (before && maxIdle) {
+    const base = stats(before).rps;
+    const loss = 1 - stats(maxIdle).rps / base;
+    lines.push(`- ≤ 10% throughput loss with ${integer(maxIdle.idleSessions)} idle sessions: ${percent(loss)} ` +
+      `(${integer(base)} req/s just before opening them → ${integer(stats(maxIdle).rps)} with them) — ${status(loss <= 0.1)}` +
+      (after ? `; after closing them: ${integer(stats(after).rps)} req/s` : ''));
+    lines.push(`- peak RSS ≤ 150 MB with ${integer(maxIdle.idleSessions)} sessions: ${mebibytes(stats(maxIdle).peakRssKiB)} MB — ${status(stats(maxIdle).peakRssKiB <= 150 * 1024)}`);
+  }
+  const all = [...results.ceiling, ...results.main, ...results.idle, ...results.effects];
+  const disturbed = all.filter((r) => stats(r).otherCores > OTHER_LOAD_LIMIT).length;
+  if (disturbed > 0) lines.push(`- ${disturbed} row(s) marked (!) had a sample during which other processes used > ${OTHER_LOAD_LIMIT} cores: take them with care.`);
+  return lines.join('\n');
+}

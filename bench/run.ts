@@ -1,0 +1,476 @@
+// `npm run bench` (issue 5): the real server as a child process on ephemeral ports, receiving XMPP clients, and
+// autocannon driving authenticated POST /msg/<user> over keep-alive connections, against a bare-koa ceiling.
+// Environment: BENCH_SECONDS (per sample, 10), BENCH_REPEAT (samples per row, 3), BENCH_WARMUP_SECONDS (2),
+// BENCH_CONNECTIONS (1,8,32,64), BENCH_IDLE (1000,10000), BENCH_SERIES (main,idle,effects), BENCH_TIMEOUT_SECONDS (3600),
+// BENCH_JSON (write all samples there), BENCH_PROFILE (a folder: profile the server in one 32-connection row instead;
+// BENCH_PROFILE_BODY bytes of body, BENCH_PROFILE_IDLE idle sessions first), BENCH_TSX=1 (children under tsx, not
+// compiled), BENCH_RECEIVER=xmpp-client (receive with @xmpp/client, not raw sessions), BENCH_KEEP=1 (keep the temp folder).
+
+import { cpus, release } from 'node:os';
+import { writeFileSync, rmSync, mkdirSync } from 'node:fs';
+import { join, resolve } from 'node:path';
+import type { TLSSocket } from 'node:tls';
+import { Child, killAllChildren } from './child.js';
+import { runLoad } from './load.js';
+import { openBareTls, openIdleSessions, type IdleSession } from './raw-client.js';
+import { Receivers, type ReceiverKind } from './receivers.js';
+import { createAccounts, createIdleAccounts, DOMAIN, makeBenchDir, textBody, writeConfig, type Account, type BenchDir } from './setup.js';
+import { fixed, integer, mebibytes } from './table.js';
+import { summariseProfile } from './profile.js';
+import { machineCpu } from './cpu.js';
+import { compiledRuntime, tsxRuntime, type ChildEntry, type Runtime } from './build.js';
+import {
+  describeSample,
+  IDLE_AFTER,
+  IDLE_BEFORE,
+  KEY_CONNECTIONS,
+  OTHER_LOAD_LIMIT,
+  renderReport,
+  SMALL_BODY,
+  type IdleReport,
+  type Results,
+  type Row,
+  type Sample,
+  type TlsFloor,
+} from './report.js';
+
+const ROOT = resolve(import.meta.dirname, '..');
+
+function envNumber(name: string, fallback: number): number {
+  const raw = process.env[name];
+  if (raw === undefined || raw === '') return fallback;
+  const n = Number(raw);
+  if (!Number.isFinite(n) || n < 0) throw new Error(`${name}=${raw}: expected a non-negative number`);
+  return n;
+}
+
+function envList(name: string, fallback: number[]): number[] {
+  const raw = process.env[name];
+  if (raw === undefined) return fallback;
+  return raw.split(',').filter((s) => s.trim() !== '').map((s) => {
+    const n = Number(s.trim());
+    if (!Number.isInteger(n) || n <= 0) throw new Error(`${name}=${raw}: expected comma-separated positive integers`);
+    return n;
+  });
+}
+
+const settings = {
+  seconds: envNumber('BENCH_SECONDS', 10),
+  repeat: Math.max(1, Math.round(envNumber('BENCH_REPEAT', 3))),
+  warmupSeconds: envNumber('BENCH_WARMUP_SECONDS', 2),
+  connections: envList('BENCH_CONNECTIONS', [1, 8, 32, 64]),
+  idle: envList('BENCH_IDLE', [1000, 10000]),
+  series: new Set((process.env.BENCH_SERIES ?? 'main,idle,effects').split(',').map((s) => s.trim())),
+  timeoutSeconds: envNumber('BENCH_TIMEOUT_SECONDS', 3600),
+  jsonPath: process.env.BENCH_JSON,
+  profileDir: process.env.BENCH_PROFILE,
+  profileBodyBytes: envNumber('BENCH_PROFILE_BODY', SMALL_BODY),
+  profileIdle: envNumber('BENCH_PROFILE_IDLE', 0),
+  isTsx: process.env.BENCH_TSX === '1',
+  receiverKind: (process.env.BENCH_RECEIVER === 'xmpp-client' ? 'xmpp-client' : 'raw') as ReceiverKind,
+};
+
+let runtime: Runtime;
+
+const BODY_SIZES = [1024, 65536];
+const RECEIVERS = 4;
+const SENDER: Account = { username: 'sender', password: 'correct horse battery staple' };
+const RECEIVER_ACCOUNTS: Account[] = Array.from({ length: RECEIVERS }, (_, i) => ({ username: `rcv${i + 1}`, password: `receiver-${i + 1}-secret` }));
+const OFFLINE: Account = { username: 'offline1', password: 'offline-secret' };
+const IDLE_PASSWORD = 'idle-secret';
+
+const log = (text: string): void => void process.stderr.write(`${text}\n`);
+
+const headers = {
+  Authorization: `Basic ${Buffer.from(`${SENDER.username}@${DOMAIN}:${SENDER.password}`, 'utf8').toString('base64')}`,
+  'Content-Type': 'text/plain',
+};
+const receiverPaths = RECEIVER_ACCOUNTS.map((a) => `/msg/${a.username}`);
+
+/** What is under load: a child and, for the server, the clients that receive its messages. */
+interface Target {
+  child: Child;
+  receivers?: Receivers;
+  /** Request paths; default: the receivers in turn. */
+  paths?: string[];
+}
+
+function newRow(target: Row['target'], connections: number, bodyBytes: number, opts: { variant?: string; idleSessions?: number } = {}): Row {
+  return { target, variant: opts.variant ?? '', connections, bodyBytes, idleSessions: opts.idleSessions ?? 0, samples: [] };
+}
+
+/** Above this, wait before a sample: someone else (a test run) is using the machine. */
+async function waitForQuietMachine(): Promise<void> {
+  const started = Date.now();
+  let isNoted = false;
+  for (;;) {
+    const before = machineCpu();
+    await new Promise((r) => setTimeout(r, 2_000));
+    const other = (machineCpu().busy - before.busy) / 2;
+    if (other < OTHER_LOAD_LIMIT) return;
+    if (Date.now() - started > 180_000) {
+      log(`  the machine stayed busy (${fixed(other, 2)} cores used by other processes); measuring anyway`);
+      return;
+    }
+    if (!isNoted) log(`  waiting for the machine to be quiet (${fixed(other, 2)} cores used by other processes)…`);
+    isNoted = true;
+  }
+}
+
+/** Load the row's target once for warmupSeconds, results thrown away: JIT, caches and connections warm. */
+async function warmUp(target: Target, row: Row): Promise<void> {
+  if (settings.warmupSeconds <= 0) return;
+  await runLoad({ ...loadOf(target, row), seconds: settings.warmupSeconds });
+  await target.receivers?.settle();
+}
+
+function loadOf(target: Target, row: Row): Omit<Parameters<typeof runLoad>[0], 'seconds'> {
+  return {
+    url: `http://127.0.0.1:${target.child.ready.http}`,
+    paths: target.paths ?? receiverPaths,
+    connections: row.connections,
+    body: textBody(row.bodyBytes),
+    headers,
+  };
+}
+
+/** One sample of a row: fixed duration, with the child's peak RSS and everyone's CPU over exactly that time. */
+async function sample(target: Target, row: Row, opts: { profilePath?: string } = {}): Promise<Sample> {
+  const { child, receivers } = target;
+  await waitForQuietMachine();
+  receivers?.reset();
+  child.resetPeak();
+  if (opts.profilePath) await child.request({ msg: 'bench-profile-start' }, 'bench-profile-started');
+  const machineBefore = machineCpu();
+  const childBefore = child.cpuSeconds();
+  const benchBefore = process.cpuUsage();
+  const load = await runLoad({ ...loadOf(target, row), seconds: settings.seconds });
+  const peakRssKiB = child.peakRssKiB();
+  const childCores = (child.cpuSeconds() - childBefore) / load.seconds;
+  const bench = process.cpuUsage(benchBefore);
+  const machineAfter = machineCpu();
+  if (opts.profilePath) await child.request({ msg: 'bench-profile-stop', path: opts.profilePath }, 'bench-profile-stopped');
+  const benchCores = (bench.user + bench.system) / 1e6 / load.seconds;
+  // Messages for requests still in flight when the load stopped arrive a little later.
+  await receivers?.settle();
+  const result: Sample = {
+    load,
+    received: receivers?.received,
+    duplicates: receivers?.duplicates,
+    peakRssKiB,
+    childCores,
+    benchCores,
+    otherCores: Math.max(0, (machineAfter.busy - machineBefore.busy) / load.seconds - childCores - benchCores),
+    stealCores: (machineAfter.steal - machineBefore.steal) / load.seconds,
+  };
+  receivers?.reset();
+  row.samples.push(result);
+  log(`  ${describeSample(row, result)}`);
+  return result;
+}
+
+async function startServerChild(bench: BenchDir, opts: { name: string; logLevel?: 'warn' | 'info'; preloads?: ChildEntry[] }): Promise<Child> {
+  const config = writeConfig(bench, opts.name, { logLevel: opts.logLevel ?? 'warn' });
+  return Child.start({
+    name: `xmppd (${opts.name})`,
+    script: runtime.file('bench/server-child'),
+    args: [config],
+    nodeFlags: (opts.preloads ?? []).flatMap((p) => ['--import', runtime.file(p)]),
+    cwd: ROOT,
+    // At log_level info there is a line per request: straight to a file, as a real deployment would.
+    stdoutFile: opts.logLevel === 'info' ? join(bench.dir, `${opts.name}.log`) : undefined,
+  });
+}
+
+function startCeilingChild(): Promise<Child> {
+  return Child.start({
+    name: 'ceiling',
+    script: runtime.file('bench/ceiling'),
+    cwd: ROOT,
+    env: { BENCH_USER: `${SENDER.username}@${DOMAIN}`, BENCH_PASSWORD: SENDER.password },
+  });
+}
+
+function connectReceivers(child: Child, bench: BenchDir): Promise<Receivers> {
+  return Receivers.connect(settings.receiverKind, { port: child.ready.c2sTls!, ca: bench.ca, domain: DOMAIN, accounts: RECEIVER_ACCOUNTS, timeoutMs: 15_000 });
+}
+
+async function stopAll(children: Array<Child | undefined>, receivers: Array<Receivers | undefined>): Promise<void> {
+  for (const r of receivers) await r?.stop();
+  for (const child of children) {
+    if (!child) continue;
+    if (child.problemLines > 0) {
+      log(`  ${child.name} wrote ${child.problemLines} warning/error lines; the first ones:`);
+      for (const line of child.problems.slice(0, 10)) log(`    ${line.slice(0, 400)}`);
+    }
+    await child.stop();
+  }
+}
+
+/**
+ * The main series: for each connection count and body size, ceiling and server sampled in turn, so a slow drift of
+ * the machine (other virtual machines on the host) hits both alike and ours/ceiling stays fair.
+ */
+async function mainSeries(bench: BenchDir): Promise<{ ceiling: Row[]; main: Row[] }> {
+  log('main series: bare koa ceiling and xmppd (default config, log_level warn), sampled in turn');
+  let ceilingChild: Child | undefined;
+  let serverChild: Child | undefined;
+  let receivers: Receivers | undefined;
+  const ceiling: Row[] = [];
+  const main: Row[] = [];
+  try {
+    ceilingChild = await startCeilingChild();
+    serverChild = await startServerChild(bench, { name: 'default' });
+    receivers = await connectReceivers(serverChild, bench);
+    const ceilingTarget: Target = { child: ceilingChild };
+    const serverTarget: Target = { child: serverChild, receivers };
+    const shapes = [
+      ...settings.connections.map((c) => ({ connections: c, bodyBytes: SMALL_BODY })),
+      ...BODY_SIZES.map((b) => ({ connections: KEY_CONNECTIONS, bodyBytes: b })),
+    ];
+    for (const shape of shapes) {
+      const c = newRow('ceiling', shape.connections, shape.bodyBytes);
+      const ours = newRow('xmppd', shape.connections, shape.bodyBytes);
+      ceiling.push(c);
+      main.push(ours);
+      await warmUp(ceilingTarget, c);
+      await warmUp(serverTarget, ours);
+      for (let i = 0; i < settings.repeat; i++) {
+        await sample(ceilingTarget, c);
+        await sample(serverTarget, ours);
+      }
+    }
+  } finally {
+    await stopAll([ceilingChild, serverChild], [receivers]);
+  }
+  return { ceiling, main };
+}
+
+/**
+ * On a fresh server child (so the large-body rows leave nothing in its heap): the 32-connection row without idle
+ * sessions, with each count of them, and again after closing them; the baseline is before and after together.
+ */
+async function idleSeries(bench: BenchDir, idleUsernames: string[]): Promise<{ rows: Row[]; reports: IdleReport[] }> {
+  log('idle series: xmppd with idle authenticated c2s sessions');
+  const rows: Row[] = [];
+  const reports: IdleReport[] = [];
+  const sessions: IdleSession[] = [];
+  let child: Child | undefined;
+  let receivers: Receivers | undefined;
+  try {
+    child = await startServerChild(bench, { name: 'idle' });
+    receivers = await connectReceivers(child, bench);
+    const target: Target = { child, receivers };
+    const before = newRow('xmppd', KEY_CONNECTIONS, SMALL_BODY, { variant: IDLE_BEFORE });
+    rows.push(before);
+    await warmUp(target, before);
+    for (let i = 0; i < settings.repeat; i++) await sample(target, before);
+    for (const wanted of settings.idle) {
+      reports.push(await openIdle(child, bench, idleUsernames.slice(sessions.length, wanted), sessions, wanted));
+      const row = newRow('xmppd', KEY_CONNECTIONS, SMALL_BODY, { idleSessions: sessions.length });
+      rows.push(row);
+      for (let i = 0; i < settings.repeat; i++) await sample(target, row);
+      const closedMeanwhile = sessions.filter((s) => !s.isOpen).length;
+      if (closedMeanwhile > 0) log(`  warning: ${closedMeanwhile} idle sessions were closed during the row`);
+    }
+    if (sessions.length > 0) {
+      const rssBeforeKiB = child.rssKiB();
+      const statsBefore = await child.query();
+      for (const s of sessions) s.close();
+      sessions.length = 0;
+      await new Promise((r) => setTimeout(r, 3_000));
+      // Whether the server let go of them: its registry count and heap after the disconnects.
+      const statsAfter = await child.query();
+      reports.push({
+        target: 0, opened: 0, failures: 0, firstFailure: undefined, seconds: 3, serverSessions: statsAfter?.sessions,
+        rssBeforeKiB, rssAfterKiB: child.rssKiB(), heapBeforeKiB: statsBefore?.heapUsedKiB, heapAfterKiB: statsAfter?.heapUsedKiB,
+      });
+      log(`  closed the idle sessions; server counts ${statsAfter?.sessions ?? '?'} bound sessions, heap ${mebibytes(statsAfter?.heapUsedKiB ?? NaN)} MB`);
+      const after = newRow('xmppd', KEY_CONNECTIONS, SMALL_BODY, { variant: IDLE_AFTER });
+      rows.push(after);
+      for (let i = 0; i < settings.repeat; i++) await sample(target, after);
+    }
+  } finally {
+    for (const s of sessions) s.close();
+    await stopAll([child], [receivers]);
+  }
+  return { rows, reports };
+}
+
+async function openIdle(child: Child, bench: BenchDir, usernames: string[], sessions: IdleSession[], wanted: number): Promise<IdleReport> {
+  const rssBeforeKiB = child.rssKiB();
+  const statsBefore = await child.query();
+  log(`  opening ${integer(usernames.length)} idle sessions (to ${integer(wanted)})…`);
+  const opened = await openIdleSessions({
+    port: child.ready.c2sTls!,
+    ca: bench.ca,
+    domain: DOMAIN,
+    password: IDLE_PASSWORD,
+    usernames,
+    concurrency: 50,
+    timeoutMs: 30_000,
+    deadlineMs: 240_000,
+  });
+  sessions.push(...opened.sessions);
+  const stats = await child.query();
+  const report: IdleReport = {
+    target: wanted,
+    opened: sessions.length,
+    failures: opened.failures.length,
+    firstFailure: opened.failures[0],
+    seconds: opened.seconds,
+    serverSessions: stats?.sessions,
+    rssBeforeKiB,
+    rssAfterKiB: child.rssKiB(),
+    heapBeforeKiB: statsBefore?.heapUsedKiB,
+    heapAfterKiB: stats?.heapUsedKiB,
+  };
+  log(`  ${integer(sessions.length)} idle sessions open (${opened.failures.length} failed${report.firstFailure ? `: ${report.firstFailure}` : ''}) ` +
+    `in ${fixed(opened.seconds, 1)} s; server counts ${stats?.sessions ?? '?'} bound sessions; RSS ${mebibytes(rssBeforeKiB)} → ${mebibytes(report.rssAfterKiB)} MB`);
+  return report;
+}
+
+/** One 32-connection row per variant, each on a fresh server child: what each optimisation is worth. */
+async function effectSeries(bench: BenchDir): Promise<Row[]> {
+  const variants: Array<{ variant: string; name: string; logLevel?: 'warn' | 'info'; preloads?: ChildEntry[]; paths?: string[] }> = [
+    { variant: 'default (fresh server, baseline of this series)', name: 'effect-default' },
+    { variant: 'recipient offline (stored)', name: 'offline', paths: [`/msg/${OFFLINE.username}`] },
+    { variant: 'log_level info', name: 'log-info', logLevel: 'info' },
+    { variant: 'credential cache off', name: 'no-cache', preloads: ['bench/preload-no-cache'] },
+    // preload-sync-pbkdf2 first: preload-no-cache imports users.ts, which captures crypto.pbkdf2 when evaluated.
+    { variant: 'cache off + PBKDF2 on the event loop', name: 'no-cache-sync', preloads: ['bench/preload-sync-pbkdf2', 'bench/preload-no-cache'] },
+  ];
+  const rows: Row[] = [];
+  for (const v of variants) {
+    log(`effect: ${v.variant}`);
+    let child: Child | undefined;
+    let receivers: Receivers | undefined;
+    try {
+      child = await startServerChild(bench, v);
+      receivers = await connectReceivers(child, bench);
+      // The offline row's recipient has no session: nothing to receive, every message goes to SQLite.
+      const target: Target = v.paths ? { child, paths: v.paths } : { child, receivers };
+      const row = newRow('xmppd', KEY_CONNECTIONS, SMALL_BODY, { variant: v.variant });
+      rows.push(row);
+      await warmUp(target, row);
+      for (let i = 0; i < settings.repeat; i++) await sample(target, row);
+    } finally {
+      await stopAll([child], [receivers]);
+    }
+  }
+  return rows;
+}
+
+async function tlsFloor(bench: BenchDir, count: number): Promise<TlsFloor> {
+  log(`memory floor: bare node:tls server, ${integer(count)} idle connections`);
+  const child = await Child.start({
+    name: 'tls-floor',
+    script: runtime.file('bench/tls-floor'),
+    cwd: ROOT,
+    env: { BENCH_TLS_CERT: bench.cert, BENCH_TLS_KEY: bench.key },
+  });
+  const sockets: TLSSocket[] = [];
+  let failures = 0;
+  try {
+    const rssBeforeKiB = child.rssKiB();
+    const started = Date.now();
+    let next = 0;
+    await Promise.all(Array.from({ length: 50 }, async () => {
+      while (next < count && Date.now() - started < 240_000) {
+        next++;
+        try {
+          sockets.push(await openBareTls({ port: child.ready.c2sTls!, ca: bench.ca, servername: DOMAIN, timeoutMs: 30_000 }));
+        } catch {
+          failures++;
+        }
+      }
+    }));
+    await new Promise((r) => setTimeout(r, 1_000));
+    const floor: TlsFloor = { connections: sockets.length, failures, rssBeforeKiB, rssAfterKiB: child.rssKiB() };
+    log(`  ${integer(floor.connections)} connections: RSS ${mebibytes(rssBeforeKiB)} → ${mebibytes(floor.rssAfterKiB)} MB ` +
+      `(${fixed((floor.rssAfterKiB - rssBeforeKiB) / Math.max(1, floor.connections), 1)} KiB each)`);
+    return floor;
+  } finally {
+    for (const s of sockets) s.destroy();
+    await stopAll([child], []);
+  }
+}
+
+/** BENCH_PROFILE: one 32-connection row with the server's CPU profiled (the measured time only), then the top functions. */
+async function profileRun(bench: BenchDir, dir: string, idleUsernames: string[]): Promise<void> {
+  mkdirSync(dir, { recursive: true });
+  const path = join(resolve(dir), `xmppd-${settings.profileBodyBytes}B-${settings.profileIdle}idle-${Date.now()}.cpuprofile`);
+  const sessions: IdleSession[] = [];
+  let child: Child | undefined;
+  let receivers: Receivers | undefined;
+  try {
+    child = await startServerChild(bench, { name: 'profile' });
+    receivers = await connectReceivers(child, bench);
+    if (settings.profileIdle > 0) await openIdle(child, bench, idleUsernames.slice(0, settings.profileIdle), sessions, settings.profileIdle);
+    const target: Target = { child, receivers };
+    const row = newRow('xmppd', KEY_CONNECTIONS, settings.profileBodyBytes, { variant: 'profiled', idleSessions: sessions.length });
+    await warmUp(target, row);
+    await sample(target, row, { profilePath: path });
+  } finally {
+    for (const s of sessions) s.close();
+    await stopAll([child], [receivers]);
+  }
+  process.stdout.write(`${summariseProfile(path)}\n`);
+}
+
+function machine(): Record<string, string> {
+  const cpu = cpus();
+  return { cores: String(cpu.length), cpu: cpu[0]?.model ?? 'unknown', node: process.version, kernel: release(), date: new Date().toISOString() };
+}
+
+async function main(): Promise<void> {
+  const deadline = setTimeout(() => {
+    log(`bench: global timeout of ${settings.timeoutSeconds} s reached; stopping`);
+    killAllChildren();
+    process.exit(1);
+  }, settings.timeoutSeconds * 1000);
+  deadline.unref();
+
+  runtime = settings.isTsx ? tsxRuntime(ROOT) : compiledRuntime(ROOT, log);
+  const bench = makeBenchDir();
+  log(`bench: ${bench.dir}; ${settings.repeat} × ${settings.seconds} s per row, connections ${settings.connections.join('/')}, ` +
+    `idle ${settings.idle.join('/') || 'none'}, children ${runtime.kind}, receivers ${settings.receiverKind}`);
+  try {
+    const setupConfig = writeConfig(bench, 'setup', { logLevel: 'warn' });
+    await createAccounts(setupConfig, [SENDER, ...RECEIVER_ACCOUNTS, OFFLINE]);
+    const idleCount = Math.max(0, ...settings.idle, settings.profileDir ? settings.profileIdle : 0);
+    const idleUsernames = Array.from({ length: idleCount }, (_, i) => `idle${String(i + 1).padStart(5, '0')}`);
+    if (idleCount > 0) await createIdleAccounts(setupConfig, idleUsernames, IDLE_PASSWORD);
+
+    if (settings.profileDir) {
+      await profileRun(bench, settings.profileDir, idleUsernames);
+      return;
+    }
+    const { ceiling, main } = settings.series.has('main') ? await mainSeries(bench) : { ceiling: [], main: [] };
+    const hasIdle = settings.series.has('idle') && settings.idle.length > 0;
+    const idle = hasIdle ? await idleSeries(bench, idleUsernames) : { rows: [], reports: [] };
+    const effects = settings.series.has('effects') ? await effectSeries(bench) : [];
+    const floor = hasIdle ? await tlsFloor(bench, idleCount) : undefined;
+    const results: Results = { ceiling, main, idle: idle.rows, idleReports: idle.reports, effects, floor };
+    const m = machine();
+    const header = [
+      `Machine: ${m.cores} cores, ${m.cpu}, Node ${m.node}, Linux ${m.kernel}; ${m.date}`,
+      `Each row: median of ${settings.repeat} samples of ${settings.seconds} s after a ${settings.warmupSeconds} s warm-up; autocannon, keep-alive, ` +
+        `1 request in flight per connection; POST text/plain with Basic auth as ${SENDER.username}@${DOMAIN} to ${RECEIVERS} receivers ` +
+        `(${settings.receiverKind} c2s sessions, direct TLS) in turn; children ${runtime.kind}; log_level warn unless stated.`,
+    ];
+    process.stdout.write(`\n${renderReport(results, header)}\n`);
+    if (settings.jsonPath) writeFileSync(settings.jsonPath, `${JSON.stringify({ machine: m, settings, results }, null, 2)}\n`);
+  } finally {
+    if (!process.env.BENCH_KEEP) rmSync(bench.dir, { recursive: true, force: true });
+  }
+}
+
+main().then(
+  () => process.exit(0),
+  (err: unknown) => {
+    log(`bench failed: ${(err as Error).stack ?? String(err)}`);
+    killAllChildren();
+    process.exit(1);
+  },
+);
