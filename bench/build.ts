@@ -1,6 +1,6 @@
 // Benchmark helper: compile the server and the bench's child entries with tsc (as `npm run build` does for
 // `npm start`), so the children are measured as deployed: under tsx, Node 20 runs the loader hooks on an extra
-// thread that adds ~40 MB of RSS and would count against the memory target. BENCH_TSX=1 skips this.
+// thread that adds ~28 MB to the server's RSS and would count against the memory target. BENCH_TSX=1 skips this.
 
 import { spawnSync } from 'node:child_process';
 import { copyFileSync, existsSync, mkdirSync, rmSync, writeFileSync } from 'node:fs';

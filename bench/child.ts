@@ -1,5 +1,5 @@
-// Benchmark helper: runs a process under test (the server, the ceiling app) as a child, reads its JSON lines,
-// measures its memory from /proc/<pid>/status, and makes sure no child outlives the bench.
+// Benchmark helper: runs a process under test (the server, the ceiling app) as a child, keeps its warning lines,
+// measures its memory and CPU from /proc/<pid>, talks to it over IPC, and makes sure no child outlives the bench.
 
 import { spawn, type ChildProcess } from 'node:child_process';
 import { closeSync, openSync, readFileSync, writeFileSync } from 'node:fs';
@@ -7,7 +7,7 @@ import { createInterface } from 'node:readline';
 import { processCpuSeconds } from './cpu.js';
 
 /** The IPC message a child sends when it is ready to serve (see server-child.ts, ceiling.ts). */
-export interface ReadyLine {
+export interface ReadyMessage {
   msg: 'bench-ready';
   http: number;
   c2s?: number;
@@ -28,7 +28,7 @@ export interface ChildOptions {
   /** The entry file: a .ts file runs under tsx, a compiled .js one under plain node. */
   script: string;
   args?: string[];
-  /** Extra node flags (after `--import tsx` when the script is TypeScript): preloads, `--cpu-prof`. */
+  /** Extra node flags (after `--import tsx` when the script is TypeScript), e.g. `--import` of a bench preload. */
   nodeFlags?: string[];
   env?: Record<string, string>;
   cwd: string;
@@ -68,7 +68,7 @@ export class Child {
   private constructor(
     readonly name: string,
     private readonly proc: ChildProcess,
-    readonly ready: ReadyLine,
+    readonly ready: ReadyMessage,
     exited: Promise<number | null>,
   ) {
     this.exited = exited;
@@ -107,7 +107,7 @@ export class Child {
     }
 
     const timeoutMs = opts.readyTimeoutMs ?? 30_000;
-    const ready = await new Promise<ReadyLine>((resolve, reject) => {
+    const ready = await new Promise<ReadyMessage>((resolve, reject) => {
       const timer = setTimeout(() => reject(new Error(`${opts.name}: not ready within ${timeoutMs} ms\n${early.join('\n')}`)), timeoutMs);
       proc.once('exit', (code) => {
         clearTimeout(timer);
@@ -117,7 +117,7 @@ export class Child {
         if (typeof message !== 'object' || message === null || (message as { msg?: unknown }).msg !== 'bench-ready') return;
         clearTimeout(timer);
         proc.off('message', onMessage);
-        resolve(message as ReadyLine);
+        resolve(message as ReadyMessage);
       };
       proc.on('message', onMessage);
     });

@@ -1,4 +1,4 @@
-// Bench-only preload (`--import ./bench/preload-sync-pbkdf2.ts` on the server child): makes crypto.pbkdf2 run
+// Bench-only preload (`--import` on the server child, see effectSeries in run.ts): makes crypto.pbkdf2 run
 // synchronously on the event loop, to measure what running PBKDF2 in libuv's pool (lib/host/users.ts) is worth.
 // Must be the first preload: lib/host/users.ts (which preload-no-cache imports) promisifies pbkdf2 when evaluated.
 

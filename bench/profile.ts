@@ -1,5 +1,5 @@
-// Benchmark helper: summarise a V8 .cpuprofile (from `node --cpu-prof`) — self time per function and per
-// package/folder — so a missed target can be explained by where the server's time goes.
+// Benchmark helper: summarise a V8 .cpuprofile (BENCH_PROFILE writes one per profiled row; `node --cpu-prof` too):
+// self time per function and per package/folder, so a missed target can be explained by where the time goes.
 // Also runnable alone: `node --import tsx bench/profile.ts DIR_OR_FILE`.
 
 import { readdirSync, readFileSync, statSync } from 'node:fs';
