@@ -6,6 +6,7 @@
 import tls from 'node:tls';
 import { client, xml, type Client } from '@xmpp/client';
 import { idOf, openBoundSession, StanzaScanner } from './raw-client.js';
+import { trustTestCertificate } from '../spec/host/c2s/helpers.js';
 
 export interface ReceiverAccount {
   username: string;
@@ -110,28 +111,11 @@ class RawReceivers extends Receivers {
   }
 }
 
-let isCaInstalled = false;
-
-/**
- * @xmpp/client calls tls.connect() with no way to pass a CA: add the bench's self-signed certificate to the
- * options of this process's TLS connections (verification stays on, unlike NODE_TLS_REJECT_UNAUTHORIZED=0).
- */
-function trustCa(ca: string): void {
-  if (isCaInstalled) return;
-  isCaInstalled = true;
-  const original = tls.connect;
-  const patched = ((...args: unknown[]) => {
-    if (typeof args[0] === 'object' && args[0] !== null) args[0] = { ca, ...(args[0] as object) };
-    return (original as (...a: unknown[]) => tls.TLSSocket)(...args);
-  }) as typeof tls.connect;
-  (tls as { connect: typeof tls.connect }).connect = patched;
-}
-
 class XmppClientReceivers extends Receivers {
   private readonly clients: Client[] = [];
 
   static async open(opts: ReceiverOptions): Promise<XmppClientReceivers> {
-    trustCa(opts.ca);
+    trustTestCertificate(opts.ca);
     const receivers = new XmppClientReceivers();
     for (const account of opts.accounts) {
       const c = client({

@@ -23,12 +23,11 @@ export const testCa = (): string => readFileSync(testTls().cert, 'utf8');
 let restoreConnect: (() => void) | undefined;
 
 /**
- * @xmpp/client's STARTTLS calls tls.connect({ socket, host }) with no way to pass a CA. Add the test CA to
+ * @xmpp/client's STARTTLS calls tls.connect({ socket, host }) with no way to pass a CA. Add the test CA (or `ca`) to
  * the options of every connection this process makes; hostname checks and chain validation still run.
  */
-export function trustTestCertificate(): () => void {
+export function trustTestCertificate(ca: string = testCa()): () => void {
   if (restoreConnect) return restoreConnect;
-  const ca = testCa();
   const original = tls.connect;
   const patched = ((...args: unknown[]) => {
     if (typeof args[0] === 'object' && args[0] !== null) args[0] = { ca, ...(args[0] as object) };
