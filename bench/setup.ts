@@ -8,7 +8,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { openUsers, readConfig } from '../lib/host/server.js';
 import { openSqliteStorage } from '../lib/host/storage/sqlite.js';
-import { deriveScram } from '../lib/host/users.js';
+import { scramRecord } from '../lib/host/users.js';
 
 export interface BenchDir {
   dir: string;
@@ -85,20 +85,8 @@ export async function createIdleAccounts(configPath: string, usernames: readonly
   const { config } = readConfig({ configPath });
   const storage = openSqliteStorage(config.data_dir);
   try {
-    const salt = randomBytes(16);
-    const iterations = config.pbkdf2_iterations;
-    const [sha1, sha256] = await Promise.all([deriveScram(password, salt, iterations, 'sha1'), deriveScram(password, salt, iterations, 'sha256')]);
-    for (const username of usernames) {
-      await storage.users.create({
-        jid: `${username}@${DOMAIN}`,
-        iterations,
-        salt,
-        sha1StoredKey: sha1.storedKey,
-        sha1ServerKey: sha1.serverKey,
-        sha256StoredKey: sha256.storedKey,
-        sha256ServerKey: sha256.serverKey,
-      });
-    }
+    const record = await scramRecord('', password, randomBytes(16), config.pbkdf2_iterations);
+    for (const username of usernames) await storage.users.create({ ...record, jid: `${username}@${DOMAIN}` });
   } finally {
     storage.close();
   }

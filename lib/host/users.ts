@@ -191,20 +191,23 @@ export class UserService implements Omit<UsersApi, 'recordAuthFailure' | 'authRe
     if (prepared === undefined || prepared.length === 0) {
       throw new HostError('HOST_ERR_PASSWORD_INVALID', 'The password is empty or contains characters SASLprep forbids (control characters, unassigned code points); choose another.');
     }
-    const salt = randomBytes(16);
-    const { iterations } = this.opts;
-    const [sha1, sha256] = await Promise.all([
-      deriveScram(prepared, salt, iterations, 'sha1'),
-      deriveScram(prepared, salt, iterations, 'sha256'),
-    ]);
-    return {
-      jid,
-      iterations,
-      salt,
-      sha1StoredKey: sha1.storedKey,
-      sha1ServerKey: sha1.serverKey,
-      sha256StoredKey: sha256.storedKey,
-      sha256ServerKey: sha256.serverKey,
-    };
+    return scramRecord(jid, prepared, randomBytes(16), this.opts.iterations);
   }
+}
+
+/** An account's stored credentials for an already SASLprep'd password: both SCRAM hashes, one salt. */
+export async function scramRecord(jid: string, preparedPassword: string, salt: Buffer, iterations: number): Promise<UserRecord> {
+  const [sha1, sha256] = await Promise.all([
+    deriveScram(preparedPassword, salt, iterations, 'sha1'),
+    deriveScram(preparedPassword, salt, iterations, 'sha256'),
+  ]);
+  return {
+    jid,
+    iterations,
+    salt,
+    sha1StoredKey: sha1.storedKey,
+    sha1ServerKey: sha1.serverKey,
+    sha256StoredKey: sha256.storedKey,
+    sha256ServerKey: sha256.serverKey,
+  };
 }
