@@ -59,12 +59,32 @@ const KANA_OR_HAN = /^[\p{Script=Hiragana}\p{Script=Katakana}\p{Script=Han}]$/u;
 const EXCEPTION_PVALID = new Set([0x00df, 0x03c2, 0x06fd, 0x06fe, 0x0f0b, 0x3007]);
 const EXCEPTION_DISALLOWED = new Set([0x0640, 0x07fa, 0x302e, 0x302f, 0x3031, 0x3032, 0x3033, 0x3034, 0x3035, 0x303b]);
 
+// Every request and stanza parses the same few addresses again (sender, recipient, host), and PRECIS plus
+// IDNA costs microseconds per call: results (frozen, so callers cannot change a shared one) are kept for
+// the most recent inputs. A bound, so random addresses cannot grow it; short inputs only, so it holds
+// at most MEMO_ENTRIES × MEMO_MAX_INPUT characters of keys.
+const MEMO_ENTRIES = 1024;
+const MEMO_MAX_INPUT = 256;
+const memo = new Map<string, JidResult>();
+
 /** Parses and normalises `input` as a JID per RFC 7622; a bad JID is a result, only a non-string throws. */
 export function parseJid(input: string): JidResult {
   // Misuse from untyped callers (an absent attribute): "undefined" would otherwise parse as a domain.
   if (typeof input !== 'string') {
     throw new HostError('HOST_ERR_JID_INVALID', `parseJid expects a string, got ${input === null ? 'null' : typeof input}.`);
   }
+  const known = memo.get(input);
+  if (known !== undefined) return known;
+  const result = Object.freeze(parseUncached(input));
+  if (input.length <= MEMO_MAX_INPUT) {
+    // Maps iterate in insertion order: the first key is the oldest.
+    if (memo.size >= MEMO_ENTRIES) memo.delete(memo.keys().next().value!);
+    memo.set(input, result);
+  }
+  return result;
+}
+
+function parseUncached(input: string): JidResult {
   const illegal = findIllegalXmlChar(input);
   if (illegal !== null) {
     return fail(input, `it contains ${describeCodePoint(illegal.codePoint)}, which XML does not allow`);
@@ -242,6 +262,8 @@ function checkPrecisClass(part: PartName, value: string, precisClass: PrecisClas
 // Returns null when the code point is allowed, else a phrase for "the localpart contains ...".
 function classifyCodePoint(codePoints: number[], i: number, precisClass: PrecisClass): string | null {
   const codePoint = codePoints[i] as number;
+  // Printable ASCII is valid in both classes and none of the rules below singles it out: skip them.
+  if (codePoint >= 0x21 && codePoint <= 0x7e) return null;
   const char = String.fromCodePoint(codePoint);
   const what = describeCodePoint(codePoint);
   if (EXCEPTION_PVALID.has(codePoint)) return null;
@@ -250,7 +272,6 @@ function classifyCodePoint(codePoints: number[], i: number, precisClass: PrecisC
     return contextOHolds(codePoints, i) ? null : `${what} where RFC 5892 Appendix A does not allow it`;
   }
   if (UNASSIGNED.test(char)) return `${what}, which is not an assigned Unicode character`;
-  if (codePoint >= 0x21 && codePoint <= 0x7e) return null;
   if (OLD_HANGUL_JAMO.test(char)) return `${what}, a conjoining Hangul jamo`;
   // DIFF: ZERO WIDTH (NON-)JOINER are CONTEXTJ (valid after a virama); that test needs the
   // Canonical_Combining_Class property, so they are refused here with the other invisible characters.
