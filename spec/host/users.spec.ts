@@ -139,32 +139,41 @@ describe('MemoryAuthThrottle', () => {
 describe('CredentialCache', () => {
   let dir: string;
   let storage: Storage;
+  let otherStorage: Storage;
   let cache: CredentialCache;
   let server: UserService;
   let admin: UserService;
+  let other: UserService;
   let derivations = 0;
 
   before(async () => {
     dir = mkdtempSync(join(tmpdir(), 'cache-'));
     storage = openSqliteStorage(dir);
+    // Another connection to the same file, as the CLI or another node has.
+    otherStorage = openSqliteStorage(dir);
     cache = new CredentialCache(60_000, 100);
     const derive: typeof deriveScram = (...args) => {
       derivations++;
       return deriveScram(...args);
     };
-    const make = (withCache: boolean) =>
-      new UserService({ store: storage.users, throttle: new MemoryAuthThrottle(100), iterations: 4096, isLocalHost: () => true, ...(withCache ? { cache, derive } : {}) });
-    server = make(true);
-    // A second service on the same database, without the cache: the CLI or another node.
-    admin = make(false);
+    const make = (store: Storage, withCache: boolean) =>
+      new UserService({ store: store.users, throttle: new MemoryAuthThrottle(100), iterations: 4096, isLocalHost: () => true, ...(withCache ? { cache, derive } : {}) });
+    server = make(storage, true);
+    // The server's own admin path (same store, no cache of its own), and another connection's.
+    admin = make(storage, false);
+    other = make(otherStorage, false);
     await admin.create('dave@localhost', 'first');
+    await admin.create('fay@localhost', 'first');
   });
   after(() => {
     storage.close();
+    otherStorage.close();
     rmSync(dir, { recursive: true, force: true });
   });
 
-  const check = (pw: string): Promise<boolean> => server.verifyPassword('dave@localhost', pw);
+  const check = (pw: string, jid = 'dave@localhost'): Promise<boolean> => server.verifyPassword(jid, pw);
+  // The store asks SQLite whether another connection wrote at most once per millisecond (storage/sqlite.ts).
+  const pastRecheck = (): Promise<void> => new Promise((r) => setTimeout(r, 2));
 
   it('remembers a verified password and answers the next check without PBKDF2', async () => {
     assert.equal(await check('first'), true);
@@ -180,7 +189,7 @@ describe('CredentialCache', () => {
     assert.equal(derivations, 3);
   });
 
-  it('is invalidated at once when the password changes, even by another process', async () => {
+  it('is invalidated at once when the password changes', async () => {
     await admin.setPassword('dave@localhost', 'second');
     assert.equal(await check('first'), false);
     assert.equal(await check('second'), true);
@@ -190,6 +199,22 @@ describe('CredentialCache', () => {
     assert.equal(await check('second'), true);
     await admin.delete('dave@localhost');
     assert.equal(await check('second'), false);
+  });
+
+  it('sees a password change by another connection from the first check 1 ms after it', async () => {
+    assert.equal(await check('first', 'fay@localhost'), true);
+    assert.equal(await check('first', 'fay@localhost'), true);
+    await other.setPassword('fay@localhost', 'second');
+    await pastRecheck();
+    assert.equal(await check('first', 'fay@localhost'), false);
+    assert.equal(await check('second', 'fay@localhost'), true);
+  });
+
+  it('sees an account deleted by another connection from the first check 1 ms after it', async () => {
+    assert.equal(await check('second', 'fay@localhost'), true);
+    await other.delete('fay@localhost');
+    await pastRecheck();
+    assert.equal(await check('second', 'fay@localhost'), false);
   });
 
   it('expires entries after the TTL and keeps at most maxEntries', () => {
