@@ -111,7 +111,7 @@ async function handle(ctx: HttpContext, module: ModuleApi, settings: PostMsgSett
   }
   const { stanza, to } = plan.value;
   state.log = { ...state.log, recipient: to.full, stanza_id: id };
-  module.log.debug({ stanza_id: id, body: stanza.getChildText('body') }, 'post_msg message body');
+  if (module.log.isLevelEnabled('debug')) module.log.debug({ stanza_id: id, body: stanza.getChildText('body') }, 'post_msg message body');
 
   if (!(await module.users.exists(to.bare))) {
     sendProblem(ctx, { status: 404, detail: `There is no account ${to.bare} on this server; check the recipient.` });
