@@ -4,7 +4,7 @@
 import { spawn, type ChildProcess } from 'node:child_process';
 import { closeSync, openSync, readFileSync, writeFileSync } from 'node:fs';
 import { createInterface } from 'node:readline';
-import { processCpuSeconds } from './cpu.js';
+import { processCpuParts, processCpuSeconds } from './cpu.js';
 
 /** The IPC message a child sends when it is ready to serve (see server-child.ts, ceiling.ts). */
 export interface ReadyMessage {
@@ -152,6 +152,10 @@ export class Child {
   /** CPU time the child used so far, user + system, all threads, in seconds. */
   cpuSeconds(): number {
     return processCpuSeconds(this.pid);
+  }
+
+  cpuParts(): { user: number; system: number } {
+    return processCpuParts(this.pid);
   }
 
   /** Reset VmHWM to the current RSS (Linux ≥ 4.0: `echo 5 > /proc/<pid>/clear_refs`), so each row has its own peak. */

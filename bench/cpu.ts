@@ -14,10 +14,16 @@ function clockTicks(): number {
 
 /** CPU time a process used so far, user + system, all threads, in seconds. */
 export function processCpuSeconds(pid: number): number {
+  const { user, system } = processCpuParts(pid);
+  return user + system;
+}
+
+/** User and kernel CPU seconds of a process so far. */
+export function processCpuParts(pid: number): { user: number; system: number } {
   const stat = readFileSync(`/proc/${pid}/stat`, 'utf8');
   // After the command name in parentheses (which may hold spaces): utime and stime are fields 14 and 15.
   const fields = stat.slice(stat.lastIndexOf(')') + 2).split(' ');
-  return (Number(fields[11]) + Number(fields[12])) / clockTicks();
+  return { user: Number(fields[11]) / clockTicks(), system: Number(fields[12]) / clockTicks() };
 }
 
 export interface MachineCpu {

@@ -12,6 +12,8 @@ export interface LoadOptions {
   seconds: number;
   body: Buffer;
   headers: Record<string, string>;
+  /** Requests per second over all connections; unset: as fast as the server answers. */
+  rate?: number;
 }
 
 export interface LoadResult {
@@ -45,6 +47,7 @@ export async function runLoad(opts: LoadOptions): Promise<LoadResult> {
     body: opts.body,
     requests: opts.paths.map((path) => ({ method: 'POST', path })),
     timeout: 10,
+    ...(opts.rate ? { overallRate: opts.rate } : {}),
   }, (err: unknown, result: autocannon.Result) => settle({ err, result }));
   instance.on('response', (_client: unknown, statusCode: number, _bytes: number, responseTime: number) => {
     if (count === latencies.length) {

@@ -13,6 +13,8 @@ export interface Sample {
   peakRssKiB: number;
   /** CPU used during the sample, in cores (1.0 = one core busy): the child, the bench process, everyone else. */
   childCores: number;
+  /** The part of childCores spent in the kernel (syscalls, the loopback network path). */
+  childSystemCores: number;
   benchCores: number;
   otherCores: number;
   stealCores: number;
@@ -121,7 +123,9 @@ export function describeSample(row: Row, sample: Sample): string {
   const l = sample.load;
   return `${parts.join(', ')}: ${integer(l.requestsPerSecond)} req/s, p50 ${fixed(l.p50Ms, 2)} ms, p99 ${fixed(l.p99Ms, 2)} ms, ` +
     `201 ${l.created}, non-2xx ${l.non2xx}, errors ${l.errors}, received ${sample.received ?? '–'}, peak RSS ${mebibytes(sample.peakRssKiB)} MB, ` +
-    `CPU ${fixed(sample.childCores, 2)} (child) + ${fixed(sample.benchCores, 2)} (bench) + ${fixed(sample.otherCores, 2)} (other) cores` +
+    `CPU ${fixed(sample.childCores, 2)} (child) + ${fixed(sample.benchCores, 2)} (bench) + ${fixed(sample.otherCores, 2)} (other) cores, ` +
+    `child CPU per request ${fixed((sample.childCores * 1e6) / Math.max(1, l.requestsPerSecond), 1)} µs ` +
+    `(user ${fixed(((sample.childCores - sample.childSystemCores) * 1e6) / Math.max(1, l.requestsPerSecond), 1)})` +
     (sample.stealCores > 0.05 ? `, steal ${fixed(sample.stealCores, 2)}` : '');
 }
 

@@ -1,8 +1,9 @@
 // `npm run bench` (issue 5): the real server as a child process on ephemeral ports, receiving XMPP clients, and
 // autocannon driving authenticated POST /msg/<user> over keep-alive connections, against a bare-koa ceiling.
 // Environment: BENCH_SECONDS (per sample, 10), BENCH_REPEAT (samples per row, 3), BENCH_WARMUP_SECONDS (2),
-// BENCH_CONNECTIONS (1,8,32,64), BENCH_IDLE (1000,10000), BENCH_SERIES (main,idle,effects), BENCH_TIMEOUT_SECONDS (3600),
-// BENCH_JSON (write all samples there), BENCH_PROFILE (a folder: profile the server in one 32-connection row instead;
+// BENCH_CONNECTIONS (1,8,32,64), BENCH_SERIES=ab with BENCH_AB_ENV=NAME=value (two servers sampled in turn, see abSeries), BENCH_BODIES (body sizes of the extra 32-connection rows, 1024,65536; empty: none), BENCH_IDLE (1000,10000), BENCH_SERIES (main,idle,effects), BENCH_TIMEOUT_SECONDS (3600),
+// BENCH_RATE (requests per second in every row instead of as many as answered: the server's CPU time per request
+// at a fixed load is steadier than the top rate on a shared machine), BENCH_JSON (write all samples there), BENCH_PROFILE (a folder: profile the server in one 32-connection row instead;
 // BENCH_PROFILE_BODY bytes of body, BENCH_PROFILE_IDLE idle sessions first), BENCH_TSX=1 (children under tsx, not
 // compiled), BENCH_RECEIVER=xmpp-client (receive with @xmpp/client, not raw sessions), BENCH_KEEP=1 (keep the temp folder).
 
@@ -59,9 +60,11 @@ const settings = {
   repeat: Math.max(1, Math.round(envNumber('BENCH_REPEAT', 3))),
   warmupSeconds: envNumber('BENCH_WARMUP_SECONDS', 2),
   connections: envList('BENCH_CONNECTIONS', [1, 8, 32, 64]),
+  bodies: envList('BENCH_BODIES', [1024, 65536]),
   idle: envList('BENCH_IDLE', [1000, 10000]),
   series: new Set((process.env.BENCH_SERIES ?? 'main,idle,effects').split(',').map((s) => s.trim())),
   timeoutSeconds: envNumber('BENCH_TIMEOUT_SECONDS', 3600),
+  rate: envNumber('BENCH_RATE', 0),
   jsonPath: process.env.BENCH_JSON,
   profileDir: process.env.BENCH_PROFILE,
   profileBodyBytes: envNumber('BENCH_PROFILE_BODY', SMALL_BODY),
@@ -72,7 +75,6 @@ const settings = {
 
 let runtime: Runtime;
 
-const BODY_SIZES = [1024, 65536];
 const RECEIVERS = 4;
 const SENDER: Account = { username: 'sender', password: 'correct horse battery staple' };
 const RECEIVER_ACCOUNTS: Account[] = Array.from({ length: RECEIVERS }, (_, i) => ({ username: `rcv${i + 1}`, password: `receiver-${i + 1}-secret` }));
@@ -131,6 +133,7 @@ function loadOf(target: Target, row: Row): Omit<Parameters<typeof runLoad>[0], '
     connections: row.connections,
     body: textBody(row.bodyBytes),
     headers,
+    ...(settings.rate > 0 ? { rate: settings.rate } : {}),
   };
 }
 
@@ -142,11 +145,13 @@ async function sample(target: Target, row: Row, opts: { profilePath?: string } =
   child.resetPeak();
   if (opts.profilePath) await child.request({ msg: 'bench-profile-start' }, 'bench-profile-started');
   const machineBefore = machineCpu();
-  const childBefore = child.cpuSeconds();
+  const childBefore = child.cpuParts();
   const benchBefore = process.cpuUsage();
   const load = await runLoad({ ...loadOf(target, row), seconds: settings.seconds });
   const peakRssKiB = child.peakRssKiB();
-  const childCores = (child.cpuSeconds() - childBefore) / load.seconds;
+  const childAfter = child.cpuParts();
+  const childSystemCores = (childAfter.system - childBefore.system) / load.seconds;
+  const childCores = (childAfter.user - childBefore.user) / load.seconds + childSystemCores;
   const bench = process.cpuUsage(benchBefore);
   const machineAfter = machineCpu();
   if (opts.profilePath) await child.request({ msg: 'bench-profile-stop', path: opts.profilePath }, 'bench-profile-stopped');
@@ -159,6 +164,7 @@ async function sample(target: Target, row: Row, opts: { profilePath?: string } =
     duplicates: receivers?.duplicates,
     peakRssKiB,
     childCores,
+    childSystemCores,
     benchCores,
     otherCores: Math.max(0, (machineAfter.busy - machineBefore.busy) / load.seconds - childCores - benchCores),
     stealCores: (machineAfter.steal - machineBefore.steal) / load.seconds,
@@ -169,7 +175,7 @@ async function sample(target: Target, row: Row, opts: { profilePath?: string } =
   return result;
 }
 
-async function startServerChild(bench: BenchDir, opts: { name: string; logLevel?: 'warn' | 'info'; preloads?: ChildEntry[] }): Promise<Child> {
+async function startServerChild(bench: BenchDir, opts: { name: string; logLevel?: 'warn' | 'info'; preloads?: ChildEntry[]; env?: Record<string, string> }): Promise<Child> {
   const config = writeConfig(bench, opts.name, { logLevel: opts.logLevel ?? 'warn' });
   return Child.start({
     name: `xmppd (${opts.name})`,
@@ -177,6 +183,7 @@ async function startServerChild(bench: BenchDir, opts: { name: string; logLevel?
     args: [config],
     nodeFlags: (opts.preloads ?? []).flatMap((p) => ['--import', runtime.file(p)]),
     cwd: ROOT,
+    ...(opts.env ? { env: opts.env } : {}),
     // At log_level info there is a line per request: straight to a file, as a real deployment would.
     stdoutFile: opts.logLevel === 'info' ? join(bench.dir, `${opts.name}.log`) : undefined,
   });
@@ -226,7 +233,7 @@ async function mainSeries(bench: BenchDir): Promise<{ ceiling: Row[]; main: Row[
     const serverTarget: Target = { child: serverChild, receivers };
     const shapes = [
       ...settings.connections.map((c) => ({ connections: c, bodyBytes: SMALL_BODY })),
-      ...BODY_SIZES.map((b) => ({ connections: KEY_CONNECTIONS, bodyBytes: b })),
+      ...settings.bodies.map((b) => ({ connections: KEY_CONNECTIONS, bodyBytes: b })),
     ];
     for (const shape of shapes) {
       const c = newRow('ceiling', shape.connections, shape.bodyBytes);
@@ -361,6 +368,32 @@ async function effectSeries(bench: BenchDir): Promise<Row[]> {
   return rows;
 }
 
+/**
+ * A/B: two servers at once, B with the extra environment of BENCH_AB_ENV (`NAME=value,...`), sampled in turn
+ * (A, B, A, B, ...) so a drift of the host hits both alike. For trying a change behind an environment switch.
+ */
+async function abSeries(bench: BenchDir): Promise<Row[]> {
+  const env = Object.fromEntries((process.env.BENCH_AB_ENV ?? '').split(',').filter(Boolean).map((kv) => kv.split('=', 2) as [string, string]));
+  log(`A/B: A = default, B = default with ${JSON.stringify(env)}`);
+  const children: Child[] = [];
+  const receiverSets: Receivers[] = [];
+  try {
+    const targets: Array<{ target: Target; row: Row }> = [];
+    for (const [name, extra] of [['ab-a', {}], ['ab-b', env]] as const) {
+      const child = await startServerChild(bench, { name, env: extra });
+      children.push(child);
+      const receivers = await connectReceivers(child, bench);
+      receiverSets.push(receivers);
+      targets.push({ target: { child, receivers }, row: newRow('xmppd', KEY_CONNECTIONS, SMALL_BODY, { variant: name === 'ab-a' ? 'A' : 'B' }) });
+    }
+    for (const t of targets) await warmUp(t.target, t.row);
+    for (let i = 0; i < settings.repeat; i++) for (const t of targets) await sample(t.target, t.row);
+    return targets.map((t) => t.row);
+  } finally {
+    await stopAll(children, receiverSets);
+  }
+}
+
 async function tlsFloor(bench: BenchDir, count: number): Promise<TlsFloor> {
   log(`memory floor: bare node:tls server, ${integer(count)} idle connections`);
   const child = await Child.start({
@@ -449,7 +482,10 @@ async function main(): Promise<void> {
     const { ceiling, main } = settings.series.has('main') ? await mainSeries(bench) : { ceiling: [], main: [] };
     const hasIdle = settings.series.has('idle') && settings.idle.length > 0;
     const idle = hasIdle ? await idleSeries(bench, idleUsernames) : { rows: [], reports: [] };
-    const effects = settings.series.has('effects') ? await effectSeries(bench) : [];
+    const effects = [
+      ...(settings.series.has('effects') ? await effectSeries(bench) : []),
+      ...(settings.series.has('ab') ? await abSeries(bench) : []),
+    ];
     const floor = hasIdle ? await tlsFloor(bench, idleCount) : undefined;
     const results: Results = { ceiling, main, idle: idle.rows, idleReports: idle.reports, effects, floor };
     const m = machine();
