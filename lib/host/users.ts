@@ -1,10 +1,11 @@
 // Accounts: SCRAM credentials only (RFC 5802 / RFC 7677, like Prosody's internal_hashed), PLAIN verified by
 // deriving the keys and comparing in constant time; unknown users cost the same derivation (no enumeration).
 
-import { createHash, createHmac, createSecretKey, pbkdf2, randomBytes, timingSafeEqual } from 'node:crypto';
+import { createHash, createHmac, pbkdf2, randomBytes, timingSafeEqual } from 'node:crypto';
 import { promisify } from 'node:util';
 import saslprep from '@mongodb-js/saslprep';
 import { HostError } from './errors.js';
+import { HmacSha256 } from './hmac-sha256.js';
 import { parseJid } from './jid.js';
 import type { AuthResult, ScramCredentials, UsersApi } from './api.js';
 import type { AuthThrottle } from './auth-throttle.js';
@@ -42,14 +43,14 @@ export async function deriveScram(password: string, salt: Buffer, iterations: nu
  * another node — invalidates it at once.
  */
 export class CredentialCache {
-  private readonly key = createSecretKey(randomBytes(32));
+  private readonly mac = new HmacSha256(randomBytes(32));
   private readonly entries = new Map<string, { storedKey: Buffer; expires: number }>();
 
   constructor(private readonly ttlMs = 60_000, private readonly maxEntries = 10_000, private readonly now: () => number = Date.now) {}
 
   private id(jid: string, password: string): string {
     // A JID never holds NUL (XML forbids it), so the first NUL ends the JID: no two pairs share an input.
-    return createHmac('sha256', this.key).update(`${jid}\0${password}`).digest('base64');
+    return this.mac.key(`${jid}\0${password}`);
   }
 
   matches(jid: string, password: string, current: Buffer): boolean {
