@@ -62,8 +62,11 @@ export class StanzaRouter {
 
     if ((origin.type === 'c2s' || origin.type === 'local') && origin.jid) {
       const pre = this.deps.bus(origin.host);
-      const claimed = await pre?.fire(`pre-${stanza.name}/${toType}`, { ...event, host: origin.host });
-      if (claimed !== undefined) return claimed;
+      const name = `pre-${stanza.name}/${toType}`;
+      if (pre?.has(name)) {
+        const claimed = await pre.fire(name, { ...event, host: origin.host });
+        if (claimed !== undefined) return claimed;
+      }
     }
 
     const bus = this.deps.bus(domain);
@@ -82,10 +85,12 @@ export class StanzaRouter {
   /** Work out the to_type and the recipient's domain; a missing `to` means the sender's own account (RFC 6120 §10.3). */
   private address(stanza: Stanza, origin: Origin): { toType: ToType; domain: string } {
     const to = stanza.attrs.to;
-    const sender = origin.jid ? parseJid(origin.jid) : undefined;
-    const senderBare = sender?.ok ? sender.jid.bare : undefined;
+    const senderBare = (): string | undefined => {
+      const sender = origin.jid ? parseJid(origin.jid) : undefined;
+      return sender?.ok ? sender.jid.bare : undefined;
+    };
     if (!to) {
-      if (!senderBare) return { toType: 'host', domain: origin.host };
+      if (!senderBare()) return { toType: 'host', domain: origin.host };
       return { toType: stanza.name === 'iq' ? 'self' : 'bare', domain: origin.host };
     }
     const parsed = parseJid(to);
@@ -94,7 +99,7 @@ export class StanzaRouter {
     stanza.attrs.to = jid.full;
     if (jid.resource !== null) return { toType: jid.local === null ? 'host' : 'full', domain: jid.domain };
     if (jid.local === null) return { toType: 'host', domain: jid.domain };
-    if (stanza.name === 'iq' && jid.bare === senderBare) return { toType: 'self', domain: jid.domain };
+    if (stanza.name === 'iq' && jid.bare === senderBare()) return { toType: 'self', domain: jid.domain };
     return { toType: 'bare', domain: jid.domain };
   }
 
