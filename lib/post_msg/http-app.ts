@@ -15,6 +15,7 @@ import type { Problem } from './problem.js';
 import type { RateLimiter } from './rate-limit.js';
 
 export const ALLOW = 'OPTIONS, POST';
+const JSON_TYPE = 'application/json; charset=utf-8';
 
 export interface PostMsgSettings {
   maxBodyBytes: number;
@@ -63,7 +64,7 @@ async function handle(ctx: HttpContext, module: ModuleApi, settings: PostMsgSett
     return;
   }
   if (!origin.allowed) {
-    state.log = { ...state.log, refused: 'cross-site' };
+    logFields(state).refused = 'cross-site';
     sendProblem(ctx, { status: 403, detail: 'Cross-site requests are refused: the request comes from a web page whose origin is not this server and not in cors_origins.' });
     return;
   }
@@ -71,7 +72,7 @@ async function handle(ctx: HttpContext, module: ModuleApi, settings: PostMsgSett
 
   const auth = await authenticate(ctx, module);
   if (!auth.ok) {
-    state.log = { ...state.log, auth: auth.reason };
+    logFields(state).auth = auth.reason;
     sendProblem(ctx, auth.problem);
     return;
   }
@@ -110,7 +111,9 @@ async function handle(ctx: HttpContext, module: ModuleApi, settings: PostMsgSett
     return;
   }
   const { stanza, to } = plan.value;
-  state.log = { ...state.log, recipient: to.full, stanza_id: id };
+  const fields = logFields(state);
+  fields.recipient = to.full;
+  fields.stanza_id = id;
   if (module.log.isLevelEnabled('debug')) module.log.debug({ stanza_id: id, body: stanza.getChildText('body') }, 'post_msg message body');
 
   if (!(await module.users.exists(to.bare))) {
@@ -129,10 +132,17 @@ async function handle(ctx: HttpContext, module: ModuleApi, settings: PostMsgSett
     return;
   }
   const created = createdResponse(plan.value, outcome);
-  state.log = { ...state.log, outcome };
+  fields.outcome = outcome;
   ctx.status = created.status;
-  ctx.type = 'application/json';
+  // Set directly: koa's `type` setter looks the type up in mime-db on every request.
+  ctx.set('Content-Type', JSON_TYPE);
   ctx.body = JSON.stringify(created.body);
+}
+
+/** The fields of this request's log line (written by the host at log_level info), created on first use. */
+function logFields(state: HttpLogState): NonNullable<HttpLogState['log']> {
+  // Set one by one: spreading a fresh object per field was measurable on the hot path.
+  return (state.log ??= {});
 }
 
 /** Basic credentials → the account; 401 for anything wrong (never saying what), 429 when throttled. */
