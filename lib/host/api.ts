@@ -12,6 +12,7 @@ export { parseJid, type Jid, type JidResult } from './jid.js';
 export { findIllegalXmlChar, describeCodePoint } from './xml-text.js';
 export { sendProblem, type ProblemInit } from './http-problem.js';
 export { errorReply, cloneStanza } from './router.js';
+export { serialize } from './serialize.js';
 export { HostError, StanzaError, type HostErrorCode, type StanzaErrorCondition } from './errors.js';
 
 /** A stanza is an @xmpp/xml element named message, presence or iq. */

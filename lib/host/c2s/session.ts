@@ -7,6 +7,7 @@ import { TLSSocket, type SecureContext } from 'node:tls';
 import { xml, type Element } from '@xmpp/xml';
 import type { Logger } from 'pino';
 import { parseJid } from '../jid.js';
+import { serialize } from '../serialize.js';
 import type { ClientSession, ModuleApi, Origin, Stanza } from '../api.js';
 import type { PresenceControl } from '../modules/presence-state.js';
 import { NS_BIND, NS_CLIENT, NS_ROSTER_VER, NS_SASL, NS_SESSION, NS_STANZAS, NS_STREAM, NS_TLS } from './namespaces.js';
@@ -145,7 +146,7 @@ export class C2sSession implements ClientSession, PresenceControl {
       this.close('policy-violation', 'Not reading fast enough.');
       return;
     }
-    this.write(stanza.toString());
+    this.write(serialize(stanza));
   }
 
   /** Close the stream: header if none was sent yet, the error if any, `</stream:stream>`, then the TCP connection. */

@@ -4,6 +4,7 @@
 import {
   cloneStanza,
   parseJid,
+  serialize,
   StanzaError,
   xml,
   type ClientSession,
@@ -77,7 +78,7 @@ export function load(module: ModuleApi): void {
     }
     // §8.5.2.2.1: chat and normal wait offline (XEP-0160); headline and error are dropped.
     if ((type === 'chat' || type === 'normal') && isWorthStoring(stanza)) {
-      await offline.append(bare, stanza.toString(), new Date());
+      await offline.append(bare, serialize(stanza), new Date());
       return 'stored';
     }
     return 'discarded';
