@@ -147,18 +147,19 @@ function logFields(state: HttpLogState): NonNullable<HttpLogState['log']> {
 
 /** Basic credentials → the account; 401 for anything wrong (never saying what), 429 when throttled. */
 async function authenticate(ctx: HttpContext, module: ModuleApi): Promise<Authenticated> {
-  const challenge: Problem = {
+  // Built only for a refusal: most requests authenticate.
+  const challenge = (): Problem => ({
     status: 401,
     detail: 'Authenticate with HTTP Basic as an account of this server: user (or user@host) and its password.',
     headers: { 'WWW-Authenticate': basicChallenge(module.host) },
-  };
+  });
   const parsed = parseBasicAuthorization(ctx.get('authorization') || undefined);
-  if (!parsed.ok) return { ok: false, problem: challenge, reason: parsed.reason };
+  if (!parsed.ok) return { ok: false, problem: challenge(), reason: parsed.reason };
   const { username, password } = parsed.credentials;
   const who = resolveAddress(username, module.host);
-  if (!who.ok || who.jid.local === null) return { ok: false, problem: challenge, reason: 'jid' };
+  if (!who.ok || who.jid.local === null) return { ok: false, problem: challenge(), reason: 'jid' };
   // The credentials may name another virtual host of this server (as in Prosody), never a remote one.
-  if (!module.isLocalHost(who.jid.domain)) return { ok: false, problem: challenge, reason: 'host' };
+  if (!module.isLocalHost(who.jid.domain)) return { ok: false, problem: challenge(), reason: 'host' };
   const result = await module.users.authenticate({ jid: who.jid.bare, password, address: ctx.request.ip });
   if (result.ok) {
     const account = who.jid.resource === null ? result.jid : `${result.jid}/${who.jid.resource}`;
@@ -175,7 +176,7 @@ async function authenticate(ctx: HttpContext, module: ModuleApi): Promise<Authen
       },
     };
   }
-  return { ok: false, problem: challenge, reason: 'invalid' };
+  return { ok: false, problem: challenge(), reason: 'invalid' };
 }
 
 /** What can be refused before reading a byte: the media type (415), an encoding (415), the declared length (413). */

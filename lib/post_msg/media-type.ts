@@ -32,8 +32,32 @@ function unsupported(detail: string): { ok: false; problem: { status: number; de
   return problem(415, detail, { 'Accept-Post': ACCEPT_POST }) as ReturnType<typeof unsupported>;
 }
 
+// A client sends the same Content-Type on every request: answers for recent headers are kept (frozen).
+const MEMO_ENTRIES = 64;
+const MEMO_MAX_HEADER = 128;
+const memo = new Map<string, Result<MediaType>>();
+
 /** Parse a Content-Type header into one of the three formats, or a 415 problem carrying `Accept-Post`. */
 export function parseMediaType(header: string | undefined): Result<MediaType> {
+  if (header === undefined || header.length > MEMO_MAX_HEADER) return parseUncached(header);
+  let result = memo.get(header);
+  if (result === undefined) {
+    result = deepFreeze(parseUncached(header));
+    if (memo.size >= MEMO_ENTRIES) memo.delete(memo.keys().next().value!);
+    memo.set(header, result);
+  }
+  return result;
+}
+
+function deepFreeze<T>(value: T): T {
+  if (typeof value === 'object' && value !== null) {
+    for (const v of Object.values(value)) deepFreeze(v);
+    Object.freeze(value);
+  }
+  return value;
+}
+
+function parseUncached(header: string | undefined): Result<MediaType> {
   if (header === undefined || header.trim() === '') return unsupported(`${UNSUPPORTED_DETAIL}; the request has none.`);
   const value = header.replace(/^[ \t]+|[ \t]+$/g, '');
   const head = TYPE_RE.exec(value);
