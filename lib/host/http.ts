@@ -3,7 +3,7 @@
 
 import { createServer as createHttpServer, type Server as HttpServer } from 'node:http';
 import { createServer as createHttpsServer } from 'node:https';
-import Koa, { type Context, type Middleware } from 'koa';
+import Koa, { type Context, type Middleware, type Next } from 'koa';
 import type Router from 'koa-router';
 import type { Logger } from 'pino';
 import { HostError } from './errors.js';
@@ -93,21 +93,23 @@ export function createHttpApp(apps: HttpApps, log: Logger): Koa {
 }
 
 function requestLog(log: Logger): Middleware {
-  return async (ctx, next) => {
-    // At log_level warn and above the line is never written: skip building it (every request pays otherwise).
-    if (!log.isLevelEnabled('info')) return next();
-    const started = performance.now();
-    try {
-      await next();
-    } finally {
-      const state = ctx.state as HttpLogState;
-      const ms = performance.now() - started;
-      log.info(
-        { method: ctx.method, path: ctx.path, status: ctx.status, ms: Math.round(ms * 100) / 100, account: state.account, ...state.log },
-        'http request',
-      );
-    }
-  };
+  // At log_level warn and above the line is never written: pass straight on, not even through an async
+  // function (each one costs the request a promise and microtask turns).
+  return (ctx, next) => (log.isLevelEnabled('info') ? logged(log, ctx, next) : next());
+}
+
+async function logged(log: Logger, ctx: Context, next: Next): Promise<void> {
+  const started = performance.now();
+  try {
+    await next();
+  } finally {
+    const state = ctx.state as HttpLogState;
+    const ms = performance.now() - started;
+    log.info(
+      { method: ctx.method, path: ctx.path, status: ctx.status, ms: Math.round(ms * 100) / 100, account: state.account, ...state.log },
+      'http request',
+    );
+  }
 }
 
 function dispatch(apps: HttpApps, log: Logger): Middleware {

@@ -159,9 +159,18 @@ export class UserService implements Omit<UsersApi, 'recordAuthFailure' | 'authRe
   }
 
   async verifyPassword(bareJid: string, password: string): Promise<boolean> {
-    const known = await this.opts.store.get(bareJid);
+    return this.check(await this.opts.store.get(bareJid), bareJid, password);
+  }
+
+  /** The answer for the account's record (undefined: unknown); synchronous for a cached password. */
+  private check(known: UserRecord | undefined, bareJid: string, password: string): boolean | Promise<boolean> {
     const { cache } = this.opts;
     if (known && cache?.matches(bareJid, password, known.sha256StoredKey)) return true;
+    return this.verifyByDerivation(known, bareJid, password);
+  }
+
+  private async verifyByDerivation(known: UserRecord | undefined, bareJid: string, password: string): Promise<boolean> {
+    const { cache } = this.opts;
     const record = known ?? this.decoy;
     const prepared = prepPassword(password);
     // Derive even for a prohibited password or an unknown user: the answer's timing must not tell which.
@@ -175,7 +184,9 @@ export class UserService implements Omit<UsersApi, 'recordAuthFailure' | 'authRe
   async authenticate(input: { jid: string; password: string; address: string }): Promise<AuthResult> {
     const wait = this.opts.throttle.retryAfter(input.address);
     if (wait > 0) return { ok: false, reason: 'throttled', retryAfterSeconds: wait };
-    if (await this.verifyPassword(input.jid, input.password)) return { ok: true, jid: input.jid };
+    // Not through verifyPassword: one async call less per request when the password is cached.
+    const verdict = this.check(await this.opts.store.get(input.jid), input.jid, input.password);
+    if (verdict === true || (verdict !== false && (await verdict))) return { ok: true, jid: input.jid };
     this.opts.throttle.recordFailure(input.address);
     return { ok: false, reason: 'invalid' };
   }
