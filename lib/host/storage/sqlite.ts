@@ -36,11 +36,20 @@ export const DATABASE_FILE = 'xmppd.sqlite';
 export function openSqliteStorage(dataDir: string): Storage {
   const db = openDatabase(dataDir);
   db.exec(SCHEMA);
+  const lists = new Set<SqliteListStore>();
   return {
     users: new SqliteUserStore(db),
     keyValue: <T>(host: string, store: string) => new SqliteKeyValueStore<T>(db, host, store),
-    list: (host: string, store: string) => new SqliteListStore(db, host, store),
-    close: () => db.close(),
+    list: (host: string, store: string) => {
+      const list = new SqliteListStore(db, host, store);
+      lists.add(list);
+      return list;
+    },
+    close: () => {
+      // Appends waiting for their batch are written (and acknowledged) before the file closes.
+      for (const list of lists) list.flush();
+      db.close();
+    },
   };
 }
 
@@ -190,7 +199,23 @@ class SqliteKeyValueStore<T> implements KeyValueStore<T> {
   }
 }
 
+interface PendingAppend {
+  user: string;
+  value: string;
+  stamp: number;
+  resolve(id: number): void;
+  reject(err: unknown): void;
+}
+
+/**
+ * Per-account lists (offline messages). Appends are group-committed: those made during one turn of the
+ * event loop are written in one transaction at its end, so many messages share one fsync
+ * (synchronous=FULL), and each append resolves only once its transaction is on disk.
+ */
 class SqliteListStore implements ListStore {
+  private pending: PendingAppend[] = [];
+  private isScheduled = false;
+  private readonly insertBatch;
   private readonly appendStmt;
   private readonly listStmt;
   private readonly deleteStmt;
@@ -207,13 +232,41 @@ class SqliteListStore implements ListStore {
     this.deleteMany = db.transaction((user: string, ids: number[]) => {
       for (const id of ids) this.deleteStmt.run(id, this.host, this.store, user);
     });
+    this.insertBatch = db.transaction((batch: PendingAppend[]) =>
+      batch.map((p) => Number(this.appendStmt.run(this.host, this.store, p.user, p.value, p.stamp).lastInsertRowid)),
+    );
   }
 
-  async append(user: string, value: string, stamp: Date = new Date()): Promise<number> {
-    return Number(this.appendStmt.run(this.host, this.store, user, value, stamp.getTime()).lastInsertRowid);
+  append(user: string, value: string, stamp: Date = new Date()): Promise<number> {
+    return new Promise((resolve, reject) => {
+      this.pending.push({ user, value, stamp: stamp.getTime(), resolve, reject });
+      if (!this.isScheduled) {
+        this.isScheduled = true;
+        // setImmediate: after every socket that was ready in this turn has been read and handled.
+        setImmediate(() => this.flush());
+      }
+    });
+  }
+
+  /** Write the waiting appends now, in one transaction. */
+  flush(): void {
+    this.isScheduled = false;
+    const batch = this.pending;
+    if (batch.length === 0) return;
+    this.pending = [];
+    let ids: number[];
+    try {
+      ids = this.insertBatch(batch);
+    } catch (err) {
+      for (const p of batch) p.reject(err);
+      return;
+    }
+    batch.forEach((p, i) => p.resolve(ids[i]!));
   }
 
   async list(user: string): Promise<ListItem[]> {
+    // What was appended before this call is listed, even if its batch has not been written yet.
+    this.flush();
     return this.listStmt.all(this.host, this.store, user).map((r) => ({ id: r.id, value: r.value, stamp: new Date(r.stamp) }));
   }
 
@@ -222,6 +275,7 @@ class SqliteListStore implements ListStore {
   }
 
   async count(user: string): Promise<number> {
+    this.flush();
     return this.countStmt.get(this.host, this.store, user)?.n ?? 0;
   }
 }
