@@ -373,7 +373,7 @@ async function effectSeries(bench: BenchDir): Promise<Row[]> {
  * (A, B, A, B, ...) so a drift of the host hits both alike. For trying a change behind an environment switch.
  */
 async function abSeries(bench: BenchDir): Promise<Row[]> {
-  const env = Object.fromEntries((process.env.BENCH_AB_ENV ?? '').split(',').filter(Boolean).map((kv) => kv.split('=', 2) as [string, string]));
+  const env = Object.fromEntries((process.env.BENCH_AB_ENV ?? '').split(',').filter(Boolean).map((kv) => [kv.slice(0, kv.indexOf('=')), kv.slice(kv.indexOf('=') + 1)]));
   log(`A/B: A = default, B = default with ${JSON.stringify(env)}`);
   const children: Child[] = [];
   const receiverSets: Receivers[] = [];
