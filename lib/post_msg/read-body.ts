@@ -14,14 +14,6 @@ export type ReadBodyResult = { ok: true; body: Buffer } | { ok: false; reason: '
  * rest unread (the caller answers 413 with `Connection: close`, so the socket is closed after it).
  */
 export function readBody(req: IncomingMessage, limit: number): Promise<ReadBodyResult> {
-  if (req.readableEnded) return Promise.resolve({ ok: false, reason: 'aborted' });
-  // The usual case for a short message: the body came in the same packets as the headers, so the parser
-  // has the whole request (`complete`) and all of it is buffered. Take it now rather than via events.
-  if (req.complete) {
-    if (req.readableLength > limit) return Promise.resolve({ ok: false, reason: 'too-large' });
-    const buffered = req.read() as Buffer | null;
-    return Promise.resolve({ ok: true, body: buffered ?? Buffer.alloc(0) });
-  }
   return new Promise((resolve) => {
     const chunks: Buffer[] = [];
     let size = 0;
@@ -49,6 +41,10 @@ export function readBody(req: IncomingMessage, limit: number): Promise<ReadBodyR
     const onClose = (): void => {
       if (!req.complete) onAbort();
     };
+    if (req.readableEnded) {
+      settle({ ok: false, reason: 'aborted' });
+      return;
+    }
     req.on('data', onData);
     req.on('end', onEnd);
     req.on('error', onAbort);
