@@ -9,7 +9,7 @@ const REDACT = ['password', '*.password', 'authorization', '*.authorization', '*
 export function createLogger(level: LogLevel, destination?: DestinationStream): Logger {
   const options = { level, base: { name: 'xmppd' }, redact: { paths: REDACT, censor: '[redacted]' } };
   // Standard output, written asynchronously: while one write is under way the next lines gather, so under
-  // load one write carries many lines (a synchronous write per request line cost a third of the
-  // throughput at log_level info). pino writes what is left when the process exits.
+  // load one write carries many lines instead of one write per request line at log_level info. pino
+  // writes what is left when the process exits.
   return pino(options, destination ?? pino.destination({ dest: 1, sync: false }));
 }

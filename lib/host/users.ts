@@ -39,8 +39,9 @@ export async function deriveScram(password: string, salt: Buffer, iterations: nu
  * Verified (jid, password) pairs, so a correct password does not cost a PBKDF2 on every request.
  * The key is an HMAC under a per-process random key (no password is kept, not even hashed plainly);
  * the value is the StoredKey the password matched. A hit counts only while the account's current
- * StoredKey is still that one, so a password change or deletion — by this process, the CLI or
- * another node — invalidates it at once.
+ * StoredKey is still that one, so a password change or deletion invalidates it: at once when made by
+ * this process, within 1 ms when made by the CLI or another node (the user store's cache, see
+ * storage/sqlite.ts).
  */
 export class CredentialCache {
   private readonly mac = new HmacSha256(randomBytes(32));
