@@ -93,9 +93,12 @@ export function createHttpApp(apps: HttpApps, log: Logger): Koa {
 }
 
 function requestLog(log: Logger): Middleware {
+  // The line is flat (only strings and numbers, see logged), so the logger's wildcard redaction paths
+  // (`*.password`, ...) can never match in it, and running them cost 5 µs per line; the top-level ones stay.
+  const lineLog = log.child({}, { redact: { paths: ['password', 'authorization'], censor: '[redacted]' } });
   // At log_level warn and above the line is never written: pass straight on, not even through an async
   // function (each one costs the request a promise and microtask turns).
-  return (ctx, next) => (log.isLevelEnabled('info') ? logged(log, ctx, next) : next());
+  return (ctx, next) => (log.isLevelEnabled('info') ? logged(lineLog, ctx, next) : next());
 }
 
 async function logged(log: Logger, ctx: Context, next: Next): Promise<void> {
@@ -105,10 +108,17 @@ async function logged(log: Logger, ctx: Context, next: Next): Promise<void> {
   } finally {
     const state = ctx.state as HttpLogState;
     const ms = performance.now() - started;
-    log.info(
-      { method: ctx.method, path: ctx.path, status: ctx.status, ms: Math.round(ms * 100) / 100, account: state.account, ...state.log },
-      'http request',
-    );
+    const line: Record<string, string | number | undefined> = {
+      method: ctx.method,
+      path: ctx.path,
+      status: ctx.status,
+      ms: Math.round(ms * 100) / 100,
+      account: state.account,
+    };
+    for (const [key, value] of Object.entries(state.log ?? {})) {
+      if (typeof value === 'string' || typeof value === 'number') line[key] = value;
+    }
+    log.info(line, 'http request');
   }
 }
 

@@ -67,6 +67,13 @@ describe('HTTP', () => {
         throw new Error('secret internal detail');
       });
       apps.mount('b.test', 'boom', '/boom', boom);
+      // A careless module: log fields that must never reach a line as they are.
+      const careless = new Router();
+      careless.get('/', (ctx) => {
+        (ctx.state as { log?: unknown }).log = { note: 'kept', password: 'hunter2', authorization: 'Basic aHVudGVyMg==', nested: { password: 'deep-secret' } };
+        ctx.body = { ok: true };
+      });
+      apps.mount('b.test', 'careless', '/careless', careless);
       srv = await serve(apps);
     });
     after(() => srv.close());
@@ -119,6 +126,17 @@ describe('HTTP', () => {
       assert.equal(typeof line.ms, 'number');
       assert.equal(line.account, 'a-one-user');
       assert.ok(!srv.lines.join('').includes('c2VjcmV0OnBhc3N3b3Jk'));
+    });
+
+    it("redacts a module's password or authorization log field and drops fields that are not strings or numbers", async () => {
+      assert.equal((await getOn('/careless', 'b.test')).status, 200);
+      const line = srv.lines.map((l) => JSON.parse(l) as Record<string, unknown>).find((l) => l.path === '/careless');
+      assert.ok(line);
+      assert.equal(line.note, 'kept');
+      assert.equal(line.password, '[redacted]');
+      assert.equal(line.authorization, '[redacted]');
+      assert.equal('nested' in line, false);
+      for (const secret of ['hunter2', 'aHVudGVyMg==', 'deep-secret']) assert.ok(!srv.lines.join('').includes(secret), secret);
     });
   });
 
