@@ -4,7 +4,7 @@
 // BENCH_CONNECTIONS (1,8,32,64), BENCH_SERIES=ab with BENCH_AB_ENV=NAME=value (two servers sampled in turn, see abSeries), BENCH_BODIES (body sizes of the extra 32-connection rows, 1024,65536; empty: none), BENCH_IDLE (1000,10000), BENCH_SERIES (main,idle,effects), BENCH_TIMEOUT_SECONDS (3600),
 // BENCH_RATE (requests per second in every row instead of as many as answered: the server's CPU time per request
 // at a fixed load is steadier than the top rate on a shared machine), BENCH_JSON (write all samples there), BENCH_PROFILE (a folder: profile the server in one 32-connection row instead;
-// BENCH_PROFILE_BODY bytes of body, BENCH_PROFILE_IDLE idle sessions first), BENCH_TSX=1 (children under tsx, not
+// BENCH_PROFILE_BODY bytes of body, BENCH_PROFILE_IDLE idle sessions first, BENCH_PROFILE_LOG=info for log_level info), BENCH_TSX=1 (children under tsx, not
 // compiled), BENCH_RECEIVER=xmpp-client (receive with @xmpp/client, not raw sessions), BENCH_KEEP=1 (keep the temp folder).
 
 import { cpus, release } from 'node:os';
@@ -437,7 +437,7 @@ async function profileRun(bench: BenchDir, dir: string, idleUsernames: string[])
   let child: Child | undefined;
   let receivers: Receivers | undefined;
   try {
-    child = await startServerChild(bench, { name: 'profile' });
+    child = await startServerChild(bench, { name: 'profile', logLevel: process.env.BENCH_PROFILE_LOG === 'info' ? 'info' : 'warn' });
     receivers = await connectReceivers(child, bench);
     if (settings.profileIdle > 0) await openIdle(child, bench, idleUsernames.slice(0, settings.profileIdle), sessions, settings.profileIdle);
     const target: Target = { child, receivers };
