@@ -1,7 +1,7 @@
 // `npm run bench` (issue 5): the real server as a child process on ephemeral ports, receiving XMPP clients, and
 // autocannon driving authenticated POST /msg/<user> over keep-alive connections, against a bare-koa ceiling.
 // Environment: BENCH_SECONDS (per sample, 10), BENCH_REPEAT (samples per row, 3), BENCH_WARMUP_SECONDS (2),
-// BENCH_CONNECTIONS (1,8,32,64), BENCH_SERIES=ab with BENCH_AB_ENV=NAME=value (two servers sampled in turn, see abSeries), BENCH_BODIES (body sizes of the extra 32-connection rows, 1024,65536; empty: none), BENCH_IDLE (1000,10000), BENCH_SERIES (main,idle,effects), BENCH_TIMEOUT_SECONDS (3600),
+// BENCH_CONNECTIONS (1,8,32,64), BENCH_SERIES=ab with BENCH_AB_ENV=NAME=value or BENCH_AB_LOG=info (two servers sampled in turn, see abSeries), BENCH_BODIES (body sizes of the extra 32-connection rows, 1024,65536; empty: none), BENCH_IDLE (1000,10000), BENCH_SERIES (main,idle,effects), BENCH_TIMEOUT_SECONDS (3600),
 // BENCH_RATE (requests per second in every row instead of as many as answered: the server's CPU time per request
 // at a fixed load is steadier than the top rate on a shared machine), BENCH_JSON (write all samples there), BENCH_PROFILE (a folder: profile the server in one 32-connection row instead;
 // BENCH_PROFILE_BODY bytes of body, BENCH_PROFILE_IDLE idle sessions first, BENCH_PROFILE_LOG=info for log_level info), BENCH_TSX=1 (children under tsx, not
@@ -380,7 +380,9 @@ async function abSeries(bench: BenchDir): Promise<Row[]> {
   try {
     const targets: Array<{ target: Target; row: Row }> = [];
     for (const [name, extra] of [['ab-a', {}], ['ab-b', env]] as const) {
-      const child = await startServerChild(bench, { name, env: extra });
+      // BENCH_AB_LOG=info: B at log_level info (the default for users), A at warn.
+      const logLevel = name === 'ab-b' && process.env.BENCH_AB_LOG === 'info' ? 'info' : 'warn';
+      const child = await startServerChild(bench, { name, env: extra, logLevel });
       children.push(child);
       const receivers = await connectReceivers(child, bench);
       receiverSets.push(receivers);
