@@ -6,9 +6,9 @@ import assert from 'node:assert/strict';
 import { execFile } from 'node:child_process';
 import { readFileSync } from 'node:fs';
 import { join } from 'node:path';
-import { xml, type Client } from '@xmpp/client';
+import type { Client } from '@xmpp/client';
 import { startTestServer, type TestServer } from '../helpers/server.js';
-import { nextStanza, startClient, stopClient, trustTestCertificate } from '../host/c2s/helpers.js';
+import { goOnline, nextStanza, startClient, stopClient, trustTestCertificate } from '../host/c2s/helpers.js';
 
 const README = join(import.meta.dirname, '../../README.md');
 
@@ -40,9 +40,7 @@ describe('post_msg README curl examples', () => {
     restoreTls = trustTestCertificate();
     ts = await startTestServer({ users: [['alice@localhost', 'alice-pw'], ['bob@localhost', 'secret']] });
     alice = await startClient({ port: ts.c2sPort, username: 'alice', password: 'alice-pw' });
-    const self = nextStanza(alice, (el) => el.is('presence'), 'alice to see her own presence');
-    await alice.send(xml('presence'));
-    await self;
+    await goOnline(alice, 'alice');
   });
 
   after(async () => {

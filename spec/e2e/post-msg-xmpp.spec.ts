@@ -6,7 +6,7 @@ import assert from 'node:assert/strict';
 import { xml, type Client } from '@xmpp/client';
 import type { Element } from '@xmpp/xml';
 import { startTestServer, type TestServer } from '../helpers/server.js';
-import { nextStanza, startClient, stopClient, trustTestCertificate } from '../host/c2s/helpers.js';
+import { goOnline, nextStanza, startClient, stopClient, trustTestCertificate } from '../host/c2s/helpers.js';
 import { basic, request, type SpecResponse } from '../post_msg/helpers/http.js';
 
 const XHTML_IM = 'http://jabber.org/protocol/xhtml-im';
@@ -50,9 +50,7 @@ describe('post_msg to an XMPP client', () => {
       ],
     });
     alice = await startClient({ port: ts.c2sPort, username: 'alice', password: 'alice-secret', resource: 'desk' });
-    const self = nextStanza(alice, (el) => el.is('presence'), 'alice to see her own presence');
-    await alice.send(xml('presence'));
-    await self;
+    await goOnline(alice, 'alice');
   });
 
   after(async () => {

@@ -5,7 +5,7 @@ import { after, before, describe, it } from 'node:test';
 import assert from 'node:assert/strict';
 import { xml } from '@xmpp/client';
 import { startTestServer, type TestServer } from '../helpers/server.js';
-import { nextStanza, startClient, stopClient, trustTestCertificate } from '../host/c2s/helpers.js';
+import { goOnline, nextStanza, startClient, stopClient, trustTestCertificate } from '../host/c2s/helpers.js';
 
 describe('c2s with @xmpp/client', () => {
   let ts: TestServer;
@@ -63,8 +63,7 @@ describe('c2s with @xmpp/client', () => {
       const alice = await startClient({ port: ts.c2sPort, username: 'alice', password: 'alice-secret', resource: 'a1' });
       const bob = await startClient({ port: ts.c2sPort, username: 'bob', password: 'bob-secret', resource: 'b1' });
       try {
-        await bob.send(xml('presence'));
-        await nextStanza(bob, (el) => el.is('presence'), 'bob to see his own presence');
+        await goOnline(bob, 'bob');
         const received = nextStanza(bob, (el) => el.is('message'), 'the message at bob');
         // A forged `from` must be replaced by the sender's full JID (RFC 6120 §8.1.2.1).
         await alice.send(xml('message', { to: 'bob@localhost', type: 'chat', from: 'mallory@localhost/x' }, xml('body', {}, 'hello bob')));

@@ -84,6 +84,13 @@ export async function stopClient(c: Client): Promise<void> {
   }
 }
 
+/** Send initial presence and wait for the server to echo it back: the client is now available for messages. */
+export async function goOnline(c: Client, who: string): Promise<void> {
+  const self = nextStanza(c, (el) => el.is('presence'), `${who} to see their own presence`);
+  await c.send(xml('presence'));
+  await self;
+}
+
 /** The next stanza matching `match`, within the timeout. */
 export function nextStanza(c: Client, match: (el: ReturnType<typeof xml>) => boolean, what: string, ms = DEFAULT_WAIT_MS): Promise<ReturnType<typeof xml>> {
   return withTimeout(
