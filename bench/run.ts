@@ -1,7 +1,7 @@
 // `npm run bench` (issue 5): the real server as a child process on ephemeral ports, receiving XMPP clients, and
 // autocannon driving authenticated POST /msg/<user> over keep-alive connections, against a bare-koa ceiling.
 // Environment: BENCH_SECONDS (per sample, 10), BENCH_REPEAT (samples per row, 3), BENCH_WARMUP_SECONDS (2),
-// BENCH_CONNECTIONS (1,8,32,64), BENCH_SERIES=ab with BENCH_AB_ENV=NAME=value or BENCH_AB_LOG=info (two servers sampled in turn, see abSeries), BENCH_BODIES (body sizes of the extra 32-connection rows, 1024,65536; empty: none), BENCH_IDLE (1000,10000), BENCH_SERIES (main,idle,effects), BENCH_TIMEOUT_SECONDS (3600),
+// BENCH_CONNECTIONS (1,8,32,64), BENCH_SERIES=ab with BENCH_AB_ENV=NAME=value or BENCH_AB_LOG=info (two servers sampled in turn, see abSeries), BENCH_BODIES (body sizes of the extra 32-connection rows, 1024,65536; empty: none), BENCH_IDLE (1000,10000; the idle series runs a twin server without them in turn), BENCH_SERIES (main,idle,effects), BENCH_TIMEOUT_SECONDS (3600),
 // BENCH_RATE (requests per second in every row instead of as many as answered: the server's CPU time per request
 // at a fixed load is steadier than the top rate on a shared machine), BENCH_JSON (write all samples there), BENCH_PROFILE (a folder: profile the server in one 32-connection row instead;
 // BENCH_PROFILE_BODY bytes of body, BENCH_PROFILE_IDLE idle sessions first, BENCH_PROFILE_LOG=info for log_level info), BENCH_TSX=1 (children under tsx, not
@@ -28,6 +28,7 @@ import {
   OTHER_LOAD_LIMIT,
   renderReport,
   SMALL_BODY,
+  twinVariant,
   type IdleReport,
   type Results,
   type Row,
@@ -254,33 +255,52 @@ async function mainSeries(bench: BenchDir): Promise<{ ceiling: Row[]; main: Row[
 }
 
 /**
- * On a fresh server child (so the large-body rows leave nothing in its heap): the 32-connection row without idle
- * sessions, with each count of them, and again after closing them; the baseline is before and after together.
+ * On fresh server children (so the large-body rows leave nothing in a heap): the 32-connection row without idle
+ * sessions, with each count of them, and again after closing them, all on one server; and a twin server that never
+ * has idle sessions, sampled in turn with it throughout. Two processes of the same code differ by several per cent,
+ * and the machine drifts, so the loss is the server's rate relative to its twin, with the idle sessions against
+ * before them: the same process compared with itself, and the drift taken out.
  */
 async function idleSeries(bench: BenchDir, idleUsernames: string[]): Promise<{ rows: Row[]; reports: IdleReport[] }> {
-  log('idle series: xmppd with idle authenticated c2s sessions');
+  log('idle series: xmppd with idle authenticated c2s sessions, and a twin without them sampled in turn');
   const rows: Row[] = [];
   const reports: IdleReport[] = [];
   const sessions: IdleSession[] = [];
-  let child: Child | undefined;
-  let receivers: Receivers | undefined;
+  const children: Child[] = [];
+  const receiverSets: Receivers[] = [];
   try {
-    child = await startServerChild(bench, { name: 'idle' });
-    receivers = await connectReceivers(child, bench);
-    const target: Target = { child, receivers };
-    const before = newRow('xmppd', KEY_CONNECTIONS, SMALL_BODY, { variant: IDLE_BEFORE });
-    rows.push(before);
-    await warmUp(target, before);
-    for (let i = 0; i < settings.repeat; i++) await sample(target, before);
+    const startTarget = async (name: string): Promise<Target> => {
+      const child = await startServerChild(bench, { name });
+      children.push(child);
+      const receivers = await connectReceivers(child, bench);
+      receiverSets.push(receivers);
+      return { child, receivers };
+    };
+    const target = await startTarget('idle');
+    const twin = await startTarget('idle-twin');
+    /** One phase: the server's row and its twin's, sampled in turn. */
+    const phase = async (variant: string, isWarmUp = false): Promise<void> => {
+      const row = newRow('xmppd', KEY_CONNECTIONS, SMALL_BODY, { variant, idleSessions: sessions.length });
+      const twinRow = newRow('xmppd', KEY_CONNECTIONS, SMALL_BODY, { variant: twinVariant(row) });
+      rows.push(row, twinRow);
+      if (isWarmUp) {
+        await warmUp(target, row);
+        await warmUp(twin, twinRow);
+      }
+      for (let i = 0; i < settings.repeat; i++) {
+        await sample(target, row);
+        await sample(twin, twinRow);
+      }
+    };
+    await phase(IDLE_BEFORE, true);
     for (const wanted of settings.idle) {
-      reports.push(await openIdle(child, bench, idleUsernames.slice(sessions.length, wanted), sessions, wanted));
-      const row = newRow('xmppd', KEY_CONNECTIONS, SMALL_BODY, { idleSessions: sessions.length });
-      rows.push(row);
-      for (let i = 0; i < settings.repeat; i++) await sample(target, row);
+      reports.push(await openIdle(target.child, bench, idleUsernames.slice(sessions.length, wanted), sessions, wanted));
+      await phase('');
       const closedMeanwhile = sessions.filter((s) => !s.isOpen).length;
       if (closedMeanwhile > 0) log(`  warning: ${closedMeanwhile} idle sessions were closed during the row`);
     }
     if (sessions.length > 0) {
+      const { child } = target;
       const rssBeforeKiB = child.rssKiB();
       const statsBefore = await child.query();
       for (const s of sessions) s.close();
@@ -293,13 +313,11 @@ async function idleSeries(bench: BenchDir, idleUsernames: string[]): Promise<{ r
         rssBeforeKiB, rssAfterKiB: child.rssKiB(), heapBeforeKiB: statsBefore?.heapUsedKiB, heapAfterKiB: statsAfter?.heapUsedKiB,
       });
       log(`  closed the idle sessions; server counts ${statsAfter?.sessions ?? '?'} bound sessions, heap ${mebibytes(statsAfter?.heapUsedKiB ?? NaN)} MB`);
-      const after = newRow('xmppd', KEY_CONNECTIONS, SMALL_BODY, { variant: IDLE_AFTER });
-      rows.push(after);
-      for (let i = 0; i < settings.repeat; i++) await sample(target, after);
+      await phase(IDLE_AFTER);
     }
   } finally {
     for (const s of sessions) s.close();
-    await stopAll([child], [receivers]);
+    await stopAll(children, receiverSets);
   }
   return { rows, reports };
 }
