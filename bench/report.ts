@@ -219,6 +219,14 @@ function targets(results: Results, ratio: (row: Row) => number): string {
       `(before opening them ${describe(before)} → with them ${describe(maxIdle)}; each relative to its twin) — ${status(loss <= 0.1)}` +
       (after ? `; after closing them: ${describe(after)}` : ''));
     lines.push(`- peak RSS ≤ 150 MB with ${integer(maxIdle.idleSessions)} sessions: ${mebibytes(stats(maxIdle).peakRssKiB)} MB — ${status(stats(maxIdle).peakRssKiB <= 150 * 1024)}`);
+    const opened = results.idleReports.filter((r) => r.target > 0);
+    const first = opened[0];
+    const last = opened.at(-1);
+    if (first && last && last.opened > 0 && results.floor && results.floor.connections > 0) {
+      const floor = results.floor;
+      lines.push(`  - what a session costs: the server's RSS grew ${fixed((last.rssAfterKiB - first.rssBeforeKiB) / last.opened, 1)} KiB per idle session; ` +
+        `a bare node:tls server's grew ${fixed((floor.rssAfterKiB - floor.rssBeforeKiB) / floor.connections, 1)} KiB per connection (${integer(floor.connections)} of them)`);
+    }
   }
   const all = [...results.ceiling, ...results.main, ...results.idle, ...results.effects];
   const disturbed = all.filter((r) => stats(r).otherCores > OTHER_LOAD_LIMIT).length;
