@@ -4,7 +4,7 @@
 // BENCH_CONNECTIONS (1,8,32,64), BENCH_SERIES=ab with BENCH_AB_ENV=NAME=value or BENCH_AB_LOG=info (two servers sampled in turn, see abSeries), BENCH_BODIES (body sizes of the extra 32-connection rows, 1024,65536; empty: none), BENCH_IDLE (1000,10000; the idle series runs a twin server without them in turn), BENCH_SERIES (main,idle,effects), BENCH_TIMEOUT_SECONDS (3600),
 // BENCH_RATE (requests per second in every row instead of as many as answered: the server's CPU time per request
 // at a fixed load is steadier than the top rate on a shared machine), BENCH_JSON (write all samples there), BENCH_PROFILE (a folder: profile the server in one 32-connection row instead;
-// BENCH_PROFILE_BODY bytes of body, BENCH_PROFILE_IDLE idle sessions first, BENCH_PROFILE_LOG=info for log_level info), BENCH_TSX=1 (children under tsx, not
+// BENCH_PROFILE_BODY bytes of body, BENCH_PROFILE_IDLE: the same server profiled again after opening that many idle sessions, BENCH_PROFILE_LOG=info for log_level info), BENCH_TSX=1 (children under tsx, not
 // compiled), BENCH_RECEIVER=xmpp-client (receive with @xmpp/client, not raw sessions), BENCH_KEEP=1 (keep the temp folder).
 
 import { cpus, release } from 'node:os';
@@ -255,14 +255,17 @@ async function mainSeries(bench: BenchDir): Promise<{ ceiling: Row[]; main: Row[
 }
 
 /**
- * On fresh server children (so the large-body rows leave nothing in a heap): the 32-connection row without idle
- * sessions, with each count of them, and again after closing them, all on one server; and a twin server that never
- * has idle sessions, sampled in turn with it throughout. Two processes of the same code differ by several per cent,
- * and the machine drifts, so the loss is the server's rate relative to its twin, with the idle sessions against
- * before them: the same process compared with itself, and the drift taken out.
+ * On fresh server children (so the large-body rows leave nothing in a heap), sampled in turn throughout:
+ * - the server: the 32-connection row without idle sessions, with each count of them, and after closing them;
+ * - a clean twin that never has any idle session;
+ * - a twin with the same history: whenever the server opens idle sessions, it logs in as many and closes them at once.
+ * Two processes of the same code differ by several per cent and the machine drifts, so each loss is the server's
+ * rate relative to a twin, with the sessions against before them. Against the clean twin it is what a user sees
+ * (a fresh server against one holding the sessions); against the history twin it is what holding them costs, without
+ * what logging them in did to the process (V8 re-optimises code shared with the login path, see BENCHMARKS.md).
  */
 async function idleSeries(bench: BenchDir, idleUsernames: string[]): Promise<{ rows: Row[]; reports: IdleReport[] }> {
-  log('idle series: xmppd with idle authenticated c2s sessions, and a twin without them sampled in turn');
+  log('idle series: xmppd with idle authenticated c2s sessions, a clean twin and a twin with the same logins, sampled in turn');
   const rows: Row[] = [];
   const reports: IdleReport[] = [];
   const sessions: IdleSession[] = [];
@@ -278,23 +281,28 @@ async function idleSeries(bench: BenchDir, idleUsernames: string[]): Promise<{ r
     };
     const target = await startTarget('idle');
     const twin = await startTarget('idle-twin');
-    /** One phase: the server's row and its twin's, sampled in turn. */
+    const historyTwin = await startTarget('idle-history-twin');
+    /** One phase: the server's row and its twins', sampled in turn. */
     const phase = async (variant: string, isWarmUp = false): Promise<void> => {
       const row = newRow('xmppd', KEY_CONNECTIONS, SMALL_BODY, { variant, idleSessions: sessions.length });
-      const twinRow = newRow('xmppd', KEY_CONNECTIONS, SMALL_BODY, { variant: twinVariant(row) });
-      rows.push(row, twinRow);
-      if (isWarmUp) {
-        await warmUp(target, row);
-        await warmUp(twin, twinRow);
-      }
-      for (let i = 0; i < settings.repeat; i++) {
-        await sample(target, row);
-        await sample(twin, twinRow);
-      }
+      const turns = [
+        { target, row },
+        { target: twin, row: newRow('xmppd', KEY_CONNECTIONS, SMALL_BODY, { variant: twinVariant(row) }) },
+        { target: historyTwin, row: newRow('xmppd', KEY_CONNECTIONS, SMALL_BODY, { variant: twinVariant(row, 'history') }) },
+      ];
+      rows.push(...turns.map((t) => t.row));
+      if (isWarmUp) for (const t of turns) await warmUp(t.target, t.row);
+      for (let i = 0; i < settings.repeat; i++) for (const t of turns) await sample(t.target, t.row);
     };
     await phase(IDLE_BEFORE, true);
     for (const wanted of settings.idle) {
-      reports.push(await openIdle(target.child, bench, idleUsernames.slice(sessions.length, wanted), sessions, wanted));
+      const usernames = idleUsernames.slice(sessions.length, wanted);
+      reports.push(await openIdle(target.child, bench, usernames, sessions, wanted));
+      // The same logins on the history twin, closed at once.
+      const passing: IdleSession[] = [];
+      await openIdle(historyTwin.child, bench, usernames, passing, usernames.length);
+      for (const s of passing) s.close();
+      await new Promise((r) => setTimeout(r, 3_000));
       await phase('');
       const closedMeanwhile = sessions.filter((s) => !s.isOpen).length;
       if (closedMeanwhile > 0) log(`  warning: ${closedMeanwhile} idle sessions were closed during the row`);
@@ -449,26 +457,41 @@ async function tlsFloor(bench: BenchDir, count: number): Promise<TlsFloor> {
   }
 }
 
-/** BENCH_PROFILE: one 32-connection row with the server's CPU profiled (the measured time only), then the top functions. */
+/**
+ * BENCH_PROFILE: one 32-connection row with the server's CPU profiled (the measured time only), then the top
+ * functions. With BENCH_PROFILE_IDLE the same server is profiled twice, before and after opening the idle sessions,
+ * so the two profiles differ only by them (two server processes differ by several per cent on their own).
+ */
 async function profileRun(bench: BenchDir, dir: string, idleUsernames: string[]): Promise<void> {
   mkdirSync(dir, { recursive: true });
-  const path = join(resolve(dir), `xmppd-${settings.profileBodyBytes}B-${settings.profileIdle}idle-${Date.now()}.cpuprofile`);
+  const pathFor = (idle: number): string => join(resolve(dir), `xmppd-${settings.profileBodyBytes}B-${idle}idle-${Date.now()}.cpuprofile`);
+  const paths: string[] = [];
   const sessions: IdleSession[] = [];
   let child: Child | undefined;
   let receivers: Receivers | undefined;
   try {
     child = await startServerChild(bench, { name: 'profile', logLevel: process.env.BENCH_PROFILE_LOG === 'info' ? 'info' : 'warn' });
     receivers = await connectReceivers(child, bench);
-    if (settings.profileIdle > 0) await openIdle(child, bench, idleUsernames.slice(0, settings.profileIdle), sessions, settings.profileIdle);
     const target: Target = { child, receivers };
-    const row = newRow('xmppd', KEY_CONNECTIONS, settings.profileBodyBytes, { variant: 'profiled', idleSessions: sessions.length });
-    await warmUp(target, row);
-    await sample(target, row, { profilePath: path });
+    const profiled = async (isFirst: boolean): Promise<void> => {
+      const row = newRow('xmppd', KEY_CONNECTIONS, settings.profileBodyBytes, { variant: 'profiled', idleSessions: sessions.length });
+      if (isFirst) await warmUp(target, row);
+      const path = pathFor(sessions.length);
+      await sample(target, row, { profilePath: path });
+      paths.push(path);
+    };
+    if (settings.profileIdle > 0) {
+      await profiled(true);
+      await openIdle(child, bench, idleUsernames.slice(0, settings.profileIdle), sessions, settings.profileIdle);
+      await profiled(false);
+    } else {
+      await profiled(true);
+    }
   } finally {
     for (const s of sessions) s.close();
     await stopAll([child], [receivers]);
   }
-  process.stdout.write(`${summariseProfile(path)}\n`);
+  for (const path of paths) process.stdout.write(`${path}\n${summariseProfile(path)}\n`);
 }
 
 function machine(): Record<string, string> {
