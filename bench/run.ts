@@ -1,7 +1,7 @@
 // `npm run bench` (issue 5): the real server as a child process on ephemeral ports, receiving XMPP clients, and
 // autocannon driving authenticated POST /msg/<user> over keep-alive connections, against a bare-koa ceiling.
 // Environment: BENCH_SECONDS (per sample, 10), BENCH_REPEAT (samples per row, 3), BENCH_WARMUP_SECONDS (2),
-// BENCH_CONNECTIONS (1,8,32,64), BENCH_SERIES=ab with BENCH_AB_ENV=NAME=value or BENCH_AB_LOG=info (two servers sampled in turn, see abSeries), BENCH_BODIES (body sizes of the extra 32-connection rows, 1024,65536; empty: none), BENCH_IDLE (1000,10000; the idle series runs a twin server without them in turn), BENCH_SERIES (main,idle,effects), BENCH_TIMEOUT_SECONDS (3600),
+// BENCH_CONNECTIONS (1,8,32,64), BENCH_SERIES=ab with BENCH_AB_ENV=NAME=value or BENCH_AB_LOG=info (two servers sampled in turn, see abSeries), BENCH_BODIES (body sizes of the extra 32-connection rows, 1024,65536; empty: none), BENCH_IDLE (1000,10000; sampled in turn with two twin servers, see idleSeries), BENCH_SERIES (main,idle,effects), BENCH_TIMEOUT_SECONDS (3600),
 // BENCH_RATE (requests per second in every row instead of as many as answered: the server's CPU time per request
 // at a fixed load is steadier than the top rate on a shared machine), BENCH_JSON (write all samples there), BENCH_PROFILE (a folder: profile the server in one 32-connection row instead;
 // BENCH_PROFILE_BODY bytes of body, BENCH_PROFILE_IDLE: the same server profiled again after opening that many idle sessions, BENCH_PROFILE_LOG=info for log_level info), BENCH_TSX=1 (children under tsx, not
@@ -480,18 +480,16 @@ async function profileRun(bench: BenchDir, dir: string, idleUsernames: string[])
       await sample(target, row, { profilePath: path });
       paths.push(path);
     };
+    await profiled(true);
     if (settings.profileIdle > 0) {
-      await profiled(true);
       await openIdle(child, bench, idleUsernames.slice(0, settings.profileIdle), sessions, settings.profileIdle);
       await profiled(false);
-    } else {
-      await profiled(true);
     }
   } finally {
     for (const s of sessions) s.close();
     await stopAll([child], [receivers]);
   }
-  for (const path of paths) process.stdout.write(`${path}\n${summariseProfile(path)}\n`);
+  for (const path of paths) process.stdout.write(`${summariseProfile(path)}\n`);
 }
 
 function machine(): Record<string, string> {
