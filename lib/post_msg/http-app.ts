@@ -10,7 +10,7 @@ import { basicChallenge, parseBasicAuthorization } from './credentials.js';
 import { resolveAddress } from './address.js';
 import { checkOrigin, corsHeaders } from './origin.js';
 import { buildMessage, createdResponse, deliveryProblem } from './message.js';
-import { readBody } from './read-body.js';
+import { readBody, takeBufferedBody } from './read-body.js';
 import type { Problem } from './problem.js';
 import type { RateLimiter } from './rate-limit.js';
 
@@ -89,7 +89,7 @@ async function handle(ctx: HttpContext, module: ModuleApi, settings: PostMsgSett
     sendProblem(ctx, early);
     return;
   }
-  const read = await readBody(ctx.req, settings.maxBodyBytes);
+  const read = takeBufferedBody(ctx.req, settings.maxBodyBytes) ?? (await readBody(ctx.req, settings.maxBodyBytes));
   if (!read.ok) {
     if (read.reason === 'too-large') sendProblem(ctx, tooLarge(settings.maxBodyBytes));
     else sendProblem(ctx, { status: 400, detail: 'The request body was cut off before its end; send it again.' });

@@ -10,6 +10,25 @@ import type { IncomingMessage } from 'node:http';
 export type ReadBodyResult = { ok: true; body: Buffer } | { ok: false; reason: 'too-large' | 'aborted' };
 
 /**
+ * The body at once, when all of it is already buffered: a short POST usually arrives in the same TCP segment as its
+ * headers, and Node has pushed the body into the request before the handler gets here. Taking it with one `read()`
+ * saves the promise, the four listeners and the stream's `data`/`end` turns of `readBody` (~6 % of the CPU of a 201,
+ * see BENCHMARKS.md). `read()` marks the request as consumed, so Node's server does not dump it; the stream's `end`
+ * is left to come or not (nothing here waits for it, and the parser drops the request at the connection's next one).
+ * Undefined when the body is not all there yet, has no declared length (chunked), or is over the limit: then
+ * `readBody` does the work.
+ */
+export function takeBufferedBody(req: IncomingMessage, limit: number): ReadBodyResult | undefined {
+  const declared = req.headers['content-length'];
+  if (declared === undefined || req.readableFlowing !== null) return undefined;
+  const length = req.readableLength;
+  if (length !== Number(declared) || length > limit) return undefined;
+  if (length === 0) return { ok: true, body: Buffer.alloc(0) };
+  const body = req.read() as Buffer | null;
+  return body === null ? undefined : { ok: true, body };
+}
+
+/**
  * Collect the body; resolves `too-large` as soon as more than `limit` bytes arrived, leaving the
  * rest unread (the caller answers 413 with `Connection: close`, so the socket is closed after it).
  */
