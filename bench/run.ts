@@ -5,7 +5,7 @@
 // BENCH_RATE (requests per second in every row instead of as many as answered: the server's CPU time per request
 // at a fixed load is steadier than the top rate on a shared machine), BENCH_JSON (write all samples there), BENCH_PROFILE (a folder: profile the server in one 32-connection row instead;
 // BENCH_PROFILE_BODY bytes of body, BENCH_PROFILE_IDLE: the same server profiled again after opening that many idle sessions, BENCH_PROFILE_LOG=info for log_level info), BENCH_TSX=1 (children under tsx, not
-// compiled), BENCH_RECEIVER=xmpp-client (receive with @xmpp/client, not raw sessions), BENCH_KEEP=1 (keep the temp folder).
+// compiled), BENCH_NODE_FLAGS (extra node flags for the server children, e.g. "--log-deopt --logfile=/tmp/v8.log"), BENCH_RECEIVER=xmpp-client (receive with @xmpp/client, not raw sessions), BENCH_KEEP=1 (keep the temp folder).
 
 import { cpus, release } from 'node:os';
 import { writeFileSync, rmSync, mkdirSync } from 'node:fs';
@@ -70,6 +70,7 @@ const settings = {
   profileDir: process.env.BENCH_PROFILE,
   profileBodyBytes: envNumber('BENCH_PROFILE_BODY', SMALL_BODY),
   profileIdle: envNumber('BENCH_PROFILE_IDLE', 0),
+  serverNodeFlags: (process.env.BENCH_NODE_FLAGS ?? '').split(' ').filter(Boolean),
   isTsx: process.env.BENCH_TSX === '1',
   receiverKind: (process.env.BENCH_RECEIVER === 'xmpp-client' ? 'xmpp-client' : 'raw') as ReceiverKind,
 };
@@ -182,7 +183,7 @@ async function startServerChild(bench: BenchDir, opts: { name: string; logLevel?
     name: `xmppd (${opts.name})`,
     script: runtime.file('bench/server-child'),
     args: [config],
-    nodeFlags: (opts.preloads ?? []).flatMap((p) => ['--import', runtime.file(p)]),
+    nodeFlags: [...(opts.preloads ?? []).flatMap((p) => ['--import', runtime.file(p)]), ...settings.serverNodeFlags],
     cwd: ROOT,
     ...(opts.env ? { env: opts.env } : {}),
     // At log_level info there is a line per request: straight to a file, as a real deployment would.
