@@ -1,0 +1,46 @@
+// The bench report's idle-loss verdict (bench/report.ts): a loss against a twin sampled in turn, with the range the
+// paired samples allow, and MET / NOT MET only when the whole range is on one side of the limit.
+
+import { describe, it } from 'node:test';
+import assert from 'node:assert/strict';
+import { lossAgainstTwin, lossStatus, type Row, type Sample } from '../../bench/report.js';
+
+function row(variant: string, rates: number[]): Row {
+  const samples = rates.map((requestsPerSecond): Sample => ({
+    load: { requestsPerSecond } as Sample['load'],
+    peakRssKiB: 0,
+    childCores: 1,
+    childSystemCores: 0,
+    benchCores: 0.5,
+    otherCores: 0,
+    stealCores: 0,
+  }));
+  return { target: 'xmppd', variant, connections: 32, bodyBytes: 5, idleSessions: 0, samples };
+}
+
+describe('bench report: idle loss against a twin', () => {
+  it('takes the loss from the medians and its range from the samples taken in turn', () => {
+    const loss = lossAgainstTwin(row('b', [100, 100, 100]), row('tb', [100, 100, 100]), row('w', [90, 90, 90]), row('tw', [100, 100, 100]))!;
+    assert.ok(Math.abs(loss.loss - 0.1) < 1e-9);
+    assert.ok(Math.abs(loss.low - 0.1) < 1e-9 && Math.abs(loss.high - 0.1) < 1e-9);
+  });
+
+  it('cancels a drift of the host that hits the server and its twin alike', () => {
+    const loss = lossAgainstTwin(row('b', [100, 100, 100]), row('tb', [100, 100, 100]), row('w', [70, 72, 68]), row('tw', [70, 72, 68]))!;
+    assert.ok(Math.abs(loss.loss) < 1e-9 && Math.abs(loss.low) < 1e-9 && Math.abs(loss.high) < 1e-9);
+    assert.equal(lossStatus(loss, 0.1), 'MET');
+  });
+
+  it('says MET, NOT MET or NOT RESOLVED by where the whole range lies', () => {
+    assert.equal(lossStatus({ loss: 0.02, low: -0.05, high: 0.09 }, 0.1), 'MET');
+    assert.equal(lossStatus({ loss: 0.2, low: 0.12, high: 0.3 }, 0.1), 'NOT MET');
+    assert.match(lossStatus({ loss: 0.02, low: -0.11, high: 0.14 }, 0.1), /^NOT RESOLVED: the samples allow -11% to 14%, across 10%/);
+  });
+
+  it('leaves out the extremes of each phase from 5 pairs on, so one stray sample does not decide', () => {
+    const steady = [100, 100, 100, 100, 100];
+    const loss = lossAgainstTwin(row('b', steady), row('tb', steady), row('w', [95, 95, 95, 95, 40]), row('tw', steady))!;
+    assert.ok(Math.abs(loss.low - 0.05) < 1e-9 && Math.abs(loss.high - 0.05) < 1e-9);
+    assert.equal(lossStatus(loss, 0.1), 'MET');
+  });
+});
