@@ -92,10 +92,34 @@ export interface Loss {
 }
 
 /**
+ * Bounds for the median of `sorted` (ascending) that hold with at least 90 % confidence whatever the distribution:
+ * the k-th lowest and k-th highest values, k as large as the binomial law allows (n = 5: the extremes; n = 10: the
+ * second ones; n = 20: the sixth). The bounds close in as samples are added.
+ */
+export function medianBounds(sorted: readonly number[]): [number, number] {
+  const n = sorted.length;
+  let k = 1;
+  for (let candidate = 2; candidate <= Math.ceil(n / 2); candidate++) {
+    // P(fewer than `candidate` of n samples below the median) for a fair coin.
+    let tail = 0;
+    for (let i = 0; i < candidate; i++) tail += binomial(n, i) / 2 ** n;
+    if (1 - 2 * tail < 0.9) break;
+    k = candidate;
+  }
+  return [sorted[k - 1]!, sorted[n - k]!];
+}
+
+function binomial(n: number, k: number): number {
+  let c = 1;
+  for (let i = 1; i <= k; i++) c = (c * (n - k + i)) / i;
+  return c;
+}
+
+/**
  * Loss of `row` against its twin, relative to the phase before: 1 − (row / twin) / (before / twin before), from the
- * medians. The range comes from the samples taken in turn: each sample over its twin's sample of the same turn, the
- * two phases' ratios compared at their extremes (with 5 or more pairs the highest and lowest of each phase are left
- * out, so one stray sample does not decide). Undefined without samples.
+ * medians. The range comes from the samples taken in turn: each sample over its twin's sample of the same turn, and
+ * each phase's median of those ratios bounded with `medianBounds`; the loss's range combines the two phases' bounds.
+ * Undefined without samples.
  */
 export function lossAgainstTwin(before: Row, twinBefore: Row, row: Row, twinWith: Row): Loss | undefined {
   const ratios = (a: Row, b: Row): number[] => {
@@ -104,12 +128,11 @@ export function lossAgainstTwin(before: Row, twinBefore: Row, row: Row, twinWith
     for (let i = 0; i < n; i++) out.push(a.samples[i]!.load.requestsPerSecond / b.samples[i]!.load.requestsPerSecond);
     return out.sort((x, y) => x - y);
   };
-  const inner = (sorted: number[]): [number, number] => (sorted.length >= 5 ? [sorted[1]!, sorted.at(-2)!] : [sorted[0]!, sorted.at(-1)!]);
   const was = ratios(before, twinBefore);
   const now = ratios(row, twinWith);
   if (was.length === 0 || now.length === 0) return undefined;
-  const [wasLow, wasHigh] = inner(was);
-  const [nowLow, nowHigh] = inner(now);
+  const [wasLow, wasHigh] = medianBounds(was);
+  const [nowLow, nowHigh] = medianBounds(now);
   return {
     loss: 1 - (stats(row).rps / stats(twinWith).rps) / (stats(before).rps / stats(twinBefore).rps),
     low: 1 - nowHigh / wasLow,

@@ -1,9 +1,10 @@
 // The bench report's idle-loss verdict (bench/report.ts): a loss against a twin sampled in turn, with the range the
-// paired samples allow, and MET / NOT MET only when the whole range is on one side of the limit.
+// paired samples allow (order-statistic bounds on each phase's median), and MET / NOT MET only when the whole range
+// is on one side of the limit.
 
 import { describe, it } from 'node:test';
 import assert from 'node:assert/strict';
-import { lossAgainstTwin, lossStatus, type Row, type Sample } from '../../bench/report.js';
+import { lossAgainstTwin, lossStatus, medianBounds, type Row, type Sample } from '../../bench/report.js';
 
 function row(variant: string, rates: number[]): Row {
   const samples = rates.map((requestsPerSecond): Sample => ({
@@ -37,10 +38,20 @@ describe('bench report: idle loss against a twin', () => {
     assert.match(lossStatus({ loss: 0.02, low: -0.11, high: 0.14 }, 0.1), /^NOT RESOLVED: the samples allow -11% to 14%, across 10%/);
   });
 
-  it('leaves out the extremes of each phase from 5 pairs on, so one stray sample does not decide', () => {
-    const steady = [100, 100, 100, 100, 100];
-    const loss = lossAgainstTwin(row('b', steady), row('tb', steady), row('w', [95, 95, 95, 95, 40]), row('tw', steady))!;
-    assert.ok(Math.abs(loss.low - 0.05) < 1e-9 && Math.abs(loss.high - 0.05) < 1e-9);
-    assert.equal(lossStatus(loss, 0.1), 'MET');
+  it('bounds each phase\'s median by order statistics that close in as samples are added', () => {
+    const ascending = (n: number): number[] => Array.from({ length: n }, (_, i) => i + 1);
+    assert.deepEqual(medianBounds(ascending(5)), [1, 5]);
+    assert.deepEqual(medianBounds(ascending(10)), [2, 9]);
+    assert.deepEqual(medianBounds(ascending(20)), [6, 15]);
+    assert.deepEqual(medianBounds([7]), [7, 7]);
+  });
+
+  it('gives a narrower range for the same spread measured with more samples', () => {
+    const spread = (n: number): number[] => Array.from({ length: n }, (_, i) => 90 + (20 * i) / (n - 1));
+    const range = (n: number): number => {
+      const loss = lossAgainstTwin(row('b', spread(n)), row('tb', Array(n).fill(100)), row('w', spread(n)), row('tw', Array(n).fill(100)))!;
+      return loss.high - loss.low;
+    };
+    assert.ok(range(20) < range(10) && range(10) < range(5), `${range(5)} ${range(10)} ${range(20)}`);
   });
 });
