@@ -94,7 +94,8 @@ export interface Loss {
 /**
  * Bounds for the median of `sorted` (ascending) that hold with at least 90 % confidence whatever the distribution:
  * the k-th lowest and k-th highest values, k as large as the binomial law allows (n = 5: the extremes; n = 10: the
- * second ones; n = 20: the sixth). The bounds close in as samples are added.
+ * second ones; n = 20: the sixth). The bounds close in as samples are added. Below 5 samples even the extremes hold
+ * with less (75 % at the default 3), which is why the recorded runs use BENCH_REPEAT=5 or more.
  */
 export function medianBounds(sorted: readonly number[]): [number, number] {
   const n = sorted.length;
