@@ -5,14 +5,16 @@
 // BENCH_RATE (requests per second in every row instead of as many as answered: the server's CPU time per request
 // at a fixed load is steadier than the top rate on a shared machine), BENCH_JSON (write all samples there), BENCH_PROFILE (a folder: profile the server in one 32-connection row instead;
 // BENCH_PROFILE_BODY bytes of body, BENCH_PROFILE_IDLE: the same server profiled again after opening that many idle sessions, BENCH_PROFILE_LOG=info for log_level info), BENCH_TSX=1 (children under tsx, not
-// compiled), BENCH_NODE_FLAGS (extra node flags for the server children, e.g. "--log-deopt --logfile=/tmp/v8.log"), BENCH_RECEIVER=xmpp-client (receive with @xmpp/client, not raw sessions), BENCH_KEEP=1 (keep the temp folder).
+// compiled), BENCH_NODE_FLAGS (extra node flags for the server children, e.g. "--log-deopt --logfile=/tmp/v8.log"), BENCH_RECEIVER=xmpp-client (receive with @xmpp/client, not raw sessions), BENCH_KEEP=1 (keep the temp folder),
+// BENCH_LOAD=wrk (load from Debian's wrk, 2 threads, instead of autocannon; installed with apt-get if missing; its CPU counts as "other").
 
 import { cpus, release } from 'node:os';
 import { writeFileSync, rmSync, mkdirSync } from 'node:fs';
 import { join, resolve } from 'node:path';
 import type { TLSSocket } from 'node:tls';
 import { Child, killAllChildren } from './child.js';
-import { runLoad } from './load.js';
+import { runLoad as runAutocannon, type LoadOptions, type LoadResult } from './load.js';
+import { ensureWrk, runWrk } from './wrk.js';
 import { openBareTls, openIdleSessions, type IdleSession } from './raw-client.js';
 import { Receivers, type ReceiverKind } from './receivers.js';
 import { createAccounts, createIdleAccounts, DOMAIN, makeBenchDir, textBody, writeConfig, type Account, type BenchDir } from './setup.js';
@@ -73,7 +75,16 @@ const settings = {
   serverNodeFlags: (process.env.BENCH_NODE_FLAGS ?? '').split(' ').filter(Boolean),
   isTsx: process.env.BENCH_TSX === '1',
   receiverKind: (process.env.BENCH_RECEIVER === 'xmpp-client' ? 'xmpp-client' : 'raw') as ReceiverKind,
+  loadGenerator: process.env.BENCH_LOAD || 'autocannon',
 };
+
+function loadGeneratorName(): string {
+  return settings.loadGenerator === 'wrk' ? 'wrk (2 threads; its CPU counts as other)' : 'autocannon (in the bench process)';
+}
+
+function runLoad(opts: LoadOptions): Promise<LoadResult> {
+  return settings.loadGenerator === 'wrk' ? runWrk(opts) : runAutocannon(opts);
+}
 
 let runtime: Runtime;
 
@@ -506,10 +517,14 @@ async function main(): Promise<void> {
   }, settings.timeoutSeconds * 1000);
   deadline.unref();
 
+  if (settings.loadGenerator !== 'autocannon' && settings.loadGenerator !== 'wrk') {
+    throw new Error(`BENCH_LOAD must be autocannon or wrk, not ${JSON.stringify(settings.loadGenerator)}.`);
+  }
+  if (settings.loadGenerator === 'wrk') ensureWrk(log);
   runtime = settings.isTsx ? tsxRuntime(ROOT) : compiledRuntime(ROOT, log);
   const bench = makeBenchDir();
   log(`bench: ${bench.dir}; ${settings.repeat} × ${settings.seconds} s per row, connections ${settings.connections.join('/')}, ` +
-    `idle ${settings.idle.join('/') || 'none'}, children ${runtime.kind}, receivers ${settings.receiverKind}`);
+    `idle ${settings.idle.join('/') || 'none'}, children ${runtime.kind}, receivers ${settings.receiverKind}, load ${settings.loadGenerator}`);
   try {
     const setupConfig = writeConfig(bench, 'setup', { logLevel: 'warn' });
     await createAccounts(setupConfig, [SENDER, ...RECEIVER_ACCOUNTS, OFFLINE]);
@@ -533,7 +548,7 @@ async function main(): Promise<void> {
     const m = machine();
     const header = [
       `Machine: ${m.cores} cores, ${m.cpu}, Node ${m.node}, Linux ${m.kernel}; ${m.date}`,
-      `Each row: median of ${settings.repeat} samples of ${settings.seconds} s after a ${settings.warmupSeconds} s warm-up; autocannon, keep-alive, ` +
+      `Each row: median of ${settings.repeat} samples of ${settings.seconds} s after a ${settings.warmupSeconds} s warm-up; ${loadGeneratorName()}, keep-alive, ` +
         `1 request in flight per connection; POST text/plain with Basic auth as ${SENDER.username}@${DOMAIN} to ${RECEIVERS} receivers ` +
         `(${settings.receiverKind} c2s sessions, direct TLS) in turn; children ${runtime.kind}; log_level warn unless stated.`,
     ];
