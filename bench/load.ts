@@ -28,6 +28,8 @@ export interface LoadResult {
   errors: number;
   timeouts: number;
   statusCounts: Record<string, number>;
+  /** CPU seconds (user + system) of a load generator that runs as its own process (wrk); autocannon's is the bench's. */
+  generatorCpuSeconds?: number;
 }
 
 export async function runLoad(opts: LoadOptions): Promise<LoadResult> {
@@ -78,7 +80,7 @@ export async function runLoad(opts: LoadOptions): Promise<LoadResult> {
   };
 }
 
-function countRange(counts: Record<string, number>, low: number, high: number): number {
+export function countRange(counts: Record<string, number>, low: number, high: number): number {
   let n = 0;
   for (const [status, c] of Object.entries(counts)) if (Number(status) >= low && Number(status) <= high) n += c;
   return n;

@@ -6,7 +6,7 @@
 // at a fixed load is steadier than the top rate on a shared machine), BENCH_JSON (write all samples there), BENCH_PROFILE (a folder: profile the server in one 32-connection row instead;
 // BENCH_PROFILE_BODY bytes of body, BENCH_PROFILE_IDLE: the same server profiled again after opening that many idle sessions, BENCH_PROFILE_LOG=info for log_level info), BENCH_TSX=1 (children under tsx, not
 // compiled), BENCH_NODE_FLAGS (extra node flags for the server children, e.g. "--log-deopt --logfile=/tmp/v8.log"), BENCH_RECEIVER=xmpp-client (receive with @xmpp/client, not raw sessions), BENCH_KEEP=1 (keep the temp folder),
-// BENCH_LOAD=wrk (load from Debian's wrk, 2 threads, instead of autocannon; installed with apt-get if missing; its CPU counts as "other").
+// BENCH_LOAD=wrk (load from Debian's wrk, 2 threads, instead of autocannon; installed with apt-get if missing; its CPU counts with the bench's).
 
 import { cpus, release } from 'node:os';
 import { writeFileSync, rmSync, mkdirSync } from 'node:fs';
@@ -79,7 +79,7 @@ const settings = {
 };
 
 function loadGeneratorName(): string {
-  return settings.loadGenerator === 'wrk' ? 'wrk (2 threads; its CPU counts as other)' : 'autocannon (in the bench process)';
+  return settings.loadGenerator === 'wrk' ? 'wrk (2 threads; its CPU counts with the bench)' : 'autocannon (in the bench process)';
 }
 
 function runLoad(opts: LoadOptions): Promise<LoadResult> {
@@ -168,7 +168,8 @@ async function sample(target: Target, row: Row, opts: { profilePath?: string } =
   const bench = process.cpuUsage(benchBefore);
   const machineAfter = machineCpu();
   if (opts.profilePath) await child.request({ msg: 'bench-profile-stop', path: opts.profilePath }, 'bench-profile-stopped');
-  const benchCores = (bench.user + bench.system) / 1e6 / load.seconds;
+  // A generator in its own process (wrk) counts with the bench, not as someone else using the machine.
+  const benchCores = ((bench.user + bench.system) / 1e6 + (load.generatorCpuSeconds ?? 0)) / load.seconds;
   // Messages for requests still in flight when the load stopped arrive a little later.
   await receivers?.settle();
   const result: Sample = {

@@ -8,7 +8,7 @@ import assert from 'node:assert/strict';
 import { spawnSync } from 'node:child_process';
 import { createServer, type Server } from 'node:http';
 import type { AddressInfo } from 'node:net';
-import { parseWrkOutput, runWrk } from '../../bench/wrk.js';
+import { parseChildTimes, parseWrkOutput, runWrk } from '../../bench/wrk.js';
 
 const APT_LINE = 'apt-get update && apt-get install -y wrk';
 const hasWrk = spawnSync('wrk', ['--version']).error === undefined;
@@ -78,6 +78,9 @@ describe('bench: wrk as the load generator', () => {
       assert.equal(result.errors, 0);
       assert.ok(result.seconds > 0.9 && result.seconds < 2, `duration ${result.seconds} s`);
       assert.ok(Math.abs(result.requestsPerSecond - result.responses / result.seconds) < 1e-6);
+      // wrk's own CPU, from the shell's `times`: some, and no more than its two threads could use.
+      assert.ok(result.generatorCpuSeconds !== undefined && result.generatorCpuSeconds > 0 && result.generatorCpuSeconds < 2 * result.seconds + 0.5,
+        `wrk CPU ${result.generatorCpuSeconds} s`);
       assert.ok(result.p50Ms > 0 && result.p50Ms <= result.p99Ms && result.p99Ms <= result.maxMs, `p50 ${result.p50Ms}, p99 ${result.p99Ms}, max ${result.maxMs}`);
     });
 
@@ -104,6 +107,11 @@ describe('bench: reading wrk\'s result line', () => {
     assert.equal(result.p99Ms, 4.2);
     assert.equal(result.maxMs, 9);
     assert.equal(result.errors, 1);
+  });
+
+  it('takes wrk\'s CPU from the children line of the shell\'s `times`', () => {
+    assert.equal(parseChildTimes('WRK-RESULT {}\n0m0.000000s 0m0.004000s\n0m1.250000s 1m2.500000s\n'), 1.25 + 62.5);
+    assert.equal(parseChildTimes('WRK-RESULT {}\n'), undefined);
   });
 
   it('says so when wrk printed no result', () => {
