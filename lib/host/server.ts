@@ -12,7 +12,7 @@ import { discoverModules, ModuleManager, type Catalog } from './module-manager.j
 import { StanzaRouter } from './router.js';
 import { MemorySessionRegistry } from './sessions.js';
 import { openSqliteStorage } from './storage/sqlite.js';
-import type { Storage } from './storage/types.js';
+import type { Storage, UserStore } from './storage/types.js';
 import { loadOrCreateTls } from './tls.js';
 import { CredentialCache, UserService } from './users.js';
 import type { ModuleApi, StanzaEvent, UsersApi } from './api.js';
@@ -75,6 +75,7 @@ export class Server {
     private readonly buses: Map<string, EventBus<StanzaEvent>>,
     private readonly listeners: Listener[],
     private readonly c2s: C2sServer | undefined,
+    private readonly stopWatchingAccounts: () => void = () => undefined,
   ) {}
 
   /** Bound ports, in config order (tests listen on port 0 and ask here). */
@@ -112,6 +113,7 @@ export class Server {
   private async doStop(): Promise<void> {
     this.log.info('stopping');
     await this.globalBus.fire('server-stopping', {});
+    this.stopWatchingAccounts();
     await Promise.all([closeListeners(this.listeners), this.c2s?.close()]);
     await this.modules.unloadAll();
     this.storage.close();
@@ -183,7 +185,8 @@ export async function startServer(opts: StartOptions = {}): Promise<Server> {
     throw err;
   }
 
-  const server = new Server(config, log, storage, users, modules, sessions, globalBus, buses, listeners, c2s);
+  const stopWatching = c2s ? watchAccounts(c2s, storage.users, globalBus, log) : undefined;
+  const server = new Server(config, log, storage, users, modules, sessions, globalBus, buses, listeners, c2s, stopWatching);
   for (const l of listeners) log.info({ url: `${l.kind}://${l.address}:${l.port}` }, 'listening');
   for (const port of server.c2sPorts()) log.info({ port }, 'c2s listening (STARTTLS)');
   for (const port of server.c2sTlsPorts()) log.info({ port }, 'c2s listening (direct TLS)');
@@ -194,4 +197,37 @@ export async function startServer(opts: StartOptions = {}): Promise<Server> {
 /** c2s works through the same API as any module: the core `c2s` module instance of that host. */
 function c2sApi(modules: ModuleManager, domain: string): ModuleApi | undefined {
   return modules.apiOf(domain, 'c2s');
+}
+
+/** How often the server asks the user store whether another process (`xmppd passwd`, `deluser`) changed accounts. */
+const ACCOUNT_POLL_MS = 1_000;
+
+/**
+ * Client streams of a deleted account, or of one whose password changed, are closed: at once for a change made
+ * through this server ('user-changed'), within ACCOUNT_POLL_MS for one made by another process. Returns the stop.
+ */
+function watchAccounts(c2s: C2sServer, users: UserStore, bus: EventBus<unknown>, log: Logger): () => void {
+  const failed = (err: unknown): void => log.error({ err }, 'rechecking client streams against their accounts failed');
+  const removeHandler = bus.add('user-changed', (payload) => {
+    const { jid, change } = payload as { jid: string; change: string };
+    if (change !== 'created') c2s.recheckAccounts(jid).catch(failed);
+  });
+  let seen = users.changeCount();
+  let running = false;
+  const timer = setInterval(() => {
+    if (running) return;
+    const count = users.changeCount();
+    if (count === seen) return;
+    seen = count;
+    running = true;
+    c2s
+      .recheckAccounts()
+      .catch(failed)
+      .finally(() => (running = false));
+  }, ACCOUNT_POLL_MS);
+  timer.unref();
+  return () => {
+    clearInterval(timer);
+    removeHandler();
+  };
 }

@@ -1,5 +1,6 @@
 // SQLite list store (offline messages): appends are group-committed per event-loop turn, and an append
-// resolves only once its row is written; nothing waiting is lost or hidden from readers.
+// resolves only once its row is written; nothing waiting is lost or hidden from readers. SQLite user store:
+// its change count moves with its own writes and with another connection's (what the host polls).
 import { describe, it, before, after } from 'node:test';
 import assert from 'node:assert/strict';
 import { mkdtempSync, rmSync } from 'node:fs';
@@ -77,6 +78,53 @@ describe('SQLite list store', () => {
     } finally {
       storage.close();
       rmSync(own, { recursive: true, force: true });
+    }
+  });
+});
+
+describe('SQLite user store change count', () => {
+  const record = (jid: string, byte: number) => ({
+    jid,
+    iterations: 4096,
+    salt: Buffer.alloc(16, byte),
+    sha1StoredKey: Buffer.alloc(20, byte),
+    sha1ServerKey: Buffer.alloc(20, byte),
+    sha256StoredKey: Buffer.alloc(32, byte),
+    sha256ServerKey: Buffer.alloc(32, byte),
+  });
+  // The store asks SQLite at most once per millisecond whether another connection wrote.
+  const afterRecheck = (): Promise<void> => new Promise((r) => setTimeout(r, 5));
+
+  it("moves with this store's writes and with another connection's commit, and not otherwise", async () => {
+    const dir = mkdtempSync(join(tmpdir(), 'users-'));
+    const storage = openSqliteStorage(dir);
+    try {
+      const users = storage.users;
+      const start = users.changeCount();
+      await users.create(record('a@localhost', 1));
+      const afterCreate = users.changeCount();
+      assert.ok(afterCreate > start, 'a create counts');
+      await users.update(record('a@localhost', 2));
+      assert.ok(users.changeCount() > afterCreate, 'an update counts');
+      const beforeReads = users.changeCount();
+      await users.get('a@localhost');
+      await users.list();
+      await afterRecheck();
+      assert.equal(users.changeCount(), beforeReads, 'reads do not count');
+
+      // What `xmppd deluser` does: another connection commits to the same file.
+      const other = new Database(join(dir, DATABASE_FILE));
+      try {
+        other.prepare('DELETE FROM users WHERE jid = ?').run('a@localhost');
+      } finally {
+        other.close();
+      }
+      await afterRecheck();
+      assert.ok(users.changeCount() > beforeReads, "another connection's commit counts");
+      assert.equal(await users.get('a@localhost'), undefined, 'and the cached record is gone');
+    } finally {
+      storage.close();
+      rmSync(dir, { recursive: true, force: true });
     }
   });
 });

@@ -22,8 +22,16 @@ export interface C2sServer {
   ports: number[];
   tlsPorts: number[];
   sessionCount(): number;
+  /**
+   * Close the authenticated streams whose account was deleted or changed password since they logged in:
+   * those of `bareJid`, or all of them. Resolves when every stream was looked at.
+   */
+  recheckAccounts(bareJid?: string): Promise<void>;
   close(): Promise<void>;
 }
+
+/** Streams rechecked per turn of the event loop, so 10,000 sessions do not hold up everything else at once. */
+const RECHECK_BATCH = 500;
 
 /** How long shutdown waits for clients to read `</stream:stream>` and close before dropping them. */
 const SHUTDOWN_GRACE_MS = 2_000;
@@ -61,8 +69,17 @@ export async function startC2s(deps: C2sDeps): Promise<C2sServer> {
     ports: listeners.filter((l) => l.kind === 'starttls').map((l) => l.port),
     tlsPorts: listeners.filter((l) => l.kind === 'direct_tls').map((l) => l.port),
     sessionCount: () => sessions.size,
+    recheckAccounts: (bareJid) => recheckAccounts(sessions, bareJid),
     close: () => (closing ??= shutdown(listeners, sessions, log)),
   };
+}
+
+async function recheckAccounts(sessions: Set<C2sSession>, bareJid: string | undefined): Promise<void> {
+  const chosen = [...sessions].filter((s) => bareJid === undefined || s.bare === bareJid);
+  for (let i = 0; i < chosen.length; i += RECHECK_BATCH) {
+    if (i > 0) await new Promise<void>((r) => setImmediate(r));
+    await Promise.all(chosen.slice(i, i + RECHECK_BATCH).map((s) => s.recheckAccount()));
+  }
 }
 
 /** Stop accepting, end every stream with system-shutdown (RFC 6120 §4.9.3.17), wait for the writes to drain. */

@@ -77,6 +77,8 @@ export class C2sSession implements ClientSession, PresenceControl {
   private origin: Origin | undefined;
   private domain = '';
   private account = '';
+  /** The account's SCRAM-SHA-256 StoredKey when this stream authenticated: a new password changes it. */
+  private credential: Buffer | undefined;
   private resource = '';
   private available = false;
   private currentPriority = 0;
@@ -164,6 +166,23 @@ export class C2sSession implements ClientSession, PresenceControl {
     this.closeTimer = setTimeout(() => this.socket.destroy(), CLOSE_GRACE_MS);
     this.closeTimer.unref();
     this.unregister();
+  }
+
+  /**
+   * Close an authenticated stream whose account was deleted or got a new password since it authenticated, as
+   * Prosody's mod_c2s does on user-deleted and user-password-changed. Nothing for a stream not authenticated.
+   */
+  async recheckAccount(): Promise<void> {
+    if (!this.account || this.isClosedNow) return;
+    const current = await this.api!.users.scramCredentials(this.account, 'sha256');
+    if (this.isClosedNow) return;
+    if (!current) {
+      this.log.info({ jid: this.account }, 'account deleted: closing its stream');
+      this.close('not-authorized', 'The account was deleted.');
+    } else if (!this.credential || !current.storedKey.equals(this.credential)) {
+      this.log.info({ jid: this.account }, 'password changed: closing the stream');
+      this.close('reset', 'The password was changed; log in again with the new one.');
+    }
   }
 
   /** Drop the connection now (shutdown, after the grace period). */
@@ -408,9 +427,17 @@ export class C2sSession implements ClientSession, PresenceControl {
     });
     const result = await this.sasl.handle(el);
     if (this.isClosedNow) return;
+    // Read before <success/> is written: right after it the client may send its new stream header.
+    const credential = result.jid ? (await api.users.scramCredentials(result.jid, 'sha256'))?.storedKey : undefined;
+    if (this.isClosedNow) return;
+    if (result.jid && !credential) {
+      this.close('not-authorized', 'The account was deleted.');
+      return;
+    }
     this.write(result.reply.toString());
     if (result.jid) {
       this.account = result.jid;
+      this.credential = credential;
       this.log.info({ jid: result.jid }, 'authenticated');
       this.restartStream();
       return;

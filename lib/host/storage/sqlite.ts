@@ -98,6 +98,7 @@ class SqliteUserStore implements UserStore {
   private readonly cache = new Map<string, UserRecord | null>();
   private seenVersion: unknown;
   private checkedAt = 0;
+  private changes = 0;
   private readonly versionStmt;
   private readonly getStmt;
   private readonly insertStmt;
@@ -124,21 +125,31 @@ class SqliteUserStore implements UserStore {
   }
 
   async get(jid: string): Promise<UserRecord | undefined> {
-    const now = performance.now();
-    if (now - this.checkedAt >= RECHECK_MS) {
-      this.checkedAt = now;
-      const version = this.versionStmt.get();
-      if (version !== this.seenVersion) {
-        this.cache.clear();
-        this.seenVersion = version;
-      }
-    }
+    this.noticeOtherWriters();
     const cached = this.cache.get(jid);
     if (cached !== undefined) return cached ?? undefined;
     const record = this.read(jid);
     if (this.cache.size >= USER_CACHE_ENTRIES) this.cache.delete(this.cache.keys().next().value!);
     this.cache.set(jid, record ?? null);
     return record;
+  }
+
+  changeCount(): number {
+    this.noticeOtherWriters();
+    return this.changes;
+  }
+
+  /** At most once per RECHECK_MS: if another connection committed, forget every cached account. */
+  private noticeOtherWriters(): void {
+    const now = performance.now();
+    if (now - this.checkedAt < RECHECK_MS) return;
+    this.checkedAt = now;
+    const version = this.versionStmt.get();
+    if (version !== this.seenVersion) {
+      this.cache.clear();
+      this.seenVersion = version;
+      this.changes++;
+    }
   }
 
   private read(jid: string): UserRecord | undefined {
@@ -158,16 +169,19 @@ class SqliteUserStore implements UserStore {
   // Writes forget the entry rather than store the record: the next read takes what the table holds.
   async create(record: UserRecord): Promise<boolean> {
     this.cache.delete(record.jid);
+    this.changes++;
     return this.insertStmt.run({ ...record, createdAt: Date.now() }).changes === 1;
   }
 
   async update(record: UserRecord): Promise<boolean> {
     this.cache.delete(record.jid);
+    this.changes++;
     return this.updateStmt.run(record).changes === 1;
   }
 
   async delete(jid: string): Promise<boolean> {
     this.cache.delete(jid);
+    this.changes++;
     return this.deleteStmt.run(jid).changes === 1;
   }
 

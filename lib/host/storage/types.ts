@@ -25,6 +25,12 @@ export interface UserStore {
   delete(jid: string): Promise<boolean>;
   /** Bare JIDs, sorted; only those of `host` when given. */
   list(host?: string): Promise<string[]>;
+  /**
+   * A count that moves when accounts may have changed: this store's own writes and, for a store shared with
+   * other processes, theirs (SQLite: `PRAGMA data_version`; a PostgreSQL store could use LISTEN/NOTIFY). The
+   * host polls it to re-check open client sessions against their accounts.
+   */
+  changeCount(): number;
 }
 
 export interface Storage {
