@@ -212,11 +212,11 @@ function watchAccounts(c2s: C2sServer, users: UserStore, bus: EventBus<unknown>,
     const { jid, change } = payload as { jid: string; change: string };
     if (change !== 'created') c2s.recheckAccounts(jid).catch(failed);
   });
-  let seen = users.changeCount();
+  let seen = users.outsideChangeCount();
   let running = false;
   const timer = setInterval(() => {
     if (running) return;
-    const count = users.changeCount();
+    const count = users.outsideChangeCount();
     if (count === seen) return;
     seen = count;
     running = true;

@@ -7,6 +7,8 @@ import assert from 'node:assert/strict';
 import { execFile } from 'node:child_process';
 import { writeFileSync } from 'node:fs';
 import { join, resolve } from 'node:path';
+import Database from 'better-sqlite3';
+import { DATABASE_FILE } from '../../lib/host/storage/sqlite.js';
 import { startTestServer, type TestServer } from '../helpers/server.js';
 import { rawLogin, type RawClient } from '../host/c2s/helpers.js';
 
@@ -121,9 +123,14 @@ describe('client streams of an account that is deleted or gets a new password', 
     await raw.waitFor(STREAM_ERROR('reset'), 'the stream error');
     await raw.waitClosed();
     const again = await login('hal', 'hal-new-pw');
-    // Another account's change moves the store's change count: the next poll (within 1 s) rechecks every stream,
-    // and this one, logged in with the current password, stays open.
-    await t.server.users.setPassword('gina@localhost', 'gina-new-pw');
+    // A commit by another connection (as the CLI makes) moves the store's outside-change count: the next poll
+    // (within 1 s) rechecks every stream, and this one, logged in with the current password, stays open.
+    const other = new Database(join(t.dataDir, DATABASE_FILE));
+    try {
+      other.prepare('UPDATE users SET created_at = created_at + 1 WHERE jid = ?').run('gina@localhost');
+    } finally {
+      other.close();
+    }
     await new Promise((r) => setTimeout(r, 1_500));
     assert.equal(again.isClosed, false);
     assert.equal(t.server.sessions.byBare('hal@localhost').length, 1);

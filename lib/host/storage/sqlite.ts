@@ -98,7 +98,7 @@ class SqliteUserStore implements UserStore {
   private readonly cache = new Map<string, UserRecord | null>();
   private seenVersion: unknown;
   private checkedAt = 0;
-  private changes = 0;
+  private outsideChanges = 0;
   private readonly versionStmt;
   private readonly getStmt;
   private readonly insertStmt;
@@ -134,9 +134,9 @@ class SqliteUserStore implements UserStore {
     return record;
   }
 
-  changeCount(): number {
+  outsideChangeCount(): number {
     this.noticeOtherWriters();
-    return this.changes;
+    return this.outsideChanges;
   }
 
   /** At most once per RECHECK_MS: if another connection committed, forget every cached account. */
@@ -148,7 +148,7 @@ class SqliteUserStore implements UserStore {
     if (version !== this.seenVersion) {
       this.cache.clear();
       this.seenVersion = version;
-      this.changes++;
+      this.outsideChanges++;
     }
   }
 
@@ -169,19 +169,16 @@ class SqliteUserStore implements UserStore {
   // Writes forget the entry rather than store the record: the next read takes what the table holds.
   async create(record: UserRecord): Promise<boolean> {
     this.cache.delete(record.jid);
-    this.changes++;
     return this.insertStmt.run({ ...record, createdAt: Date.now() }).changes === 1;
   }
 
   async update(record: UserRecord): Promise<boolean> {
     this.cache.delete(record.jid);
-    this.changes++;
     return this.updateStmt.run(record).changes === 1;
   }
 
   async delete(jid: string): Promise<boolean> {
     this.cache.delete(jid);
-    this.changes++;
     return this.deleteStmt.run(jid).changes === 1;
   }
 

@@ -26,11 +26,11 @@ export interface UserStore {
   /** Bare JIDs, sorted; only those of `host` when given. */
   list(host?: string): Promise<string[]>;
   /**
-   * A count that moves when accounts may have changed: this store's own writes and, for a store shared with
-   * other processes, theirs (SQLite: `PRAGMA data_version`; a PostgreSQL store could use LISTEN/NOTIFY). The
-   * host polls it to re-check open client sessions against their accounts.
+   * A count that moves when another writer (the CLI, another node) may have changed accounts (SQLite:
+   * `PRAGMA data_version`; a PostgreSQL store could use LISTEN/NOTIFY). This store's own writes do not move it:
+   * the host announces those itself ('user-changed'). The host polls it to recheck open client streams.
    */
-  changeCount(): number;
+  outsideChangeCount(): number;
 }
 
 export interface Storage {
