@@ -62,6 +62,19 @@ describe('SQLite list store', () => {
     assert.deepEqual(rowsSeenElsewhere('cy@localhost'), ['last words']);
   });
 
+  it('a list opened again (a module reloaded) is the same store: one batch, and close() still writes it', async () => {
+    const storage = openSqliteStorage(dir);
+    const before = storage.list('localhost', 'offline');
+    const again = storage.list('localhost', 'offline');
+    assert.equal(again, before);
+    assert.notEqual(storage.list('localhost', 'other'), before);
+    assert.notEqual(storage.list('example.org', 'offline'), before);
+    const appended = [before.append('ed@localhost', 'one'), again.append('ed@localhost', 'two')];
+    storage.close();
+    assert.equal(new Set(await Promise.all(appended)).size, 2);
+    assert.deepEqual(rowsSeenElsewhere('ed@localhost'), ['one', 'two']);
+  });
+
   it('a failed batch rejects every append in it', async () => {
     const own = mkdtempSync(join(tmpdir(), 'lists-fail-'));
     const storage = openSqliteStorage(own);

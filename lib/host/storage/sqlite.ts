@@ -36,18 +36,21 @@ export const DATABASE_FILE = 'xmppd.sqlite';
 export function openSqliteStorage(dataDir: string): Storage {
   const db = openDatabase(dataDir);
   db.exec(SCHEMA);
-  const lists = new Set<SqliteListStore>();
+  // One store per (host, name), handed out again when a module is reloaded: its appends share one batch, and
+  // reloads do not pile up stores that close() would have to visit.
+  const lists = new Map<string, SqliteListStore>();
   return {
     users: new SqliteUserStore(db),
     keyValue: <T>(host: string, store: string) => new SqliteKeyValueStore<T>(db, host, store),
     list: (host: string, store: string) => {
-      const list = new SqliteListStore(db, host, store);
-      lists.add(list);
+      const key = `${host}\0${store}`;
+      let list = lists.get(key);
+      if (!list) lists.set(key, (list = new SqliteListStore(db, host, store)));
       return list;
     },
     close: () => {
       // Appends waiting for their batch are written (and acknowledged) before the file closes.
-      for (const list of lists) list.flush();
+      for (const list of lists.values()) list.flush();
       db.close();
     },
   };
