@@ -58,25 +58,50 @@ function envList(name: string, fallback: number[]): number[] {
   });
 }
 
-const settings = {
-  seconds: envNumber('BENCH_SECONDS', 10),
-  repeat: Math.max(1, Math.round(envNumber('BENCH_REPEAT', 3))),
-  warmupSeconds: envNumber('BENCH_WARMUP_SECONDS', 2),
-  connections: envList('BENCH_CONNECTIONS', [1, 8, 32, 64]),
-  bodies: envList('BENCH_BODIES', [1024, 65536]),
-  idle: envList('BENCH_IDLE', [1000, 10000]),
-  series: new Set((process.env.BENCH_SERIES ?? 'main,idle,effects').split(',').map((s) => s.trim())),
-  timeoutSeconds: envNumber('BENCH_TIMEOUT_SECONDS', 3600),
-  rate: envNumber('BENCH_RATE', 0),
-  jsonPath: process.env.BENCH_JSON,
-  profileDir: process.env.BENCH_PROFILE,
-  profileBodyBytes: envNumber('BENCH_PROFILE_BODY', SMALL_BODY),
-  profileIdle: envNumber('BENCH_PROFILE_IDLE', 0),
-  serverNodeFlags: (process.env.BENCH_NODE_FLAGS ?? '').split(' ').filter(Boolean),
-  isTsx: process.env.BENCH_TSX === '1',
-  receiverKind: (process.env.BENCH_RECEIVER === 'xmpp-client' ? 'xmpp-client' : 'raw') as ReceiverKind,
-  loadGenerator: process.env.BENCH_LOAD || 'autocannon',
-};
+/** `NAME=value,NAME2=value2` (the value may hold `=`), checked before anything starts. */
+function envAssignments(name: string): Record<string, string> {
+  const raw = process.env[name] ?? '';
+  const pairs = raw.split(',').filter((s) => s.trim() !== '').map((kv) => {
+    const eq = kv.indexOf('=');
+    const key = kv.slice(0, eq).trim();
+    if (eq === -1 || !/^[A-Za-z_][A-Za-z0-9_]*$/.test(key)) {
+      throw new Error(`${name}=${raw}: expected comma-separated NAME=value pairs, got ${JSON.stringify(kv)}`);
+    }
+    return [key, kv.slice(eq + 1)] as const;
+  });
+  return Object.fromEntries(pairs);
+}
+
+const settings = readSettings();
+
+/** Every knob, read once; a malformed one stops the bench with one line saying which (no stack trace). */
+function readSettings() {
+  try {
+    return {
+      seconds: envNumber('BENCH_SECONDS', 10),
+      repeat: Math.max(1, Math.round(envNumber('BENCH_REPEAT', 3))),
+      warmupSeconds: envNumber('BENCH_WARMUP_SECONDS', 2),
+      connections: envList('BENCH_CONNECTIONS', [1, 8, 32, 64]),
+      bodies: envList('BENCH_BODIES', [1024, 65536]),
+      idle: envList('BENCH_IDLE', [1000, 10000]),
+      series: new Set((process.env.BENCH_SERIES ?? 'main,idle,effects').split(',').map((s) => s.trim())),
+      timeoutSeconds: envNumber('BENCH_TIMEOUT_SECONDS', 3600),
+      rate: envNumber('BENCH_RATE', 0),
+      jsonPath: process.env.BENCH_JSON,
+      profileDir: process.env.BENCH_PROFILE,
+      profileBodyBytes: envNumber('BENCH_PROFILE_BODY', SMALL_BODY),
+      profileIdle: envNumber('BENCH_PROFILE_IDLE', 0),
+      serverNodeFlags: (process.env.BENCH_NODE_FLAGS ?? '').split(' ').filter(Boolean),
+      isTsx: process.env.BENCH_TSX === '1',
+      receiverKind: (process.env.BENCH_RECEIVER === 'xmpp-client' ? 'xmpp-client' : 'raw') as ReceiverKind,
+      loadGenerator: process.env.BENCH_LOAD || 'autocannon',
+      abEnv: envAssignments('BENCH_AB_ENV'),
+    };
+  } catch (err) {
+    process.stderr.write(`bench: ${(err as Error).message}\n`);
+    process.exit(2);
+  }
+}
 
 function loadGeneratorName(): string {
   return settings.loadGenerator === 'wrk' ? 'wrk (2 threads; its CPU counts with the bench)' : 'autocannon (in the bench process)';
@@ -412,7 +437,7 @@ async function effectSeries(bench: BenchDir): Promise<Row[]> {
  * (A, B, A, B, ...) so a drift of the host hits both alike. For trying a change behind an environment switch.
  */
 async function abSeries(bench: BenchDir): Promise<Row[]> {
-  const env = Object.fromEntries((process.env.BENCH_AB_ENV ?? '').split(',').filter(Boolean).map((kv) => [kv.slice(0, kv.indexOf('=')), kv.slice(kv.indexOf('=') + 1)]));
+  const env = settings.abEnv;
   log(`A/B: A = default, B = default with ${JSON.stringify(env)}`);
   const children: Child[] = [];
   const receiverSets: Receivers[] = [];
