@@ -9,6 +9,7 @@ import type { Logger } from 'pino';
 import { HostError } from './errors.js';
 import { sendProblem } from './http-problem.js';
 import type { HttpLogState } from './api.js';
+import { turnEnd } from './end-of-turn.js';
 
 interface MountedApp {
   module: string;
@@ -81,15 +82,28 @@ export function hostName(header: string): string {
   return colon === -1 ? h : h.slice(0, colon);
 }
 
-/** The koa app: request log line, error boundary, dispatch to the mounted apps. */
+/** The koa app: answers at the end of the turn, request log line, error boundary, dispatch to the mounted apps. */
 export function createHttpApp(apps: HttpApps, log: Logger): Koa {
   const app = new Koa();
   app.proxy = false;
   // Koa's default handler prints errors to stderr; ours are logged with their module instead.
   app.silent = true;
+  app.use(answerAtEndOfTurn);
   app.use(requestLog(log));
   app.use(dispatch(apps, log));
   return app;
+}
+
+/**
+ * Koa writes the answer when the middleware is done; holding it to the end of the event-loop turn sends the answers
+ * of every request handled in the turn back to back, after the client streams the turn wrote to. Under load a
+ * client on the same machine (a reverse proxy, a load generator) is then woken once for all of them instead of once
+ * each, and the next turn finds their next requests together: ~30 % less CPU per answer at the same rate
+ * (BENCHMARKS.md). Alone, a request waits only for the rest of its turn.
+ */
+async function answerAtEndOfTurn(_ctx: Context, next: Next): Promise<void> {
+  await next();
+  await turnEnd.wait();
 }
 
 function requestLog(log: Logger): Middleware {

@@ -8,6 +8,7 @@ import { xml, type Element } from '@xmpp/xml';
 import type { Logger } from 'pino';
 import { parseJid } from '../jid.js';
 import { serialize } from '../serialize.js';
+import { turnEnd } from '../end-of-turn.js';
 import type { ClientSession, ModuleApi, Origin, Stanza } from '../api.js';
 import type { PresenceControl } from '../modules/presence-state.js';
 import { NS_BIND, NS_CLIENT, NS_ROSTER_VER, NS_SASL, NS_SESSION, NS_STANZAS, NS_STREAM, NS_TLS } from './namespaces.js';
@@ -83,6 +84,8 @@ export class C2sSession implements ClientSession, PresenceControl {
   private available = false;
   private currentPriority = 0;
   private last: Stanza | undefined;
+  /** Deliveries of this turn are being gathered (the socket is corked until the end of the turn). */
+  private isCorked = false;
   private readonly closed: Promise<void>;
   private resolveClosed!: () => void;
 
@@ -148,6 +151,7 @@ export class C2sSession implements ClientSession, PresenceControl {
       this.close('policy-violation', 'Not reading fast enough.');
       return;
     }
+    this.corkForTurn();
     this.write(serialize(stanza));
   }
 
@@ -200,6 +204,21 @@ export class C2sSession implements ClientSession, PresenceControl {
   private attach(socket: Socket): void {
     socket.on('data', (chunk: Buffer) => this.parser.write(chunk));
     socket.on('error', (err) => this.log.debug({ err: err.message }, 'socket error'));
+  }
+
+  /**
+   * Stanzas delivered during one turn leave in one TLS record write at its end (end-of-turn.ts), before the HTTP
+   * answers of the turn; close() and end() uncork at once.
+   */
+  private corkForTurn(): void {
+    if (this.isCorked || this.socket.destroyed) return;
+    this.isCorked = true;
+    const socket = this.socket;
+    socket.cork();
+    turnEnd.defer(() => {
+      this.isCorked = false;
+      socket.uncork();
+    });
   }
 
   private write(text: string): void {
