@@ -1,9 +1,11 @@
 // Benchmark child: the ceiling — a bare koa app that parses the same HTTP Basic header, reads the body and
-// answers 201 with a JSON body shaped like post_msg's, doing no XMPP work. Run with BENCH_USER/BENCH_PASSWORD set.
+// answers 201 with a JSON body shaped like post_msg's, doing no XMPP work. Run with BENCH_USER/BENCH_PASSWORD set;
+// BENCH_CEILING_TURN_END=1 holds each answer to the end of the event-loop turn as xmppd does (lib/host/end-of-turn.ts).
 
 import { randomUUID, timingSafeEqual } from 'node:crypto';
 import type { IncomingMessage } from 'node:http';
 import Koa from 'koa';
+import { turnEnd } from '../lib/host/end-of-turn.js';
 
 const expectedUser = Buffer.from(process.env.BENCH_USER ?? '', 'utf8');
 const expectedPassword = Buffer.from(process.env.BENCH_PASSWORD ?? '', 'utf8');
@@ -36,6 +38,12 @@ async function readBody(req: IncomingMessage): Promise<number> {
 
 const app = new Koa();
 app.silent = true;
+if (process.env.BENCH_CEILING_TURN_END === '1') {
+  app.use(async (_ctx, next) => {
+    await next();
+    await turnEnd.wait();
+  });
+}
 app.use(async (ctx) => {
   if (!isAuthorized(ctx.get('authorization') || undefined)) {
     ctx.status = 401;

@@ -4,11 +4,11 @@
 
 import { describe, it } from 'node:test';
 import assert from 'node:assert/strict';
-import { lossAgainstTwin, lossStatus, medianBounds, type Row, type Sample } from '../../bench/report.js';
+import { lossAgainstTwin, lossStatus, medianBounds, renderReport, TURN_END_CEILING, type Row, type Sample } from '../../bench/report.js';
 
-function row(variant: string, rates: number[]): Row {
+function row(variant: string, rates: number[], target: Row['target'] = 'xmppd'): Row {
   const samples = rates.map((requestsPerSecond): Sample => ({
-    load: { requestsPerSecond } as Sample['load'],
+    load: { requestsPerSecond, p50Ms: 1, p99Ms: 4, created: 10, non2xx: 0, errors: 0 } as Sample['load'],
     peakRssKiB: 0,
     childCores: 1,
     childSystemCores: 0,
@@ -16,8 +16,31 @@ function row(variant: string, rates: number[]): Row {
     otherCores: 0,
     stealCores: 0,
   }));
-  return { target: 'xmppd', variant, connections: 32, bodyBytes: 5, idleSessions: 0, samples };
+  return { target, variant, connections: 32, bodyBytes: 5, idleSessions: 0, samples };
 }
+
+describe('bench report: the ceilings', () => {
+  const results = {
+    main: [row('', [100, 100, 100])],
+    // The variant first: a lookup that ignored it would take it for the ceiling.
+    ceiling: [row(TURN_END_CEILING, [400, 400, 400], 'ceiling'), row('', [200, 200, 200], 'ceiling')],
+    idle: [],
+    idleReports: [],
+    effects: [],
+    floor: undefined,
+  };
+  const report = renderReport(results, []);
+
+  it('counts the ratio target against the bare koa ceiling', () => {
+    assert.match(report, /^\| default .*\|\s+200 \|\s+50% \|/m);
+    assert.match(report, /^- ≥ 50% of the ceiling: 50% — MET$/m);
+  });
+
+  it('lists the ceiling that holds its answers to the end of the turn, and the ratio against it beside the target', () => {
+    assert.match(report, /^\| ceiling \(bare koa, answers at the end of the turn\) .*\|\s+400 \|/m);
+    assert.match(report, /^ {2}- of a ceiling that also holds its answers to the end of the turn: 25% \(400 req\/s\)$/m);
+  });
+});
 
 describe('bench report: idle loss against a twin', () => {
   it('takes the loss from the medians and its range from the samples taken in turn', () => {

@@ -1,0 +1,8 @@
+// Bench-only preload (`--import` on the server child, see effectSeries in run.ts): writes each client stream's stanzas
+// and each HTTP answer at once instead of at the end of the event-loop turn (lib/host/end-of-turn.ts), to measure
+// what holding them is worth. DIFF: a monkey-patch, because the host has no switch for it (as preload-no-cache).
+
+import { TurnEnd } from '../lib/host/end-of-turn.js';
+
+TurnEnd.prototype.defer = (task) => task();
+TurnEnd.prototype.wait = () => Promise.resolve();
