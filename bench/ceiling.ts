@@ -40,8 +40,9 @@ const app = new Koa();
 app.silent = true;
 if (process.env.BENCH_CEILING_TURN_END === '1') {
   app.use(async (_ctx, next) => {
+    const begun = turnEnd.begin();
     await next();
-    await turnEnd.wait();
+    await turnEnd.wait(begun);
   });
 }
 app.use(async (ctx) => {

@@ -4,5 +4,6 @@
 
 import { TurnEnd } from '../lib/host/end-of-turn.js';
 
+TurnEnd.prototype.begin = () => 0;
 TurnEnd.prototype.defer = (task) => task();
-TurnEnd.prototype.wait = () => Promise.resolve();
+TurnEnd.prototype.wait = () => undefined;

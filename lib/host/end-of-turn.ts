@@ -7,36 +7,55 @@ type Task = () => void;
 export class TurnEnd {
   private tasks: Task[] = [];
   private isScheduled = false;
+  /** How many turn ends have run. */
+  private ended = 0;
   private answers: Promise<void> | undefined;
+  private releaseAnswers: (() => void) | undefined;
+
+  /**
+   * Work starts in this turn (an HTTP request was read): its end is marked even if nothing is deferred in it, so
+   * `wait` can tell whether the work finished in the turn it began in. Returns the turn's mark for `wait`.
+   */
+  begin(): number {
+    this.schedule();
+    return this.ended;
+  }
 
   /** Run `task` once this turn's I/O callbacks are done, after the tasks deferred before it. */
   defer(task: Task): void {
     this.tasks.push(task);
-    if (this.isScheduled) return;
-    this.isScheduled = true;
-    setImmediate(() => this.runTasks());
+    this.schedule();
   }
 
   /**
-   * Resolves at the end of this turn. What awaits it continues only after every task of the turn has run, whether
-   * deferred before or after this call, so a stream flushed in this turn (a delivered message) is on its socket
-   * before the HTTP answer that reports it is written.
+   * For an answer: resolves at the end of this turn, after every task of it (whether deferred before or after this
+   * call), so a stream flushed in this turn (a delivered message) is on its socket before the answer that reports it.
+   * Undefined, for "answer now", when the turn `begun` has already ended and nothing is deferred: the work went on
+   * past its turn's I/O (a disk write in the check phase) and holding it would only add another turn to its wait.
    */
-  wait(): Promise<void> {
-    return (this.answers ??= new Promise((resolve) => {
-      this.defer(() => {
-        this.answers = undefined;
-        resolve();
-      });
-    }));
+  wait(begun: number): Promise<void> | undefined {
+    if (begun < this.ended && this.tasks.length === 0) return undefined;
+    this.schedule();
+    return (this.answers ??= new Promise((resolve) => (this.releaseAnswers = resolve)));
   }
 
-  private runTasks(): void {
-    // Tasks deferred while these run (by a later callback of the check phase) get a turn of their own.
+  private schedule(): void {
+    if (this.isScheduled) return;
+    this.isScheduled = true;
+    setImmediate(() => this.end());
+  }
+
+  private end(): void {
+    // Tasks deferred while these run (by a later callback of the check phase) go to the next turn end.
     const batch = this.tasks;
+    const release = this.releaseAnswers;
     this.tasks = [];
+    this.answers = undefined;
+    this.releaseAnswers = undefined;
     this.isScheduled = false;
+    this.ended++;
     for (const task of batch) task();
+    release?.();
   }
 }
 

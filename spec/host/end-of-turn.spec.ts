@@ -41,24 +41,40 @@ describe('TurnEnd', () => {
   });
 
   describe('#wait()', () => {
-    it('continues after every task of the turn, also those deferred after it was called', async () => {
+    it('releases the answers after every task of the turn, also those deferred after it was called', async () => {
       const turn = new TurnEnd();
+      const begun = turn.begin();
       const order: string[] = [];
-      const first = turn.wait().then(() => order.push('answer 1'));
+      const first = turn.wait(begun)!.then(() => order.push('answer 1'));
       turn.defer(() => order.push('flush'));
-      const second = turn.wait().then(() => order.push('answer 2'));
+      const second = turn.wait(begun)!.then(() => order.push('answer 2'));
       await Promise.all([first, second]);
       assert.deepEqual(order, ['flush', 'answer 1', 'answer 2']);
     });
 
-    it('starts a new turn once the last one has ended', async () => {
+    it('holds the answer of work that finishes within its turn', () => {
       const turn = new TurnEnd();
-      await turn.wait();
+      assert.ok(turn.wait(turn.begin()) instanceof Promise);
+    });
+
+    it('answers at once work that finished after its turn ended, with nothing left to flush', async () => {
+      const turn = new TurnEnd();
+      const begun = turn.begin();
+      // Like the offline store's commit: an immediate queued after the turn's end, in the same check phase.
+      const later = await new Promise((resolve) => setImmediate(() => resolve(turn.wait(begun))));
+      assert.equal(later, undefined);
+    });
+
+    it('still holds such an answer while a stream waits to be flushed', async () => {
+      const turn = new TurnEnd();
+      const begun = turn.begin();
+      await nextTurn();
       const order: string[] = [];
-      const waited = turn.wait().then(() => order.push('answer'));
       turn.defer(() => order.push('flush'));
+      const waited = turn.wait(begun);
+      assert.ok(waited instanceof Promise);
       await waited;
-      assert.deepEqual(order, ['flush', 'answer']);
+      assert.deepEqual(order, ['flush']);
     });
   });
 });
