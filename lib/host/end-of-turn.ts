@@ -9,20 +9,32 @@ export class TurnEnd {
   private isScheduled = false;
   /** How many turn ends have run. */
   private ended = 0;
+  /**
+   * Requests begun in this turn and in the last one that had any. A request can't know whether others will be read
+   * after it in the same turn; the last turn tells whether they come several at a time. With one at a time there is
+   * nothing to gather, and holding a lone answer only makes it later: then nothing is held.
+   */
+  private begunNow = 0;
+  private begunBefore = 0;
   private answers: Promise<void> | undefined;
   private releaseAnswers: (() => void) | undefined;
 
   /**
-   * Work starts in this turn (an HTTP request was read): its end is marked even if nothing is deferred in it, so
-   * `wait` can tell whether the work finished in the turn it began in. Returns the turn's mark for `wait`.
+   * A request starts (it was read in this turn). This turn's end is marked even if nothing is deferred in it, so
+   * `wait` can tell whether the request finished within its turn. Returns the turn's mark for `wait`.
    */
   begin(): number {
+    this.begunNow++;
     this.schedule();
     return this.ended;
   }
 
-  /** Run `task` once this turn's I/O callbacks are done, after the tasks deferred before it. */
+  /** Run `task` once this turn's I/O callbacks are done, after the tasks deferred before it; at once if requests come one at a time. */
   defer(task: Task): void {
+    if (!this.isGathering()) {
+      task();
+      return;
+    }
     this.tasks.push(task);
     this.schedule();
   }
@@ -30,13 +42,18 @@ export class TurnEnd {
   /**
    * For an answer: resolves at the end of this turn, after every task of it (whether deferred before or after this
    * call), so a stream flushed in this turn (a delivered message) is on its socket before the answer that reports it.
-   * Undefined, for "answer now", when the turn `begun` has already ended and nothing is deferred: the work went on
-   * past its turn's I/O (a disk write in the check phase) and holding it would only add another turn to its wait.
+   * Undefined, for "answer now", when nothing is deferred and either requests come one at a time (nothing to gather
+   * it with) or its turn `begun` has already ended: the request went on past its turn's I/O (a disk write in the
+   * check phase), and holding it would only add another turn to its wait.
    */
   wait(begun: number): Promise<void> | undefined {
-    if (begun < this.ended && this.tasks.length === 0) return undefined;
+    if (this.tasks.length === 0 && (!this.isGathering() || begun < this.ended)) return undefined;
     this.schedule();
     return (this.answers ??= new Promise((resolve) => (this.releaseAnswers = resolve)));
+  }
+
+  private isGathering(): boolean {
+    return this.begunNow > 1 || this.begunBefore > 1;
   }
 
   private schedule(): void {
@@ -54,6 +71,8 @@ export class TurnEnd {
     this.releaseAnswers = undefined;
     this.isScheduled = false;
     this.ended++;
+    if (this.begunNow > 0) this.begunBefore = this.begunNow;
+    this.begunNow = 0;
     for (const task of batch) task();
     release?.();
   }
