@@ -1,6 +1,7 @@
 // Writes held back to the end of the current event-loop turn (Node's check phase, one setImmediate for all): the
 // client streams written to during the turn are flushed together, then the HTTP answers of the turn leave together.
-// Netty's FlushConsolidationHandler does this for one connection; here it spans them (BENCHMARKS.md, "End of turn").
+// Netty's FlushConsolidationHandler does this for one connection; here it spans them (BENCHMARKS.md, "Writes at the
+// end of the turn").
 
 type Task = () => void;
 
@@ -29,7 +30,10 @@ export class TurnEnd {
     return this.ended;
   }
 
-  /** Run `task` once this turn's I/O callbacks are done, after the tasks deferred before it; at once if requests come one at a time. */
+  /**
+   * Run `task` once this turn's I/O callbacks are done, after the tasks deferred before it; at once while requests
+   * come one at a time.
+   */
   defer(task: Task): void {
     if (!this.isGathering()) {
       task();

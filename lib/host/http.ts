@@ -99,8 +99,8 @@ export function createHttpApp(apps: HttpApps, log: Logger): Koa {
  * of every request handled in the turn back to back, after the client streams the turn wrote to. Under load a
  * client on the same machine (a reverse proxy, a load generator) is then woken once for all of them instead of once
  * each, and the next turn finds their next requests together: ~40 % less CPU per answer at the same rate
- * (BENCHMARKS.md). Alone, a request waits only for the rest of its turn; one that finishes after its turn's end
- * (a message stored on disk in the check phase) is answered at once.
+ * (BENCHMARKS.md). A request on its own (requests come one at a time), and one that finishes after its turn's end
+ * (a message stored on disk in the check phase), is answered at once.
  */
 async function answerAtEndOfTurn(_ctx: Context, next: Next): Promise<void> {
   const begun = turnEnd.begin();

@@ -207,8 +207,8 @@ export class C2sSession implements ClientSession, PresenceControl {
   }
 
   /**
-   * Stanzas delivered during one turn leave in one TLS record write at its end (end-of-turn.ts), before the HTTP
-   * answers of the turn; close() and end() uncork at once.
+   * Under load, stanzas delivered during one turn leave in one write at its end (end-of-turn.ts), before the HTTP
+   * answers of the turn; close() uncorks at once (socket.end() does).
    */
   private corkForTurn(): void {
     if (this.isCorked || this.socket.destroyed) return;
