@@ -5,5 +5,6 @@
 import { TurnEnd } from '../lib/host/end-of-turn.js';
 
 TurnEnd.prototype.begin = () => 0;
+TurnEnd.prototype.isGathering = () => false;
 TurnEnd.prototype.defer = (task) => task();
 TurnEnd.prototype.wait = () => undefined;

@@ -56,7 +56,8 @@ export class TurnEnd {
     return (this.answers ??= new Promise((resolve) => (this.releaseAnswers = resolve)));
   }
 
-  private isGathering(): boolean {
+  /** Whether writes are being held to the end of the turn (requests come several at a time). */
+  isGathering(): boolean {
     return this.begunNow > 1 || this.begunBefore > 1;
   }
 

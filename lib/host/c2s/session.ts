@@ -211,7 +211,7 @@ export class C2sSession implements ClientSession, PresenceControl {
    * answers of the turn; close() uncorks at once (socket.end() does).
    */
   private corkForTurn(): void {
-    if (this.isCorked || this.socket.destroyed) return;
+    if (this.isCorked || this.socket.destroyed || !turnEnd.isGathering()) return;
     this.isCorked = true;
     const socket = this.socket;
     socket.cork();
