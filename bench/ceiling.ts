@@ -5,7 +5,7 @@
 import { randomUUID, timingSafeEqual } from 'node:crypto';
 import type { IncomingMessage } from 'node:http';
 import Koa from 'koa';
-import { turnEnd } from '../lib/host/end-of-turn.js';
+import { turnEnd } from '../lib/host/net/end-of-turn.js';
 
 const expectedUser = Buffer.from(process.env.BENCH_USER ?? '', 'utf8');
 const expectedPassword = Buffer.from(process.env.BENCH_PASSWORD ?? '', 'utf8');

@@ -2,7 +2,7 @@
 // and each HTTP answer at once instead of at the end of the event-loop turn (lib/host/end-of-turn.ts), to measure
 // what holding them is worth. DIFF: a monkey-patch, because the host has no switch for it (as preload-no-cache).
 
-import { TurnEnd } from '../lib/host/end-of-turn.js';
+import { TurnEnd } from '../lib/host/net/end-of-turn.js';
 
 TurnEnd.prototype.begin = () => 0;
 TurnEnd.prototype.isGathering = () => false;

@@ -3,7 +3,7 @@
 
 import { writeFileSync } from 'node:fs';
 import { Session } from 'node:inspector/promises';
-import { startServer } from '../lib/host/server.js';
+import { startServer } from '../lib/host/core/server.js';
 
 const configPath = process.argv[2];
 if (!configPath) {

@@ -6,9 +6,9 @@ import { randomBytes } from 'node:crypto';
 import { mkdtempSync, readFileSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { openUsers, readConfig } from '../lib/host/server.js';
-import { openSqliteStorage } from '../lib/host/storage/sqlite.js';
-import { scramRecord } from '../lib/host/users.js';
+import { openUsers, readConfig } from '../lib/host/core/server.js';
+import { openSqliteStorage } from '../lib/host/core/storage/sqlite.js';
+import { scramRecord } from '../lib/host/core/users.js';
 
 export interface BenchDir {
   dir: string;

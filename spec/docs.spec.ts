@@ -2,13 +2,13 @@
 import { describe, it } from 'node:test';
 import assert from 'node:assert/strict';
 import { readFileSync } from 'node:fs';
-import { configReference } from '../lib/host/config-reference.js';
-import { discoverModules } from '../lib/host/module-manager.js';
+import { configReference } from '../lib/host/core/config-reference.js';
+import { moduleCatalog } from '../lib/host/core/server.js';
 
 describe('README.md', () => {
   it('holds the configuration reference generated from the code and the manifests (run `npm run docs`)', () => {
     const readme = readFileSync('README.md', 'utf8');
-    assert.ok(readme.includes(configReference(discoverModules().manifests.values())), 'README.md is out of date: run `npm run docs`');
+    assert.ok(readme.includes(configReference(moduleCatalog().manifests.values())), 'README.md is out of date: run `npm run docs`');
   });
 
   it('names the same test command as .ci/run', () => {

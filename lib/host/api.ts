@@ -8,12 +8,16 @@ import type { Logger } from 'pino';
 
 export type { Element } from '@xmpp/xml';
 export { xml } from '@xmpp/xml';
-export { parseJid, type Jid, type JidResult } from './jid.js';
-export { findIllegalXmlChar, describeCodePoint } from './xml-text.js';
-export { sendProblem, type ProblemInit } from './http-problem.js';
-export { errorReply, cloneStanza } from './router.js';
-export { serialize } from './serialize.js';
-export { HostError, StanzaError, type HostErrorCode, type StanzaErrorCondition } from './errors.js';
+export { parseJid, type Jid, type JidResult } from './util/jid.js';
+export { findIllegalXmlChar, describeCodePoint } from './util/xml-text.js';
+export { sendProblem, type ProblemInit } from './util/problem.js';
+export { errorReply, cloneStanza } from './util/stanza.js';
+export { serialize } from './util/serialize.js';
+export type { AuthResult, SaslUsers } from './util/sasl/sasl.js';
+export type { ScramCredentials } from './util/sasl/sasl-scram.js';
+import type { AuthResult } from './util/sasl/sasl.js';
+import type { ScramCredentials } from './util/sasl/sasl-scram.js';
+export { HostError, StanzaError, type HostErrorCode, type StanzaErrorCondition } from './util/errors.js';
 
 /** A stanza is an @xmpp/xml element named message, presence or iq. */
 export type Stanza = Element;
@@ -121,12 +125,6 @@ export interface ListStore {
   count(user: string): Promise<number>;
 }
 
-/** Result of authenticating a password for an account. */
-export type AuthResult =
-  | { ok: true; jid: string }
-  | { ok: false; reason: 'invalid' }
-  | { ok: false; reason: 'throttled'; retryAfterSeconds: number };
-
 /** The host's user store as modules see it. JIDs are bare and normalised (parseJid). */
 export interface UsersApi {
   exists(bareJid: string): Promise<boolean>;
@@ -145,12 +143,6 @@ export interface UsersApi {
   authRetryAfter(address: string): number;
 }
 
-export interface ScramCredentials {
-  salt: Buffer;
-  iterations: number;
-  storedKey: Buffer;
-  serverKey: Buffer;
-}
 
 /** An HTTP app: a koa-router whose routes are relative to the app's base path. */
 export interface HttpApp {

@@ -6,8 +6,8 @@ import { parseArgs } from 'node:util';
 import { createInterface } from 'node:readline';
 import { realpathSync } from 'node:fs';
 import { fileURLToPath } from 'node:url';
-import { HostError } from './errors.js';
-import { openUsers, readConfig, startServer, DEFAULT_CONFIG_PATH, type ConfigSource, type Server } from './server.js';
+import { HostError } from './util/errors.js';
+import { openUsers, readConfig, startServer, DEFAULT_CONFIG_PATH, type ConfigSource, type Server } from './core/server.js';
 
 const USAGE = `Usage: xmppd <command> [options]
 

@@ -7,7 +7,7 @@ import assert from 'node:assert/strict';
 import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { startServer, type Server } from '../../lib/host/server.js';
+import { startServer, type Server } from '../../lib/host/core/server.js';
 import { startTestServer, type TestServer } from '../helpers/server.js';
 import { basic, request, type SpecRequest, type SpecResponse } from '../post_msg/helpers/http.js';
 

@@ -16,8 +16,8 @@ import type { Client } from '@xmpp/client';
 import { startTestServer, testTls, type TestServer } from '../helpers/server.js';
 import { startClient, stopClient } from '../host/c2s/helpers.js';
 import { collect, online, post, runLoad, waitFor, basic, type Answer } from '../helpers/load.js';
-import { findIllegalXmlChar } from '../../lib/host/xml-text.js';
-import { openUsers, readConfig } from '../../lib/host/server.js';
+import { findIllegalXmlChar } from '../../lib/host/util/xml-text.js';
+import { openUsers, readConfig } from '../../lib/host/core/server.js';
 
 const UNLIMITED = { post_msg: { rate_per_second: 100000, rate_burst: 1000000 } };
 

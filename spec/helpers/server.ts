@@ -5,7 +5,7 @@ import { mkdtempSync, rmSync, existsSync, mkdirSync, appendFileSync } from 'node
 import { execFileSync } from 'node:child_process';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { startServer, type Server } from '../../lib/host/server.js';
+import { startServer, type Server } from '../../lib/host/core/server.js';
 
 export interface TestServer {
   server: Server;

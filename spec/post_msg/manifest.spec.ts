@@ -6,14 +6,14 @@ import assert from 'node:assert/strict';
 import { readFileSync, readdirSync } from 'node:fs';
 import { join } from 'node:path';
 import type { Manifest } from '../../lib/host/api.js';
-import { checkOptionValue, validateConfig } from '../../lib/host/config.js';
-import { discoverModules } from '../../lib/host/module-manager.js';
+import { checkOptionValue, validateConfig } from '../../lib/host/core/config.js';
+import { moduleCatalog } from '../../lib/host/core/server.js';
 
 const ROOT = join(import.meta.dirname, '../..');
 const manifest = JSON.parse(readFileSync(join(ROOT, 'plugin.json'), 'utf8')) as Manifest;
 
 function validate(raw: Record<string, unknown>): unknown {
-  return validateConfig({ virtual_hosts: { localhost: {} }, ...raw }, discoverModules(), { source: 'test.yaml', baseDir: ROOT });
+  return validateConfig({ virtual_hosts: { localhost: {} }, ...raw }, moduleCatalog(), { source: 'test.yaml', baseDir: ROOT });
 }
 
 describe('post_msg manifest', () => {
@@ -37,7 +37,7 @@ describe('post_msg manifest', () => {
   });
 
   it('is found by the host next to lib/', () => {
-    assert.deepEqual(discoverModules().manifests.get('post_msg'), manifest);
+    assert.deepEqual(moduleCatalog().manifests.get('post_msg'), manifest);
   });
 
   it('has its options validated by the config loader, globally and per virtual host', () => {

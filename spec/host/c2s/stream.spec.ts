@@ -6,8 +6,8 @@ import assert from 'node:assert/strict';
 import net from 'node:net';
 import pino from 'pino';
 import { startTestServer, testTls, type TestServer } from '../../helpers/server.js';
-import { startC2s } from '../../../lib/host/c2s/index.js';
-import { HostError } from '../../../lib/host/errors.js';
+import { startC2s } from '../../../lib/host/modules/c2s/index.js';
+import { HostError } from '../../../lib/host/util/errors.js';
 import { readFileSync } from 'node:fs';
 import { RawClient, rawLogin, streamOpen } from './helpers.js';
 

@@ -1,0 +1,375 @@
+// Configuration: one YAML file with Prosody's key names, validated once at start-up and frozen.
+// Host keys are checked here; each module's section against the options its manifest declares.
+
+import { readFileSync } from 'node:fs';
+import { resolve, dirname } from 'node:path';
+import { parse as parseYaml } from 'yaml';
+import { HostError } from '../util/errors.js';
+import { parseJid } from '../util/jid.js';
+import type { Manifest, OptionSpec, OptionValue } from '../api.js';
+
+export type ModuleOptions = Readonly<Record<string, OptionValue>>;
+
+export interface VirtualHostConfig {
+  readonly modules_enabled: readonly string[];
+  readonly http_paths: Readonly<Record<string, string>>;
+  /** Module option sections given on this host, validated. */
+  readonly module_options: Readonly<Record<string, ModuleOptions>>;
+}
+
+export interface HostConfig {
+  /** The file the config came from, or `(embedded default)`. */
+  readonly source: string;
+  readonly data_dir: string;
+  readonly log_level: LogLevel;
+  readonly http_ports: readonly number[];
+  readonly http_interfaces: readonly string[];
+  readonly https_ports: readonly number[];
+  readonly http_default_host: string | undefined;
+  readonly c2s_ports: readonly number[];
+  readonly c2s_direct_tls_ports: readonly number[];
+  readonly c2s_interfaces: readonly string[];
+  readonly c2s_require_encryption: boolean;
+  readonly c2s_stanza_size_limit: number;
+  readonly c2s_timeout: number;
+  readonly tls: Readonly<{ cert: string; key: string }> | undefined;
+  readonly auth_failures_per_minute: number;
+  readonly pbkdf2_iterations: number;
+  readonly modules_enabled: readonly string[];
+  readonly http_paths: Readonly<Record<string, string>>;
+  readonly plugin_paths: readonly string[];
+  readonly virtual_hosts: Readonly<Record<string, VirtualHostConfig>>;
+  /** Global module option sections, validated. */
+  readonly module_options: Readonly<Record<string, ModuleOptions>>;
+}
+
+export const LOG_LEVELS = ['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent'] as const;
+export type LogLevel = (typeof LOG_LEVELS)[number];
+
+type Kind = 'string' | 'boolean' | 'port list' | 'string list' | 'integer' | 'path map' | 'tls' | 'log level';
+
+interface HostKey {
+  kind: Kind;
+  default: unknown;
+  min?: number;
+  max?: number;
+  description: string;
+}
+
+/** Every host-level key, its type, default and meaning (the README's reference is generated from this). */
+export const HOST_KEYS: Record<string, HostKey> = {
+  data_dir: { kind: 'string', default: './data', description: 'Where the SQLite database and the generated TLS pair live (relative to the config file).' },
+  log_level: { kind: 'log level', default: 'info', description: 'pino level: fatal, error, warn, info, debug, trace or silent.' },
+  http_ports: { kind: 'port list', default: [5280], description: 'Plain HTTP ports.' },
+  http_interfaces: { kind: 'string list', default: ['127.0.0.1'], description: 'Addresses the HTTP and HTTPS ports listen on.' },
+  https_ports: { kind: 'port list', default: [], description: 'HTTPS ports (use the `tls` pair or the generated one).' },
+  http_default_host: { kind: 'string', default: undefined, description: 'Virtual host for HTTP requests whose Host header names none.' },
+  c2s_ports: { kind: 'port list', default: [5222], description: 'Client ports with STARTTLS (RFC 6120).' },
+  c2s_direct_tls_ports: { kind: 'port list', default: [], description: 'Client ports with direct TLS (XEP-0368).' },
+  c2s_interfaces: { kind: 'string list', default: ['127.0.0.1'], description: 'Addresses the client ports listen on.' },
+  c2s_require_encryption: { kind: 'boolean', default: true, description: 'Refuse authentication before TLS. Set false only for loopback development.' },
+  c2s_stanza_size_limit: { kind: 'integer', default: 262144, min: 10000, max: 104857600, description: 'Largest stanza a client may send, in bytes; larger ones end the stream with policy-violation.' },
+  c2s_timeout: { kind: 'integer', default: 60, min: 1, max: 86400, description: 'Seconds an unauthenticated client stream may stay open.' },
+  tls: { kind: 'tls', default: undefined, description: '`{ cert: path, key: path }` (PEM). Absent: a self-signed pair is generated under data_dir on first start.' },
+  auth_failures_per_minute: { kind: 'integer', default: 10, min: 1, max: 100000, description: 'Failed credential checks allowed per client address per 60 s, HTTP and c2s together; then 429 / delayed failure.' },
+  pbkdf2_iterations: { kind: 'integer', default: 10000, min: 4096, max: 10000000, description: 'PBKDF2 iteration count for new and changed passwords (SCRAM, RFC 5802).' },
+  modules_enabled: { kind: 'string list', default: ['post_msg'], description: 'Optional modules to load on every virtual host (merged with each host\'s own list).' },
+  http_paths: { kind: 'path map', default: {}, description: 'Base path per HTTP app, e.g. `{ post_msg: /msg }` (a virtual host\'s own map wins).' },
+  plugin_paths: { kind: 'string list', default: [], description: 'Extra folders holding a plugin.json manifest each.' },
+};
+
+const VHOST_KEYS = new Set(['modules_enabled', 'http_paths']);
+
+/** What validation needs to know about modules: every manifest by id, and which are core (always loaded). */
+export interface ModuleCatalog {
+  manifests: ReadonlyMap<string, Manifest>;
+  core: ReadonlySet<string>;
+}
+
+const EMBEDDED_DEFAULT = { virtual_hosts: { localhost: {} }, http_default_host: 'localhost' };
+
+/** A config as read, before validation: what it came from and how to resolve its relative paths. */
+export interface RawConfig {
+  raw: unknown;
+  source: string;
+  baseDir: string;
+}
+
+/** Read a config file; a missing file at the default path means the embedded default. */
+export function readRawConfig(path: string, opts: { isDefaultPath: boolean }): RawConfig {
+  let text: string;
+  try {
+    text = readFileSync(path, 'utf8');
+  } catch (err) {
+    if (opts.isDefaultPath && (err as NodeJS.ErrnoException).code === 'ENOENT') {
+      return { raw: EMBEDDED_DEFAULT, source: '(embedded default)', baseDir: process.cwd() };
+    }
+    throw new HostError('HOST_ERR_CONFIG_UNREADABLE', `${path}: cannot read the config file (${(err as Error).message}).`);
+  }
+  try {
+    return { raw: parseYaml(text) ?? {}, source: path, baseDir: dirname(resolve(path)) };
+  } catch (err) {
+    throw new HostError('HOST_ERR_CONFIG_INVALID', `${path}: not valid YAML: ${(err as Error).message.split('\n')[0]}`);
+  }
+}
+
+/**
+ * The plugin folders a raw config names, resolved: needed before validation, since the modules
+ * found there decide which module names and option sections are valid.
+ */
+export function pluginPathsOf(config: RawConfig): string[] {
+  const paths = isPlainObject(config.raw) ? config.raw.plugin_paths : undefined;
+  if (!Array.isArray(paths)) return [];
+  return paths.filter((p): p is string => typeof p === 'string' && p.length > 0).map((p) => resolve(config.baseDir, p));
+}
+
+/** Read and validate a config file in one step (when the catalog is known already). */
+export function loadConfig(path: string, catalog: ModuleCatalog, opts: { isDefaultPath: boolean }): HostConfig {
+  const config = readRawConfig(path, opts);
+  return validateConfig(config.raw, catalog, config);
+}
+
+/** Validate a parsed config object; throws one HostError listing every problem, each naming file and key. */
+export function validateConfig(raw: unknown, catalog: ModuleCatalog, where: { source: string; baseDir: string }): HostConfig {
+  const problems: string[] = [];
+  const fail = (key: string, expected: string, got: unknown): void => {
+    problems.push(`${key}: expected ${expected}, got ${describe(got)}`);
+  };
+  if (!isPlainObject(raw)) {
+    throw new HostError('HOST_ERR_CONFIG_INVALID', `${where.source}: the top level must be a mapping of keys to values, got ${describe(raw)}.`);
+  }
+
+  const out: Record<string, unknown> = {};
+  for (const [key, spec] of Object.entries(HOST_KEYS)) {
+    out[key] = key in raw ? checkHostValue(key, raw[key], spec, fail) : structuredClone(spec.default);
+  }
+
+  const moduleOptions: Record<string, ModuleOptions> = {};
+  for (const [key, value] of Object.entries(raw)) {
+    if (key in HOST_KEYS || key === 'virtual_hosts') continue;
+    if (catalog.manifests.has(key)) {
+      moduleOptions[key] = checkModuleSection(key, key, value, catalog.manifests.get(key)!, fail);
+      continue;
+    }
+    problems.push(`${key}: unknown key${suggest(key, [...Object.keys(HOST_KEYS), 'virtual_hosts', ...catalog.manifests.keys()])}; the keys are listed in README.md (Configuration)`);
+  }
+
+  checkModuleNames('modules_enabled', out.modules_enabled as string[], catalog, problems);
+  checkPathMapNames('http_paths', out.http_paths as Record<string, string>, catalog, problems);
+
+  const vhosts: Record<string, VirtualHostConfig> = {};
+  const rawHosts = raw.virtual_hosts ?? EMBEDDED_DEFAULT.virtual_hosts;
+  if (!isPlainObject(rawHosts) || Object.keys(rawHosts).length === 0) {
+    fail('virtual_hosts', 'a mapping with at least one host name, e.g. { localhost: {} }', rawHosts);
+  } else {
+    for (const [name, value] of Object.entries(rawHosts)) {
+      const host = checkVirtualHost(name, value ?? {}, catalog, fail, problems);
+      if (host) vhosts[host.name] = host.config;
+    }
+  }
+
+  const defaultHost = out.http_default_host as string | undefined;
+  if (defaultHost !== undefined && Object.keys(vhosts).length > 0 && !(defaultHost.toLowerCase() in vhosts)) {
+    problems.push(`http_default_host: expected one of the virtual hosts (${Object.keys(vhosts).join(', ')}), got ${describe(defaultHost)}`);
+  }
+
+  if (problems.length > 0) {
+    const lines = problems.map((p) => `${where.source}: ${p}`);
+    throw new HostError('HOST_ERR_CONFIG_INVALID', lines.join('\n'));
+  }
+
+  const tls = out.tls as { cert: string; key: string } | undefined;
+  return deepFreeze({
+    ...(out as Omit<HostConfig, 'source' | 'virtual_hosts' | 'module_options'>),
+    source: where.source,
+    data_dir: resolve(where.baseDir, out.data_dir as string),
+    http_default_host: defaultHost?.toLowerCase(),
+    tls: tls && { cert: resolve(where.baseDir, tls.cert), key: resolve(where.baseDir, tls.key) },
+    plugin_paths: (out.plugin_paths as string[]).map((p) => resolve(where.baseDir, p)),
+    virtual_hosts: vhosts,
+    module_options: moduleOptions,
+  });
+}
+
+function checkVirtualHost(
+  name: string,
+  value: unknown,
+  catalog: ModuleCatalog,
+  fail: (key: string, expected: string, got: unknown) => void,
+  problems: string[],
+): { name: string; config: VirtualHostConfig } | undefined {
+  const prefix = `virtual_hosts.${name}`;
+  const parsed = parseJid(name);
+  if (!parsed.ok || parsed.jid.local !== null || parsed.jid.resource !== null) {
+    fail(prefix, 'a domain name such as localhost or example.org', name);
+    return undefined;
+  }
+  if (!isPlainObject(value)) {
+    fail(prefix, 'a mapping (use {} for a host with no settings of its own)', value);
+    return undefined;
+  }
+  let modules: string[] = [];
+  let paths: Record<string, string> = {};
+  const moduleOptions: Record<string, ModuleOptions> = {};
+  for (const [key, v] of Object.entries(value)) {
+    const keyPath = `${prefix}.${key}`;
+    if (key === 'modules_enabled') {
+      modules = checkHostValue(keyPath, v, HOST_KEYS.modules_enabled!, fail) as string[];
+      checkModuleNames(keyPath, modules, catalog, problems);
+    } else if (key === 'http_paths') {
+      paths = checkHostValue(keyPath, v, HOST_KEYS.http_paths!, fail) as Record<string, string>;
+      checkPathMapNames(keyPath, paths, catalog, problems);
+    } else if (catalog.manifests.has(key)) {
+      moduleOptions[key] = checkModuleSection(keyPath, key, v, catalog.manifests.get(key)!, fail);
+    } else {
+      const known = [...VHOST_KEYS, ...[...catalog.manifests.values()].filter((m) => m.options).map((m) => m.id)];
+      problems.push(`${keyPath}: unknown key${suggest(key, [...known, ...Object.keys(HOST_KEYS)])}; a virtual host takes ${known.join(', ')}`);
+    }
+  }
+  return { name: parsed.jid.domain, config: { modules_enabled: modules ?? [], http_paths: paths ?? {}, module_options: moduleOptions } };
+}
+
+function checkModuleNames(key: string, names: string[] | undefined, catalog: ModuleCatalog, problems: string[]): void {
+  for (const name of names ?? []) {
+    if (!catalog.manifests.has(name)) {
+      problems.push(`${key}: unknown module ${JSON.stringify(name)}; known modules are ${[...catalog.manifests.keys()].join(', ')}`);
+    }
+  }
+}
+
+function checkPathMapNames(key: string, paths: Record<string, string> | undefined, catalog: ModuleCatalog, problems: string[]): void {
+  for (const name of Object.keys(paths ?? {})) {
+    if (!catalog.manifests.has(name)) problems.push(`${key}.${name}: unknown module ${JSON.stringify(name)}`);
+  }
+}
+
+function checkHostValue(key: string, value: unknown, spec: HostKey, fail: (key: string, expected: string, got: unknown) => void): unknown {
+  switch (spec.kind) {
+    case 'string':
+      if (typeof value === 'string' && value.length > 0) return value;
+      return fail(key, 'a non-empty string', value);
+    case 'boolean':
+      if (typeof value === 'boolean') return value;
+      return fail(key, 'true or false', value);
+    case 'log level':
+      if (typeof value === 'string' && (LOG_LEVELS as readonly string[]).includes(value)) return value;
+      return fail(key, `one of ${LOG_LEVELS.join(', ')}`, value);
+    case 'integer': {
+      const { min = -Infinity, max = Infinity } = spec;
+      if (Number.isInteger(value) && (value as number) >= min && (value as number) <= max) return value;
+      return fail(key, `an integer from ${min} to ${max}`, value);
+    }
+    case 'port list':
+      if (Array.isArray(value) && value.every((p) => Number.isInteger(p) && p >= 0 && p <= 65535)) return value;
+      return fail(key, 'a list of port numbers from 0 to 65535, e.g. [5280]', value);
+    case 'string list':
+      if (Array.isArray(value) && value.every((s) => typeof s === 'string' && s.length > 0)) return value;
+      return fail(key, 'a list of strings', value);
+    case 'path map':
+      if (isPlainObject(value) && Object.values(value).every(isHttpPath)) {
+        return Object.fromEntries(Object.entries(value).map(([k, v]) => [k, normaliseHttpPath(v as string)]));
+      }
+      return fail(key, 'a mapping of module names to paths that start with "/", e.g. { post_msg: /msg }', value);
+    case 'tls':
+      if (isPlainObject(value) && typeof value.cert === 'string' && typeof value.key === 'string' && Object.keys(value).length === 2) return value;
+      return fail(key, 'a mapping { cert: path, key: path } of PEM files', value);
+  }
+}
+
+function checkModuleSection(
+  key: string,
+  moduleId: string,
+  value: unknown,
+  manifest: Manifest,
+  fail: (key: string, expected: string, got: unknown) => void,
+): ModuleOptions {
+  const out: Record<string, OptionValue> = {};
+  const declared = manifest.options ?? {};
+  if (!isPlainObject(value)) {
+    fail(key, `a mapping of ${moduleId} options (${Object.keys(declared).join(', ') || 'none declared'})`, value);
+    return out;
+  }
+  for (const [name, v] of Object.entries(value)) {
+    const spec = declared[name];
+    if (!spec) {
+      fail(`${key}.${name}`, `one of the options of module ${moduleId} (${Object.keys(declared).join(', ') || 'none'})`, name);
+      continue;
+    }
+    const problem = checkOptionValue(spec, v);
+    if (problem) fail(`${key}.${name}`, `${problem} (module ${moduleId})`, v);
+    else out[name] = v as OptionValue;
+  }
+  return out;
+}
+
+/** undefined when the value fits the spec, else what was expected. */
+export function checkOptionValue(spec: OptionSpec, v: unknown): string | undefined {
+  const bounds = (): string => `${spec.min ?? '-∞'} to ${spec.max ?? '∞'}`;
+  const inBounds = (n: number): boolean => n >= (spec.min ?? -Infinity) && n <= (spec.max ?? Infinity);
+  switch (spec.type) {
+    case 'integer':
+      return Number.isInteger(v) && inBounds(v as number) ? undefined : `an integer from ${bounds()}`;
+    case 'number':
+      return typeof v === 'number' && Number.isFinite(v) && inBounds(v) ? undefined : `a number from ${bounds()}`;
+    case 'boolean':
+      return typeof v === 'boolean' ? undefined : 'true or false';
+    case 'string':
+      if (typeof v !== 'string') return 'a string';
+      return spec.enum && !spec.enum.includes(v) ? `one of ${spec.enum.join(', ')}` : undefined;
+    case 'string[]':
+      return Array.isArray(v) && v.every((s) => typeof s === 'string') ? undefined : 'a list of strings';
+  }
+}
+
+function isHttpPath(v: unknown): boolean {
+  return typeof v === 'string' && v.startsWith('/') && !/[\s?#]/.test(v);
+}
+
+/** `/msg/` and `/msg` are the same base path; `/` stays `/`. */
+export function normaliseHttpPath(path: string): string {
+  const trimmed = path.replace(/\/+$/, '');
+  return trimmed === '' ? '/' : trimmed;
+}
+
+/** ` (did you mean "x"?)` when a known key is within two edits of the unknown one. */
+function suggest(key: string, known: string[]): string {
+  let best: string | undefined;
+  let bestDistance = 3;
+  for (const candidate of known) {
+    const d = editDistance(key.toLowerCase(), candidate);
+    if (d < bestDistance) [best, bestDistance] = [candidate, d];
+  }
+  return best ? ` (did you mean ${JSON.stringify(best)}?)` : '';
+}
+
+function editDistance(a: string, b: string): number {
+  let previous = Array.from({ length: b.length + 1 }, (_, i) => i);
+  for (let i = 1; i <= a.length; i++) {
+    const current = [i];
+    for (let j = 1; j <= b.length; j++) {
+      current[j] = Math.min(previous[j]! + 1, current[j - 1]! + 1, previous[j - 1]! + (a[i - 1] === b[j - 1] ? 0 : 1));
+    }
+    previous = current;
+  }
+  return previous[b.length]!;
+}
+
+function describe(v: unknown): string {
+  if (v === undefined) return 'nothing';
+  if (v === null) return 'null (an empty value)';
+  if (Array.isArray(v)) return `a list ${JSON.stringify(v)}`;
+  if (isPlainObject(v)) return 'a mapping';
+  return `${typeof v} ${JSON.stringify(v)}`;
+}
+
+export function isPlainObject(v: unknown): v is Record<string, unknown> {
+  return typeof v === 'object' && v !== null && !Array.isArray(v);
+}
+
+function deepFreeze<T>(value: T): T {
+  if (typeof value === 'object' && value !== null && !Object.isFrozen(value)) {
+    Object.freeze(value);
+    for (const child of Object.values(value)) deepFreeze(child);
+  }
+  return value;
+}

@@ -1,0 +1,223 @@
+// HTTP server for modules' apps, after Prosody's net/http/server.lua and mod_http: one koa app,
+// apps mounted per virtual host under their base path, looked up in a Map so an app can be removed.
+
+import { createServer as createHttpServer, type Server as HttpServer } from 'node:http';
+import { createServer as createHttpsServer } from 'node:https';
+import Koa, { type Context, type Middleware, type Next } from 'koa';
+import type Router from 'koa-router';
+import type { Logger } from 'pino';
+import { HostError } from '../util/errors.js';
+import { sendProblem } from '../util/problem.js';
+import type { HttpLogState } from '../api.js';
+import { turnEnd } from '../net/end-of-turn.js';
+
+interface MountedApp {
+  module: string;
+  basePath: string;
+  middleware: Middleware;
+}
+
+/** host → module → app. */
+export class HttpApps {
+  private readonly apps = new Map<string, Map<string, MountedApp>>();
+
+  constructor(private readonly defaultHost: () => string | undefined) {}
+
+  mount(host: string, module: string, basePath: string, router: Router): () => void {
+    let hostApps = this.apps.get(host);
+    if (!hostApps) this.apps.set(host, (hostApps = new Map()));
+    for (const other of hostApps.values()) {
+      if (other.basePath === basePath) {
+        throw new HostError('HOST_ERR_HTTP_PATH_TAKEN', `${host}: HTTP path ${basePath} of module ${module} is already used by ${other.module}; move one with http_paths.`);
+      }
+    }
+    if (basePath !== '/') router.prefix(basePath);
+    const app: MountedApp = { module, basePath, middleware: router.routes() as unknown as Middleware };
+    hostApps.set(module, app);
+    return () => {
+      if (hostApps.get(module) === app) hostApps.delete(module);
+    };
+  }
+
+  count(): number {
+    let n = 0;
+    for (const hostApps of this.apps.values()) n += hostApps.size;
+    return n;
+  }
+
+  /**
+   * The app for a request: the virtual host named by Host (port ignored, case-insensitive), else
+   * http_default_host, else the only host that has an app at this path.
+   */
+  find(hostHeader: string, path: string): { host: string; app: MountedApp } | undefined {
+    const named = hostName(hostHeader);
+    const host = this.apps.has(named) ? named : this.defaultHost();
+    if (host !== undefined) {
+      const app = this.match(host, path);
+      return app && { host, app };
+    }
+    const candidates = [...this.apps.keys()].flatMap((h) => {
+      const app = this.match(h, path);
+      return app ? [{ host: h, app }] : [];
+    });
+    return candidates.length === 1 ? candidates[0] : undefined;
+  }
+
+  private match(host: string, path: string): MountedApp | undefined {
+    let best: MountedApp | undefined;
+    for (const app of this.apps.get(host)?.values() ?? []) {
+      const base = app.basePath;
+      const isUnder = base === '/' || path === base || path.startsWith(`${base}/`);
+      if (isUnder && (!best || base.length > best.basePath.length)) best = app;
+    }
+    return best;
+  }
+}
+
+/** `Example.org:5280` → `example.org`; `[::1]:5280` → `[::1]`. */
+export function hostName(header: string): string {
+  const h = header.trim().toLowerCase();
+  if (h.startsWith('[')) return h.slice(0, h.indexOf(']') + 1);
+  const colon = h.indexOf(':');
+  return colon === -1 ? h : h.slice(0, colon);
+}
+
+/** The koa app: answers at the end of the turn, request log line, error boundary, dispatch to the mounted apps. */
+export function createHttpApp(apps: HttpApps, log: Logger): Koa {
+  const app = new Koa();
+  app.proxy = false;
+  // Koa's default handler prints errors to stderr; ours are logged with their module instead.
+  app.silent = true;
+  app.use(answerAtEndOfTurn);
+  app.use(requestLog(log));
+  app.use(dispatch(apps, log));
+  return app;
+}
+
+/**
+ * Koa writes the answer when the middleware is done; holding it to the end of the event-loop turn sends the answers
+ * of every request handled in the turn back to back, after the client streams the turn wrote to. Under load a
+ * client on the same machine (a reverse proxy, a load generator) is then woken once for all of them instead of once
+ * each, and the next turn finds their next requests together: ~40 % less CPU per answer at the same rate
+ * (BENCHMARKS.md). A request on its own (requests come one at a time), and one that finishes after its turn's end
+ * (a message stored on disk in the check phase), is answered at once.
+ */
+async function answerAtEndOfTurn(_ctx: Context, next: Next): Promise<void> {
+  const begun = turnEnd.begin();
+  await next();
+  await turnEnd.wait(begun);
+}
+
+function requestLog(log: Logger): Middleware {
+  // The line is flat (only strings and numbers, see logged), so the logger's wildcard redaction paths
+  // (`*.password`, ...) can never match in it, and running them cost 5 µs per line; the top-level ones stay.
+  const lineLog = log.child({}, { redact: { paths: ['password', 'authorization'], censor: '[redacted]' } });
+  // At log_level warn and above the line is never written: pass straight on, not even through an async
+  // function (each one costs the request a promise and microtask turns).
+  return (ctx, next) => (log.isLevelEnabled('info') ? logged(lineLog, ctx, next) : next());
+}
+
+async function logged(log: Logger, ctx: Context, next: Next): Promise<void> {
+  const started = performance.now();
+  try {
+    await next();
+  } finally {
+    const state = ctx.state as HttpLogState;
+    const ms = performance.now() - started;
+    const line: Record<string, string | number | undefined> = {
+      method: ctx.method,
+      path: ctx.path,
+      status: ctx.status,
+      ms: Math.round(ms * 100) / 100,
+      account: state.account,
+    };
+    for (const [key, value] of Object.entries(state.log ?? {})) {
+      if (typeof value === 'string' || typeof value === 'number') line[key] = value;
+    }
+    log.info(line, 'http request');
+  }
+}
+
+function dispatch(apps: HttpApps, log: Logger): Middleware {
+  return async (ctx: Context, next) => {
+    const found = apps.find(ctx.get('host'), ctx.path);
+    if (!found) {
+      sendProblem(ctx, { status: 404, detail: `Nothing is served at ${ctx.path} on this host; check the URL and the http_paths setting.` });
+      return;
+    }
+    try {
+      await found.app.middleware(ctx, next);
+    } catch (err) {
+      log.error({ err, module: found.app.module, host: found.host }, 'HTTP handler failed');
+      if (!ctx.headerSent) sendProblem(ctx, { status: 500, detail: 'The server failed to handle this request; the cause is in the server log.' });
+      return;
+    }
+    if (ctx.status === 404 && ctx.body == null) {
+      sendProblem(ctx, { status: 404, detail: `Nothing is served at ${ctx.path}; check the URL.` });
+    }
+  };
+}
+
+export interface Listener {
+  kind: 'http' | 'https';
+  address: string;
+  port: number;
+  server: HttpServer;
+}
+
+/** Listen on every interface × port; a taken port is a clear error naming it. */
+export async function listenHttp(
+  app: Koa,
+  opts: { interfaces: readonly string[]; httpPorts: readonly number[]; httpsPorts: readonly number[]; tls?: { key: string; cert: string } },
+): Promise<Listener[]> {
+  const listeners: Listener[] = [];
+  const callback = app.callback();
+  try {
+    for (const address of opts.interfaces) {
+      for (const port of opts.httpPorts) listeners.push(await listenOne('http', createHttpServer(callback), address, port));
+      for (const port of opts.httpsPorts) {
+        const server = createHttpsServer({ key: opts.tls!.key, cert: opts.tls!.cert, minVersion: 'TLSv1.2' }, callback);
+        listeners.push(await listenOne('https', server, address, port));
+      }
+    }
+  } catch (err) {
+    await closeListeners(listeners);
+    throw err;
+  }
+  return listeners;
+}
+
+function listenOne(kind: 'http' | 'https', server: HttpServer, address: string, port: number): Promise<Listener> {
+  return new Promise((resolve, reject) => {
+    server.once('error', (err: NodeJS.ErrnoException) => {
+      const what = `${kind} port ${port} on ${address}`;
+      if (err.code === 'EADDRINUSE') {
+        reject(new HostError('HOST_ERR_PORT_IN_USE', `${what} is already in use; stop the other program or change ${kind}_ports.`));
+      } else {
+        reject(new HostError('HOST_ERR_PORT_IN_USE', `cannot listen on ${what}: ${err.message}.`, { cause: err }));
+      }
+    });
+    server.listen(port, address, () => {
+      const bound = server.address();
+      resolve({ kind, address, port: typeof bound === 'object' && bound ? bound.port : port, server });
+    });
+  });
+}
+
+/** Stop accepting, end idle keep-alive connections, give busy ones a moment, then cut them. */
+export async function closeListeners(listeners: Listener[], graceMs = 2000): Promise<void> {
+  await Promise.all(
+    listeners.map(
+      ({ server }) =>
+        new Promise<void>((resolve) => {
+          const timer = setTimeout(() => server.closeAllConnections(), graceMs);
+          timer.unref();
+          server.close(() => {
+            clearTimeout(timer);
+            resolve();
+          });
+          server.closeIdleConnections();
+        }),
+    ),
+  );
+}

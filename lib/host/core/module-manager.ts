@@ -1,0 +1,311 @@
+// Modules: discovery (core modules + plugin.json manifests), dependency order, load(module) once per
+// virtual host, and a record of every registration so unloading removes it all (Prosody's core/modulemanager.lua).
+
+import { readFileSync, existsSync } from 'node:fs';
+import { join } from 'node:path';
+import { fileURLToPath, pathToFileURL } from 'node:url';
+import type { Logger } from 'pino';
+import type Router from 'koa-router';
+import { HostError } from '../util/errors.js';
+import { EventBus } from './events.js';
+import type { HostConfig, ModuleCatalog, ModuleOptions } from './config.js';
+import { checkOptionValue, normaliseHttpPath } from './config.js';
+import type {
+  EventHandler,
+  HostEvents,
+  KeyValueStore,
+  ListStore,
+  Manifest,
+  ModuleApi,
+  ModuleDefinition,
+  OptionValue,
+  Origin,
+  Outcome,
+  Provides,
+  SessionRegistry,
+  Stanza,
+  StanzaEvent,
+  UsersApi,
+} from '../api.js';
+import { parseJid } from '../util/jid.js';
+
+/** The folder holding lib/ (the repo root under tsx, dist/ when compiled): plugin `main` paths start here. */
+export const CODE_ROOT = fileURLToPath(new URL('../../../', import.meta.url));
+
+interface CatalogEntry {
+  manifest: Manifest;
+  isCore: boolean;
+  resolve(): Promise<ModuleDefinition['load']>;
+}
+
+export interface Catalog extends ModuleCatalog {
+  entries: ReadonlyMap<string, CatalogEntry>;
+}
+
+/** Every module this server could load: the bundled ones and each plugin.json found in the plugin paths. */
+export function discoverModules(bundled: readonly ModuleDefinition[], pluginPaths: readonly string[] = []): Catalog {
+  const entries = new Map<string, CatalogEntry>();
+  for (const def of bundled) {
+    entries.set(def.manifest.id, { manifest: def.manifest, isCore: true, resolve: async () => def.load });
+  }
+  for (const dir of [CODE_ROOT, ...pluginPaths]) {
+    const file = join(dir, 'plugin.json');
+    if (!existsSync(file)) continue;
+    const manifest = readManifest(file);
+    if (entries.has(manifest.id)) {
+      throw new HostError('HOST_ERR_MODULE_LOAD', `${file}: module id ${JSON.stringify(manifest.id)} is already taken by another module.`);
+    }
+    entries.set(manifest.id, { manifest, isCore: false, resolve: () => importPlugin(dir, manifest, file) });
+  }
+  return {
+    entries,
+    manifests: new Map([...entries].map(([id, e]) => [id, e.manifest])),
+    core: new Set([...entries].filter(([, e]) => e.isCore).map(([id]) => id)),
+  };
+}
+
+function readManifest(file: string): Manifest {
+  let manifest: Manifest;
+  try {
+    manifest = JSON.parse(readFileSync(file, 'utf8')) as Manifest;
+  } catch (err) {
+    throw new HostError('HOST_ERR_MODULE_LOAD', `${file}: cannot read the manifest (${(err as Error).message}).`);
+  }
+  if (typeof manifest.id !== 'string' || typeof manifest.main !== 'string') {
+    throw new HostError('HOST_ERR_MODULE_LOAD', `${file}: a manifest needs "id" and "main" strings.`);
+  }
+  for (const [key, spec] of Object.entries(manifest.options ?? {})) {
+    const problem = checkOptionValue(spec, spec.default);
+    if (problem) throw new HostError('HOST_ERR_MODULE_LOAD', `${file}: option ${key} has a default that is not ${problem}.`);
+  }
+  return manifest;
+}
+
+async function importPlugin(dir: string, manifest: Manifest, file: string): Promise<ModuleDefinition['load']> {
+  const url = pathToFileURL(join(dir, manifest.main!)).href;
+  let mod: { load?: unknown };
+  try {
+    mod = (await import(url)) as { load?: unknown };
+  } catch (err) {
+    throw new HostError('HOST_ERR_MODULE_LOAD', `${file}: cannot import ${manifest.main} (${(err as Error).message}).`, { cause: err });
+  }
+  if (typeof mod.load !== 'function') throw new HostError('HOST_ERR_MODULE_LOAD', `${file}: ${manifest.main} does not export load(module).`);
+  return mod.load as ModuleDefinition['load'];
+}
+
+/** Order modules so each comes after its dependencies; missing or cyclic dependencies are load errors. */
+export function dependencyOrder(ids: Iterable<string>, manifests: ReadonlyMap<string, Manifest>): string[] {
+  const order: string[] = [];
+  const state = new Map<string, 'visiting' | 'done'>();
+  const visit = (id: string, path: string[]): void => {
+    if (state.get(id) === 'done') return;
+    if (state.get(id) === 'visiting') {
+      throw new HostError('HOST_ERR_MODULE_DEPENDENCY', `modules depend on each other in a cycle: ${[...path, id].join(' → ')}.`);
+    }
+    const manifest = manifests.get(id);
+    if (!manifest) {
+      const by = path.at(-1);
+      throw new HostError('HOST_ERR_MODULE_DEPENDENCY', by ? `module ${by} depends on ${id}, which is not installed.` : `unknown module ${id}.`);
+    }
+    state.set(id, 'visiting');
+    for (const dep of manifest.depends ?? []) visit(dep, [...path, id]);
+    state.set(id, 'done');
+    order.push(id);
+  };
+  for (const id of ids) visit(id, []);
+  return order;
+}
+
+/** What the module manager needs from the rest of the server. */
+export interface ModuleHostServices {
+  config: HostConfig;
+  log: Logger;
+  users: UsersApi;
+  sessions: SessionRegistry;
+  globalBus: EventBus<unknown>;
+  bus(host: string): EventBus<StanzaEvent>;
+  route(stanza: Stanza, origin: Origin): Promise<unknown>;
+  openStore<T>(host: string, name: string): KeyValueStore<T>;
+  openListStore(host: string, name: string): ListStore;
+  /** Mount an HTTP app; returns a function that unmounts it. */
+  mountHttp(host: string, module: string, basePath: string, router: Router): () => void;
+}
+
+interface LoadedModule {
+  api: ModuleApi;
+  cleanups: Array<() => void | Promise<void>>;
+}
+
+export class ModuleManager {
+  /** host → module id → loaded instance. */
+  private readonly loaded = new Map<string, Map<string, LoadedModule>>();
+  /** host → kind → feature → count (several modules may provide one feature). */
+  private readonly features = new Map<string, { server: Map<string, number>; account: Map<string, number> }>();
+
+  constructor(private readonly catalog: Catalog, private readonly services: ModuleHostServices) {}
+
+  /** The modules enabled on a host: core, then the global list, then the host's own, in dependency order. */
+  enabledOn(host: string): string[] {
+    const { config } = this.services;
+    const own = config.virtual_hosts[host]?.modules_enabled ?? [];
+    const wanted = new Set([...this.catalog.core, ...config.modules_enabled, ...own]);
+    return dependencyOrder(wanted, this.catalog.manifests);
+  }
+
+  async loadAll(): Promise<void> {
+    for (const host of Object.keys(this.services.config.virtual_hosts)) {
+      for (const id of this.enabledOn(host)) await this.load(host, id);
+    }
+  }
+
+  /** The API instance of a loaded module on a host. */
+  apiOf(host: string, id: string): ModuleApi | undefined {
+    return this.loaded.get(host)?.get(id)?.api;
+  }
+
+  isLoaded(host: string, id: string): boolean {
+    return this.loaded.get(host)?.has(id) ?? false;
+  }
+
+  async load(host: string, id: string): Promise<ModuleApi> {
+    const entry = this.catalog.entries.get(id);
+    if (!entry) throw new HostError('HOST_ERR_MODULE_UNKNOWN', `unknown module ${JSON.stringify(id)}.`);
+    if (this.isLoaded(host, id)) throw new HostError('HOST_ERR_MODULE_LOAD', `module ${id} is already loaded on ${host}.`);
+    for (const dep of entry.manifest.depends ?? []) {
+      if (!this.isLoaded(host, dep)) throw new HostError('HOST_ERR_MODULE_DEPENDENCY', `module ${id} needs ${dep}, which is not loaded on ${host}.`);
+    }
+    const instance: LoadedModule = { api: undefined as unknown as ModuleApi, cleanups: [] };
+    instance.api = this.createApi(host, entry.manifest, instance);
+    let hostModules = this.loaded.get(host);
+    if (!hostModules) this.loaded.set(host, (hostModules = new Map()));
+    hostModules.set(id, instance);
+    try {
+      const load = await entry.resolve();
+      await load(instance.api);
+    } catch (err) {
+      await this.unload(host, id);
+      if (err instanceof HostError) throw err;
+      throw new HostError('HOST_ERR_MODULE_LOAD', `module ${id} failed to load on ${host}: ${(err as Error).message}`, { cause: err });
+    }
+    instance.api.log.debug('module loaded');
+    return instance.api;
+  }
+
+  /** Run the module's onUnload handlers (last registered first), then remove every hook, route and feature. */
+  async unload(host: string, id: string): Promise<void> {
+    const instance = this.loaded.get(host)?.get(id);
+    if (!instance) return;
+    this.loaded.get(host)!.delete(id);
+    for (const cleanup of instance.cleanups.reverse()) {
+      try {
+        await cleanup();
+      } catch (err) {
+        instance.api.log.error({ err }, 'error while unloading');
+      }
+    }
+  }
+
+  async unloadAll(): Promise<void> {
+    for (const [host, modules] of this.loaded) {
+      for (const id of [...modules.keys()].reverse()) await this.unload(host, id);
+    }
+  }
+
+  discoFeatures(host: string, kind: 'server' | 'account'): string[] {
+    return [...(this.features.get(host)?.[kind].keys() ?? [])].sort();
+  }
+
+  private createApi(host: string, manifest: Manifest, instance: LoadedModule): ModuleApi {
+    const { services } = this;
+    const name = manifest.id;
+    const options = resolveOptions(services.config, host, manifest);
+    const track = (cleanup: () => void | Promise<void>): void => {
+      instance.cleanups.push(cleanup);
+    };
+    const isLocalHost = (domain: string): boolean => domain in services.config.virtual_hosts;
+
+    const api: ModuleApi = {
+      name,
+      host,
+      log: services.log.child({ host, module: name }),
+      options,
+      option<T extends OptionValue = OptionValue>(key: string): T {
+        if (!(key in options)) {
+          throw new HostError('HOST_ERR_OPTION_UNKNOWN', `module ${name} reads option ${JSON.stringify(key)}, which its manifest does not declare.`);
+        }
+        return options[key] as T;
+      },
+      setting: (key: string): unknown => (services.config as unknown as Record<string, unknown>)[key],
+      provides: <K extends keyof Provides>(kind: K, item: Provides[K]): string => {
+        if (kind === 'http') {
+          const app = item as Provides['http'];
+          const basePath = resolveHttpPath(services.config, host, name, app.defaultPath);
+          track(services.mountHttp(host, name, basePath, app.router));
+          return basePath;
+        }
+        if (kind === 'disco_feature' || kind === 'account_disco_feature') {
+          track(this.addFeature(host, kind === 'disco_feature' ? 'server' : 'account', item as string));
+          return item as string;
+        }
+        throw new HostError('HOST_ERR_PROVIDES_UNKNOWN', `module ${name} provides ${JSON.stringify(kind)}, which the host does not know.`);
+      },
+      users: services.users,
+      sessions: services.sessions,
+      isLocalHost,
+      send: async (stanza: Stanza): Promise<Outcome> => {
+        const from = stanza.attrs.from ? parseJid(stanza.attrs.from) : undefined;
+        const isAccount = from?.ok === true && from.jid.local !== null && isLocalHost(from.jid.domain);
+        const origin: Origin = isAccount
+          ? { type: 'local', host: from.jid.domain, jid: from.jid.full }
+          : { type: 'host', host };
+        const result = await services.route(stanza, origin);
+        if (result === 'delivered' || result === 'stored' || result === 'discarded') return result;
+        return result === undefined ? 'discarded' : 'delivered';
+      },
+      route: (stanza, origin) => services.route(stanza, origin),
+      hook: (event: string, handler: EventHandler, priority = 0): void => {
+        track(services.bus(host).add(event, handler as (e: StanzaEvent) => unknown, priority, name));
+      },
+      hookGlobal: <K extends keyof HostEvents>(event: K, handler: (payload: HostEvents[K]) => unknown, priority = 0): void => {
+        track(services.globalBus.add(event, handler as (p: unknown) => unknown, priority, name));
+      },
+      fireGlobal: async <K extends keyof HostEvents>(event: K, payload: HostEvents[K]): Promise<void> => {
+        await services.globalBus.fire(event, payload);
+      },
+      openStore: <T>(store: string) => services.openStore<T>(host, store),
+      openListStore: (store: string) => services.openListStore(host, store),
+      discoFeatures: (kind) => this.discoFeatures(host, kind),
+      onUnload: (fn) => track(fn),
+    };
+    return Object.freeze(api);
+  }
+
+  private addFeature(host: string, kind: 'server' | 'account', feature: string): () => void {
+    let byKind = this.features.get(host);
+    if (!byKind) this.features.set(host, (byKind = { server: new Map(), account: new Map() }));
+    const counts = byKind[kind];
+    counts.set(feature, (counts.get(feature) ?? 0) + 1);
+    return () => {
+      const n = (counts.get(feature) ?? 1) - 1;
+      if (n <= 0) counts.delete(feature);
+      else counts.set(feature, n);
+    };
+  }
+}
+
+/** host setting > global setting > manifest default; frozen. */
+export function resolveOptions(config: HostConfig, host: string, manifest: Manifest): ModuleOptions {
+  const out: Record<string, OptionValue> = {};
+  const globalSection = config.module_options[manifest.id] ?? {};
+  const hostSection = config.virtual_hosts[host]?.module_options[manifest.id] ?? {};
+  for (const [key, spec] of Object.entries(manifest.options ?? {})) {
+    out[key] = hostSection[key] ?? globalSection[key] ?? spec.default;
+  }
+  return Object.freeze(out);
+}
+
+/** `http_paths` of the virtual host, then the global one, then the app's default (Prosody's mod_http). */
+export function resolveHttpPath(config: HostConfig, host: string, module: string, defaultPath: string): string {
+  const path = config.virtual_hosts[host]?.http_paths[module] ?? config.http_paths[module] ?? defaultPath;
+  return normaliseHttpPath(path);
+}

@@ -1,0 +1,547 @@
+// One client connection through its stream stages (RFC 6120 §4-§7): header, STARTTLS, SASL, bind, then stanzas.
+// Corresponds to Prosody's plugins/mod_c2s.lua with the stream-feature parts of mod_tls, mod_saslauth and mod_bind.
+
+import { randomBytes, randomUUID } from 'node:crypto';
+import type { Socket } from 'node:net';
+import { TLSSocket, type SecureContext } from 'node:tls';
+import { xml, type Element } from '@xmpp/xml';
+import type { Logger } from 'pino';
+import { parseJid } from '../../util/jid.js';
+import { serialize } from '../../util/serialize.js';
+import { turnEnd } from '../../net/end-of-turn.js';
+import type { ClientSession, ModuleApi, Origin, Stanza } from '../../api.js';
+import type { PresenceControl } from '../presence-state.js';
+import { NS_BIND, NS_CLIENT, NS_ROSTER_VER, NS_SASL, NS_SESSION, NS_STANZAS, NS_STREAM, NS_TLS } from '../../util/xmpp-stream/namespaces.js';
+import { SaslNegotiation, offeredMechanisms } from '../../util/sasl/sasl.js';
+import { StreamParser } from '../../util/xmpp-stream/stream-parser.js';
+import { STREAM_CLOSE, streamError, streamHeader, type StreamErrorCondition } from '../../util/xmpp-stream/stream-errors.js';
+import type { GuardFailure } from '../../util/xmpp-stream/xml-guard.js';
+
+export interface C2sSettings {
+  c2s_ports: readonly number[];
+  c2s_direct_tls_ports: readonly number[];
+  c2s_interfaces: readonly string[];
+  c2s_require_encryption: boolean;
+  c2s_stanza_size_limit: number;
+  c2s_timeout: number;
+}
+
+/** What every session shares: settings, TLS, the per-host APIs. */
+export interface SessionContext {
+  settings: C2sSettings;
+  secureContext: SecureContext;
+  log: Logger;
+  hostApi(domain: string): ModuleApi | undefined;
+  /** Secret for SCRAM decoy credentials of unknown users (stable for the process). */
+  decoySecret: Buffer;
+  onClosed(session: C2sSession): void;
+}
+
+type QueueItem =
+  | { kind: 'start'; header: Element; generation: number }
+  | { kind: 'element'; el: Element; generation: number }
+  | { kind: 'end'; generation: number }
+  | { kind: 'error'; failure: GuardFailure; generation: number };
+
+/** Pause reading when this many parsed elements wait: a flooding client is slowed, not buffered. */
+const MAX_QUEUED = 64;
+/** After our `</stream:stream>`, wait this long for the peer's before dropping the TCP connection. */
+const CLOSE_GRACE_MS = 3_000;
+/** A client that does not read its stanzas: close it rather than buffer without bound. */
+const MAX_WRITE_BUFFER = 8 * 1024 * 1024;
+
+const STANZA_KINDS = new Set(['message', 'presence', 'iq']);
+const IQ_TYPES = new Set(['get', 'set', 'result', 'error']);
+
+/** The throttle key: the socket's address exactly as HTTP sees it (Koa's request.ip), so failures add up. */
+function clientAddress(address: string | undefined): string {
+  return address ?? 'unknown';
+}
+
+export class C2sSession implements ClientSession, PresenceControl {
+  readonly id = randomUUID();
+  readonly address: string;
+  private readonly log: Logger;
+  private socket: Socket;
+  private isSecureNow: boolean;
+  private parser: StreamParser;
+  private generation = 0;
+  private readonly queue: QueueItem[] = [];
+  private isDraining = false;
+  private isPaused = false;
+  private isHeaderSent = false;
+  private isClosedNow = false;
+  private timeout: NodeJS.Timeout | undefined;
+  private closeTimer: NodeJS.Timeout | undefined;
+  private sasl: SaslNegotiation | undefined;
+  private api: ModuleApi | undefined;
+  private origin: Origin | undefined;
+  private domain = '';
+  private account = '';
+  /** The account's SCRAM-SHA-256 StoredKey when this stream authenticated: a new password changes it. */
+  private credential: Buffer | undefined;
+  private resource = '';
+  private available = false;
+  private currentPriority = 0;
+  private last: Stanza | undefined;
+  /** Deliveries of this turn are being gathered (the socket is corked until the end of the turn). */
+  private isCorked = false;
+  private readonly closed: Promise<void>;
+  private resolveClosed!: () => void;
+
+  constructor(socket: Socket, isSecure: boolean, private readonly ctx: SessionContext) {
+    this.socket = socket;
+    this.isSecureNow = isSecure;
+    this.address = clientAddress(socket.remoteAddress);
+    this.log = ctx.log.child({ session: this.id.slice(0, 8), address: this.address });
+    this.closed = new Promise((r) => (this.resolveClosed = r));
+    this.parser = this.newParser();
+    this.attach(socket);
+    socket.on('close', () => this.onSocketClosed());
+    socket.setNoDelay(true);
+    // RFC 6120 §4.6.1 lets a server close streams that stay idle; Prosody's c2s_timeout does it until auth.
+    this.timeout = setTimeout(() => this.close('connection-timeout', 'Not authenticated in time.'), ctx.settings.c2s_timeout * 1000);
+    this.timeout.unref();
+    this.log.debug({ isSecure }, 'client connected');
+  }
+
+  // --- ClientSession -------------------------------------------------------------------------------
+
+  get full(): string {
+    return this.resource ? `${this.account}/${this.resource}` : '';
+  }
+
+  get bare(): string {
+    return this.account;
+  }
+
+  get host(): string {
+    return this.domain;
+  }
+
+  get isAvailable(): boolean {
+    return this.available;
+  }
+
+  get priority(): number {
+    return this.currentPriority;
+  }
+
+  get isSecure(): boolean {
+    return this.isSecureNow;
+  }
+
+  get isClosed(): boolean {
+    return this.isClosedNow;
+  }
+
+  get lastPresence(): Stanza | undefined {
+    return this.last;
+  }
+
+  setPresence(isAvailable: boolean, priority: number, presence: Stanza | undefined): void {
+    this.available = isAvailable;
+    this.currentPriority = priority;
+    this.last = isAvailable ? presence : undefined;
+  }
+
+  deliver(stanza: Stanza): void {
+    if (this.isClosedNow) return;
+    if (this.socket.writableLength > MAX_WRITE_BUFFER) {
+      this.close('policy-violation', 'Not reading fast enough.');
+      return;
+    }
+    this.corkForTurn();
+    this.write(serialize(stanza));
+  }
+
+  /** Close the stream: header if none was sent yet, the error if any, `</stream:stream>`, then the TCP connection. */
+  close(condition?: string, text?: string): void {
+    if (this.isClosedNow) return;
+    this.isClosedNow = true;
+    this.parser.stop();
+    this.queue.length = 0;
+    this.clearTimeout();
+    if (!this.isHeaderSent) this.sendHeader();
+    if (condition) this.write(streamError(condition as StreamErrorCondition, text).toString());
+    this.write(STREAM_CLOSE);
+    this.log.debug({ condition }, 'closing stream');
+    this.socket.end();
+    this.closeTimer = setTimeout(() => this.socket.destroy(), CLOSE_GRACE_MS);
+    this.closeTimer.unref();
+    this.unregister();
+  }
+
+  /**
+   * Close an authenticated stream whose account was deleted or got a new password since it authenticated, as
+   * Prosody's mod_c2s does on user-deleted and user-password-changed. Nothing for a stream not authenticated.
+   */
+  async recheckAccount(): Promise<void> {
+    if (!this.account || this.isClosedNow) return;
+    const current = await this.api!.users.scramCredentials(this.account, 'sha256');
+    if (this.isClosedNow) return;
+    if (!current) {
+      this.log.info({ jid: this.account }, 'account deleted: closing its stream');
+      this.close('not-authorized', 'The account was deleted.');
+    } else if (!this.credential || !current.storedKey.equals(this.credential)) {
+      this.log.info({ jid: this.account }, 'password changed: closing the stream');
+      this.close('reset', 'The password was changed; log in again with the new one.');
+    }
+  }
+
+  /** Drop the connection now (shutdown, after the grace period). */
+  destroy(): void {
+    this.socket.destroy();
+  }
+
+  /** Resolves once the TCP connection is gone (shutdown waits for it). */
+  whenClosed(): Promise<void> {
+    return this.closed;
+  }
+
+  // --- transport -----------------------------------------------------------------------------------
+
+  private attach(socket: Socket): void {
+    socket.on('data', (chunk: Buffer) => this.parser.write(chunk));
+    socket.on('error', (err) => this.log.debug({ err: err.message }, 'socket error'));
+  }
+
+  /**
+   * Under load, stanzas delivered during one turn leave in one write at its end (end-of-turn.ts), before the HTTP
+   * answers of the turn; close() uncorks at once (socket.end() does).
+   */
+  private corkForTurn(): void {
+    if (this.isCorked || this.socket.destroyed || !turnEnd.isGathering()) return;
+    this.isCorked = true;
+    const socket = this.socket;
+    socket.cork();
+    turnEnd.defer(() => {
+      this.isCorked = false;
+      socket.uncork();
+    });
+  }
+
+  private write(text: string): void {
+    if (this.socket.destroyed || !this.socket.writable) return;
+    this.socket.write(text);
+  }
+
+  private newParser(): StreamParser {
+    const generation = ++this.generation;
+    return new StreamParser(this.ctx.settings.c2s_stanza_size_limit, {
+      onStreamStart: (header) => this.enqueue({ kind: 'start', header, generation }),
+      onElement: (el) => this.enqueue({ kind: 'element', el, generation }),
+      onStreamEnd: () => this.enqueue({ kind: 'end', generation }),
+      onError: (failure) => this.enqueue({ kind: 'error', failure, generation }),
+    });
+  }
+
+  /** A new stream on the same connection (RFC 6120 §5.4.3.3, §6.4.6): forget the old parser and what it queued. */
+  private restartStream(): void {
+    this.parser.stop();
+    this.isHeaderSent = false;
+    this.parser = this.newParser();
+  }
+
+  private onSocketClosed(): void {
+    this.clearTimeout();
+    if (this.closeTimer) clearTimeout(this.closeTimer);
+    this.isClosedNow = true;
+    this.parser.stop();
+    this.queue.length = 0;
+    this.unregister();
+    this.log.debug('client disconnected');
+    this.ctx.onClosed(this);
+    this.resolveClosed();
+  }
+
+  private clearTimeout(): void {
+    if (this.timeout) clearTimeout(this.timeout);
+    this.timeout = undefined;
+  }
+
+  // --- ordered processing ----------------------------------------------------------------------------
+
+  private enqueue(item: QueueItem): void {
+    if (this.isClosedNow) return;
+    this.queue.push(item);
+    if (this.queue.length >= MAX_QUEUED && !this.isPaused) {
+      this.isPaused = true;
+      this.socket.pause();
+    }
+    if (!this.isDraining) void this.drain();
+  }
+
+  /** One item at a time, in order: a stanza's routing finishes before the next one starts. */
+  private async drain(): Promise<void> {
+    this.isDraining = true;
+    try {
+      for (let item = this.queue.shift(); item && !this.isClosedNow; item = this.queue.shift()) {
+        if (item.generation !== this.generation) continue;
+        await this.process(item);
+      }
+    } catch (err) {
+      this.log.error({ err }, 'c2s session failed');
+      this.close('internal-server-error');
+    } finally {
+      this.isDraining = false;
+      if (this.isPaused && !this.isClosedNow) {
+        this.isPaused = false;
+        this.socket.resume();
+      }
+    }
+  }
+
+  private async process(item: QueueItem): Promise<void> {
+    switch (item.kind) {
+      case 'start':
+        return this.onStreamStart(item.header);
+      case 'element':
+        return this.onElement(item.el);
+      case 'end':
+        this.close();
+        return;
+      case 'error':
+        this.close(item.failure.condition, item.failure.text);
+        return;
+    }
+  }
+
+  // --- stream header (RFC 6120 §4.7) -------------------------------------------------------------------
+
+  private sendHeader(): void {
+    this.isHeaderSent = true;
+    this.write(streamHeader({ id: randomBytes(9).toString('base64url'), from: this.domain || undefined }));
+  }
+
+  private onStreamStart(header: Element): void {
+    const problem = this.checkHeader(header);
+    if (problem) {
+      this.close(problem.condition, problem.text);
+      return;
+    }
+    this.sendHeader();
+    this.write(this.features().toString());
+  }
+
+  private checkHeader(header: Element): { condition: StreamErrorCondition; text: string } | undefined {
+    const [prefix, local] = header.name.includes(':') ? header.name.split(':', 2) : ['', header.name];
+    const streamNs = prefix ? header.attrs[`xmlns:${prefix}`] : header.attrs.xmlns;
+    if (local !== 'stream' || streamNs !== NS_STREAM) return { condition: 'invalid-namespace', text: `Expected <stream:stream xmlns:stream='${NS_STREAM}'>.` };
+    if (header.attrs.xmlns !== NS_CLIENT) return { condition: 'invalid-namespace', text: `This port serves ${NS_CLIENT} streams.` };
+    const version = header.attrs.version;
+    // A missing version means pre-1.0 XMPP (RFC 6120 §4.7.5), which we do not speak.
+    if (!version || !/^1\.\d+$/.test(version)) return { condition: 'unsupported-version', text: 'Only XMPP 1.0 streams are supported.' };
+    const to = header.attrs.to;
+    if (!to) return { condition: 'improper-addressing', text: "A 'to' attribute is required on the stream header." };
+    const parsed = parseJid(to);
+    const domain = parsed.ok && parsed.jid.local === null && parsed.jid.resource === null ? parsed.jid.domain : undefined;
+    const api = domain ? this.ctx.hostApi(domain) : undefined;
+    if (!domain || !api) return { condition: 'host-unknown', text: `This server does not serve ${to}.` };
+    // A restarted stream must stay on the host it authenticated for.
+    if (this.domain && domain !== this.domain) return { condition: 'host-unknown', text: 'The stream restarted for another host.' };
+    this.domain = domain;
+    this.api = api;
+    return undefined;
+  }
+
+  /** Stream features for the current stage (RFC 6120 §4.3.2). */
+  private features(): Element {
+    const features = xml('stream:features');
+    if (this.account) {
+      features.append(xml('bind', { xmlns: NS_BIND }));
+      // RFC 3921 session establishment is a no-op; <optional/> tells modern clients to skip it (RFC 3921bis).
+      features.append(xml('session', { xmlns: NS_SESSION }, xml('optional')));
+      features.append(xml('ver', { xmlns: NS_ROSTER_VER }));
+      return features;
+    }
+    if (!this.isSecureNow) {
+      const starttls = xml('starttls', { xmlns: NS_TLS });
+      if (this.ctx.settings.c2s_require_encryption) starttls.append(xml('required'));
+      features.append(starttls);
+    }
+    const mechanisms = offeredMechanisms({ isSecure: this.isSecureNow, requireEncryption: this.ctx.settings.c2s_require_encryption });
+    if (mechanisms.length > 0) {
+      features.append(xml('mechanisms', { xmlns: NS_SASL }, ...mechanisms.map((m) => xml('mechanism', {}, m))));
+    }
+    return features;
+  }
+
+  // --- elements --------------------------------------------------------------------------------------
+
+  private async onElement(el: Element): Promise<void> {
+    const ns = el.attrs.xmlns ?? NS_CLIENT;
+    if (!this.account) return this.onUnauthenticated(el, ns);
+    if (ns !== NS_CLIENT || !STANZA_KINDS.has(el.name)) {
+      this.close('unsupported-stanza-type', `<${el.name}/> in ${ns} is not a stanza.`);
+      return;
+    }
+    if (this.isBindRequest(el)) return this.bind(el);
+    if (this.isSessionRequest(el)) {
+      this.deliver(xml('iq', { type: 'result', id: el.attrs.id }));
+      return;
+    }
+    if (!this.resource) {
+      // RFC 6120 §7.1: no stanzas before a resource is bound.
+      this.bounce(el, 'auth', 'not-authorized');
+      return;
+    }
+    await this.route(el);
+  }
+
+  private async onUnauthenticated(el: Element, ns: string): Promise<void> {
+    if (el.name === 'starttls' && ns === NS_TLS) return this.starttls();
+    if (ns === NS_SASL) return this.onSasl(el);
+    // RFC 6120 §4.9.3.12: stanzas before authentication are a stream error.
+    if (ns === NS_CLIENT && STANZA_KINDS.has(el.name)) this.close('not-authorized', 'Authenticate first.');
+    else this.close('unsupported-stanza-type', `<${el.name}/> in ${ns} is not expected here.`);
+  }
+
+  // --- STARTTLS (RFC 6120 §5) ------------------------------------------------------------------------
+
+  private starttls(): void {
+    if (this.isSecureNow) {
+      // §5.4.2.2: failure, then close.
+      this.write(xml('failure', { xmlns: NS_TLS }).toString());
+      this.close();
+      return;
+    }
+    const raw = this.socket;
+    // Stop reading plaintext before <proceed/> goes out: the next bytes are the TLS handshake (§5.4.3.3),
+    // and anything sent after <starttls/> in plaintext is discarded (it would be an injection).
+    raw.removeAllListeners('data');
+    raw.pause();
+    this.parser.stop();
+    raw.write(xml('proceed', { xmlns: NS_TLS }).toString(), () => this.wrapTls(raw));
+  }
+
+  private wrapTls(raw: Socket): void {
+    if (raw.destroyed) return;
+    const secure = new TLSSocket(raw, { isServer: true, secureContext: this.ctx.secureContext });
+    this.socket = secure;
+    // SASL state was made for a plaintext stream (its offers, encryption-required): start afresh.
+    this.sasl = undefined;
+    this.restartStream();
+    this.attach(secure);
+    secure.on('secure', () => {
+      this.isSecureNow = true;
+      this.log.debug({ protocol: secure.getProtocol() }, 'STARTTLS done');
+    });
+    secure.on('close', () => raw.destroy());
+  }
+
+  // --- SASL (RFC 6120 §6) ----------------------------------------------------------------------------
+
+  private async onSasl(el: Element): Promise<void> {
+    const api = this.api;
+    if (!api) return;
+    this.sasl ??= new SaslNegotiation({
+      host: this.domain,
+      users: api.users,
+      address: this.address,
+      isSecure: this.isSecureNow,
+      requireEncryption: this.ctx.settings.c2s_require_encryption,
+      decoySecret: this.ctx.decoySecret,
+      decoyIterations: Number(api.setting('pbkdf2_iterations') ?? 4096) || 4096,
+    });
+    const result = await this.sasl.handle(el);
+    if (this.isClosedNow) return;
+    // Read before <success/> is written: right after it the client may send its new stream header.
+    const credential = result.jid ? (await api.users.scramCredentials(result.jid, 'sha256'))?.storedKey : undefined;
+    if (this.isClosedNow) return;
+    if (result.jid && !credential) {
+      this.close('not-authorized', 'The account was deleted.');
+      return;
+    }
+    this.write(result.reply.toString());
+    if (result.jid) {
+      this.account = result.jid;
+      this.credential = credential;
+      this.log.info({ jid: result.jid }, 'authenticated');
+      this.restartStream();
+      return;
+    }
+    if (this.sasl.isExhausted) this.close('policy-violation', 'Too many failed authentication attempts.');
+  }
+
+  // --- resource binding (RFC 6120 §7) ----------------------------------------------------------------
+
+  private isBindRequest(el: Element): boolean {
+    return el.name === 'iq' && el.attrs.type === 'set' && el.getChild('bind', NS_BIND) !== undefined;
+  }
+
+  private isSessionRequest(el: Element): boolean {
+    return el.name === 'iq' && el.attrs.type === 'set' && el.getChild('session', NS_SESSION) !== undefined;
+  }
+
+  private bind(iq: Element): void {
+    if (this.resource) {
+      // One resource per stream (RFC 6120 §7.7.2.1 lets us refuse a second one).
+      this.bounce(iq, 'cancel', 'not-allowed');
+      return;
+    }
+    const requested = iq.getChild('bind', NS_BIND)?.getChildText('resource')?.trim();
+    const resource = requested ? this.prepResource(requested) : `xmppd-${randomBytes(6).toString('base64url')}`;
+    if (resource === undefined) {
+      this.bounce(iq, 'modify', 'bad-request');
+      return;
+    }
+    const api = this.api!;
+    const full = `${this.account}/${resource}`;
+    const existing = api.sessions.byFull(full);
+    // Prosody's default conflict rule ("kick_old"): the new session wins (RFC 6120 §7.7.2.2).
+    if (existing) existing.close('conflict', 'Replaced by a new connection.');
+    this.resource = resource;
+    this.origin = { type: 'c2s', host: this.domain, jid: full, send: (st) => this.deliver(st) };
+    api.sessions.add(this);
+    this.clearTimeout();
+    this.log.info({ jid: full }, 'resource bound');
+    this.deliver(xml('iq', { type: 'result', id: iq.attrs.id }, xml('bind', { xmlns: NS_BIND }, xml('jid', {}, full))));
+  }
+
+  private prepResource(requested: string): string | undefined {
+    const parsed = parseJid(`${this.account}/${requested}`);
+    return parsed.ok && parsed.jid.resource !== null ? parsed.jid.resource : undefined;
+  }
+
+  // --- stanzas -----------------------------------------------------------------------------------------
+
+  private async route(stanza: Element): Promise<void> {
+    if (stanza.name === 'iq' && (!IQ_TYPES.has(stanza.attrs.type ?? '') || !stanza.attrs.id)) {
+      this.bounce(stanza, 'modify', 'bad-request');
+      return;
+    }
+    // RFC 6120 §8.1.2.1: the server stamps the sender's full JID, whatever the client wrote.
+    stanza.attrs.from = this.full;
+    try {
+      await this.api!.route(stanza, this.origin!);
+    } catch (err) {
+      // The router bounces StanzaErrors itself; anything reaching here is a bug to log, not to kill the stream.
+      this.log.error({ err, stanza: stanza.name }, 'routing failed');
+    }
+  }
+
+  /** Answer a stanza with an error (RFC 6120 §8.3), never an error to an error or a result. */
+  private bounce(stanza: Element, type: string, condition: string): void {
+    const kind = stanza.attrs.type;
+    if (kind === 'error' || (stanza.name === 'iq' && kind === 'result')) return;
+    const reply = xml(stanza.name, { id: stanza.attrs.id, type: 'error', to: this.full || undefined }, xml('error', { type }, xml(condition, { xmlns: NS_STANZAS })));
+    this.deliver(reply);
+  }
+
+  // --- teardown ----------------------------------------------------------------------------------------
+
+  /** Leave the registry; an available resource going away is an unavailable presence (RFC 6121 §4.5.1). */
+  private unregister(): void {
+    const api = this.api;
+    if (!api || !this.resource || !this.origin) return;
+    const origin = this.origin;
+    this.origin = undefined;
+    const wasAvailable = this.available;
+    this.available = false;
+    api.sessions.remove(this);
+    if (!wasAvailable) return;
+    const unavailable = xml('presence', { type: 'unavailable', from: this.full });
+    api.route(unavailable, { ...origin, send: () => undefined }).catch((err: unknown) => this.log.error({ err }, 'routing the final unavailable presence failed'));
+  }
+}

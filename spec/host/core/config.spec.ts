@@ -1,0 +1,140 @@
+// Configuration: defaults, validation against module manifests, messages naming file and key, freezing.
+import { describe, it } from 'node:test';
+import assert from 'node:assert/strict';
+import { mkdtempSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { loadConfig, validateConfig, normaliseHttpPath } from '../../../lib/host/core/config.js';
+import type { ModuleCatalog } from '../../../lib/host/core/config.js';
+import { HostError } from '../../../lib/host/util/errors.js';
+import type { Manifest } from '../../../lib/host/api.js';
+
+const demo: Manifest = {
+  id: 'demo',
+  description: 'a module for config specs',
+  main: 'x.js',
+  options: {
+    size: { type: 'integer', default: 10, min: 1, max: 100, description: 'a size' },
+    origins: { type: 'string[]', default: [], description: 'origins' },
+    mode: { type: 'string', default: 'a', enum: ['a', 'b'], description: 'a mode' },
+  },
+};
+const catalog: ModuleCatalog = { manifests: new Map([['demo', demo], ['core_thing', { id: 'core_thing', description: 'core' }]]), core: new Set(['core_thing']) };
+const where = { source: 'test.yaml', baseDir: '/srv/xmppd' };
+
+function problem(raw: unknown): string {
+  try {
+    validateConfig(raw, catalog, where);
+  } catch (err) {
+    assert.ok(err instanceof HostError);
+    assert.equal(err.code, 'HOST_ERR_CONFIG_INVALID');
+    return err.message;
+  }
+  assert.fail('expected the config to be rejected');
+}
+
+describe('Config', () => {
+  describe('validateConfig()', () => {
+    it('fills every host key with its default', () => {
+      const c = validateConfig({ virtual_hosts: { localhost: {} }, modules_enabled: [] }, catalog, where);
+      assert.deepEqual(c.http_ports, [5280]);
+      assert.deepEqual(c.c2s_ports, [5222]);
+      assert.deepEqual(c.http_interfaces, ['127.0.0.1']);
+      assert.equal(c.c2s_require_encryption, true);
+      assert.equal(c.pbkdf2_iterations, 10000);
+      assert.equal(c.auth_failures_per_minute, 10);
+      assert.equal(c.data_dir, '/srv/xmppd/data');
+    });
+
+    it('freezes the result, deeply', () => {
+      const c = validateConfig({ virtual_hosts: { localhost: { demo: { size: 5 } } }, modules_enabled: ['demo'] }, catalog, where);
+      assert.ok(Object.isFrozen(c));
+      assert.ok(Object.isFrozen(c.virtual_hosts.localhost!.module_options.demo));
+      assert.throws(() => {
+        (c.http_ports as number[]).push(1);
+      }, TypeError);
+    });
+
+    it('names the file, the key and what was expected for a wrong type', () => {
+      assert.match(problem({ http_ports: 'x' }), /^test\.yaml: http_ports: expected a list of port numbers .* got string "x"/);
+    });
+
+    it('rejects an unknown key and suggests the close one', () => {
+      assert.match(problem({ http_port: [1] }), /test\.yaml: http_port: unknown key \(did you mean "http_ports"\?\)/);
+    });
+
+    it('rejects an unknown module in modules_enabled, globally and per host', () => {
+      assert.match(problem({ modules_enabled: ['nope'] }), /modules_enabled: unknown module "nope"/);
+      assert.match(problem({ modules_enabled: [], virtual_hosts: { localhost: { modules_enabled: ['nope'] } } }), /virtual_hosts\.localhost\.modules_enabled: unknown module "nope"/);
+    });
+
+    it('validates module options against the manifest: bounds, types, enum, unknown keys', () => {
+      assert.match(problem({ modules_enabled: [], demo: { size: 0 } }), /demo\.size: expected an integer from 1 to 100 \(module demo\), got number 0/);
+      assert.match(problem({ modules_enabled: [], demo: { size: '5' } }), /demo\.size: expected an integer/);
+      assert.match(problem({ modules_enabled: [], demo: { mode: 'c' } }), /demo\.mode: expected one of a, b/);
+      assert.match(problem({ modules_enabled: [], virtual_hosts: { localhost: { demo: { colour: 1 } } } }), /virtual_hosts\.localhost\.demo\.colour: expected one of the options of module demo/);
+    });
+
+    it('reports every problem, one line each', () => {
+      const lines = problem({ modules_enabled: [], http_ports: 'x', c2s_ports: [70000], log_level: 'loud' }).split('\n');
+      assert.equal(lines.length, 3);
+      for (const line of lines) assert.match(line, /^test\.yaml: /);
+    });
+
+    it('lowercases virtual host names and rejects ones that are not domains', () => {
+      const c = validateConfig({ modules_enabled: [], virtual_hosts: { 'Example.ORG': {} } }, catalog, where);
+      assert.deepEqual(Object.keys(c.virtual_hosts), ['example.org']);
+      assert.match(problem({ virtual_hosts: { 'a@b': {} } }), /virtual_hosts\.a@b: expected a domain name/);
+    });
+
+    it('requires http_default_host to be a virtual host', () => {
+      assert.match(problem({ modules_enabled: [], http_default_host: 'other' }), /http_default_host: expected one of the virtual hosts/);
+    });
+
+    it('keeps options per host apart from the global section', () => {
+      const c = validateConfig(
+        { modules_enabled: ['demo'], demo: { size: 20 }, virtual_hosts: { a: { demo: { size: 30 } }, b: {} } },
+        catalog,
+        where,
+      );
+      assert.deepEqual(c.module_options.demo, { size: 20 });
+      assert.deepEqual(c.virtual_hosts.a!.module_options.demo, { size: 30 });
+      assert.deepEqual(c.virtual_hosts.b!.module_options, {});
+    });
+
+    it('normalises http_paths (a trailing slash is the same path)', () => {
+      const c = validateConfig({ modules_enabled: [], http_paths: { demo: '/send/' } }, catalog, where);
+      assert.equal(c.http_paths.demo, '/send');
+      assert.equal(normaliseHttpPath('/'), '/');
+      assert.match(problem({ http_paths: { demo: 'send' } }), /http_paths: expected a mapping of module names to paths that start with "\/"/);
+    });
+  });
+
+  describe('loadConfig()', () => {
+    it('runs the embedded default when the default file is absent', () => {
+      const c = loadConfig(join(mkdtempSync(join(tmpdir(), 'cfg-')), 'xmppd.yaml'), { ...catalog, manifests: new Map([...catalog.manifests, ['post_msg', { id: 'post_msg', description: '' }]]) }, { isDefaultPath: true });
+      assert.equal(c.source, '(embedded default)');
+      assert.deepEqual(Object.keys(c.virtual_hosts), ['localhost']);
+      assert.equal(c.http_default_host, 'localhost');
+    });
+
+    it('refuses a named file that does not exist', () => {
+      assert.throws(() => loadConfig('/nonexistent/xmppd.yaml', catalog, { isDefaultPath: false }), { code: 'HOST_ERR_CONFIG_UNREADABLE' });
+    });
+
+    it('reports YAML syntax errors with the file name', () => {
+      const file = join(mkdtempSync(join(tmpdir(), 'cfg-')), 'bad.yaml');
+      writeFileSync(file, 'http_ports: [5280\n');
+      assert.throws(() => loadConfig(file, catalog, { isDefaultPath: false }), (err: HostError) => err.message.startsWith(`${file}: not valid YAML`));
+    });
+
+    it('resolves data_dir and tls paths relative to the config file', () => {
+      const dir = mkdtempSync(join(tmpdir(), 'cfg-'));
+      const file = join(dir, 'xmppd.yaml');
+      writeFileSync(file, 'modules_enabled: []\ndata_dir: ./state\ntls: { cert: c.pem, key: k.pem }\n');
+      const c = loadConfig(file, catalog, { isDefaultPath: false });
+      assert.equal(c.data_dir, join(dir, 'state'));
+      assert.equal(c.tls?.cert, join(dir, 'c.pem'));
+    });
+  });
+});

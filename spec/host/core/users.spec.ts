@@ -1,0 +1,235 @@
+// Accounts: SCRAM-only storage, SASLprep, equal timing for unknown users, throttle, credential cache.
+import { describe, it, before, after } from 'node:test';
+import assert from 'node:assert/strict';
+import { mkdtempSync, rmSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import Database from 'better-sqlite3';
+import { openSqliteStorage, DATABASE_FILE } from '../../../lib/host/core/storage/sqlite.js';
+import { MemoryAuthThrottle } from '../../../lib/host/util/throttle.js';
+import { UserService, deriveScram, CredentialCache } from '../../../lib/host/core/users.js';
+import type { Storage } from '../../../lib/host/core/storage/types.js';
+
+describe('UserService', () => {
+  let dir: string;
+  let storage: Storage;
+  let users: UserService;
+  const changes: string[] = [];
+
+  before(() => {
+    dir = mkdtempSync(join(tmpdir(), 'users-'));
+    storage = openSqliteStorage(dir);
+    users = new UserService({
+      store: storage.users,
+      throttle: new MemoryAuthThrottle(3),
+      iterations: 4096,
+      isLocalHost: (d) => d === 'localhost',
+      onChange: (jid, change) => void changes.push(`${change} ${jid}`),
+    });
+  });
+  after(() => {
+    storage.close();
+    rmSync(dir, { recursive: true, force: true });
+  });
+
+  it('stores SCRAM credentials only, never the password', async () => {
+    await users.create('Alice@LocalHost', 'correct horse');
+    const db = new Database(join(dir, DATABASE_FILE), { readonly: true });
+    const row = db.prepare('SELECT * FROM users').get() as Record<string, unknown>;
+    db.close();
+    assert.equal(row.jid, 'alice@localhost');
+    assert.equal(row.iterations, 4096);
+    assert.equal((row.sha1_stored_key as Buffer).length, 20);
+    assert.equal((row.sha256_stored_key as Buffer).length, 32);
+    assert.ok(!JSON.stringify(row).includes('correct horse'));
+    const rec = await storage.users.get('alice@localhost');
+    const { storedKey } = await deriveScram('correct horse', rec!.salt, 4096, 'sha256');
+    assert.deepEqual(storedKey, rec!.sha256StoredKey);
+  });
+
+  it('#verifyPassword() accepts the password and refuses others', async () => {
+    assert.equal(await users.verifyPassword('alice@localhost', 'correct horse'), true);
+    assert.equal(await users.verifyPassword('alice@localhost', 'correct horsE'), false);
+    assert.equal(await users.verifyPassword('nobody@localhost', 'correct horse'), false);
+  });
+
+  it('#verifyPassword() applies SASLprep (RFC 4013: soft hyphen maps to nothing, NBSP to space)', async () => {
+    await users.create('prep@localhost', 'I\u00ADX y');
+    assert.equal(await users.verifyPassword('prep@localhost', 'IX y'), true);
+    assert.equal(await users.verifyPassword('prep@localhost', 'IX\u00A0y'), true);
+    assert.equal(await users.verifyPassword('prep@localhost', 'IX\u0007y'), false);
+  });
+
+  it('refuses an existing account, a bad JID, a foreign host and an empty password', async () => {
+    await assert.rejects(users.create('alice@localhost', 'x'), { code: 'HOST_ERR_USER_EXISTS' });
+    await assert.rejects(users.create('a@b@c', 'x'), { code: 'HOST_ERR_JID_INVALID' });
+    await assert.rejects(users.create('localhost', 'x'), { code: 'HOST_ERR_JID_INVALID' });
+    await assert.rejects(users.create('bob@example.org', 'x'), { code: 'HOST_ERR_HOST_UNKNOWN' });
+    await assert.rejects(users.create('bob@localhost', ''), { code: 'HOST_ERR_PASSWORD_INVALID' });
+  });
+
+  it('#setPassword() and #delete() change what verifies, and report each change', async () => {
+    await users.create('carol@localhost', 'one');
+    await users.setPassword('carol@localhost', 'two');
+    assert.equal(await users.verifyPassword('carol@localhost', 'one'), false);
+    assert.equal(await users.verifyPassword('carol@localhost', 'two'), true);
+    await users.delete('carol@localhost');
+    assert.equal(await users.exists('carol@localhost'), false);
+    await assert.rejects(users.delete('carol@localhost'), { code: 'HOST_ERR_USER_UNKNOWN' });
+    await assert.rejects(users.setPassword('carol@localhost', 'x'), { code: 'HOST_ERR_USER_UNKNOWN' });
+    assert.deepEqual(changes.filter((c) => c.includes('carol')), ['created carol@localhost', 'password carol@localhost', 'deleted carol@localhost']);
+  });
+
+  it('#list() lists accounts, optionally of one host', async () => {
+    assert.deepEqual(await users.list('localhost'), ['alice@localhost', 'prep@localhost']);
+    assert.deepEqual(await users.list('other'), []);
+  });
+
+  it('#authenticate() throttles an address after too many failures, not other addresses', async () => {
+    for (let i = 0; i < 3; i++) assert.deepEqual(await users.authenticate({ jid: 'alice@localhost', password: 'bad', address: '10.0.0.1' }), { ok: false, reason: 'invalid' });
+    const throttled = await users.authenticate({ jid: 'alice@localhost', password: 'correct horse', address: '10.0.0.1' });
+    assert.equal(throttled.ok, false);
+    assert.equal(!throttled.ok && throttled.reason, 'throttled');
+    assert.deepEqual(await users.authenticate({ jid: 'alice@localhost', password: 'correct horse', address: '10.0.0.2' }), { ok: true, jid: 'alice@localhost' });
+  });
+
+  it('takes as long for an unknown user as for a wrong password (means within 20% over 200 tries)', async () => {
+    // Interleaved, so a load change on the machine hits both series alike.
+    const once = async (jid: string): Promise<number> => {
+      const start = process.hrtime.bigint();
+      await users.verifyPassword(jid, 'wrong');
+      return Number(process.hrtime.bigint() - start);
+    };
+    for (let i = 0; i < 20; i++) await once(i % 2 ? 'alice@localhost' : 'nobody@localhost'); // warm up
+    let known = 0;
+    let unknown = 0;
+    for (let i = 0; i < 200; i++) {
+      known += await once('alice@localhost');
+      unknown += await once('nobody@localhost');
+    }
+    const ratio = unknown / known;
+    assert.ok(ratio > 0.8 && ratio < 1.2, `unknown/known mean time ratio ${ratio.toFixed(3)} is outside 0.8..1.2`);
+  });
+});
+
+describe('MemoryAuthThrottle', () => {
+  it('counts an IPv4 client the same whether seen as IPv4 or IPv4-mapped IPv6', () => {
+    const t = new MemoryAuthThrottle(2);
+    t.recordFailure('::ffff:192.0.2.7');
+    t.recordFailure('192.0.2.7');
+    assert.ok(t.retryAfter('192.0.2.7') > 0);
+    assert.ok(t.retryAfter('::FFFF:192.0.2.7') > 0);
+    assert.equal(t.retryAfter('::ffff:192.0.2.8'), 0);
+  });
+
+  it('waits until the oldest failure leaves the 60 s window', () => {
+    let now = 1_000_000;
+    const t = new MemoryAuthThrottle(2, () => now);
+    assert.equal(t.recordFailure('a'), 0);
+    now += 10_000;
+    assert.equal(t.recordFailure('a'), 50);
+    assert.equal(t.retryAfter('b'), 0);
+    now += 49_000;
+    assert.equal(t.retryAfter('a'), 1);
+    now += 1_001;
+    assert.equal(t.retryAfter('a'), 0);
+  });
+});
+
+describe('CredentialCache', () => {
+  let dir: string;
+  let storage: Storage;
+  let otherStorage: Storage;
+  let cache: CredentialCache;
+  let server: UserService;
+  let admin: UserService;
+  let other: UserService;
+  let derivations = 0;
+
+  before(async () => {
+    dir = mkdtempSync(join(tmpdir(), 'cache-'));
+    storage = openSqliteStorage(dir);
+    // Another connection to the same file, as the CLI or another node has.
+    otherStorage = openSqliteStorage(dir);
+    cache = new CredentialCache(60_000, 100);
+    const derive: typeof deriveScram = (...args) => {
+      derivations++;
+      return deriveScram(...args);
+    };
+    const make = (store: Storage, withCache: boolean) =>
+      new UserService({ store: store.users, throttle: new MemoryAuthThrottle(100), iterations: 4096, isLocalHost: () => true, ...(withCache ? { cache, derive } : {}) });
+    server = make(storage, true);
+    // The server's own admin path (same store, no cache of its own), and another connection's.
+    admin = make(storage, false);
+    other = make(otherStorage, false);
+    await admin.create('dave@localhost', 'first');
+    await admin.create('fay@localhost', 'first');
+  });
+  after(() => {
+    storage.close();
+    otherStorage.close();
+    rmSync(dir, { recursive: true, force: true });
+  });
+
+  const check = (pw: string, jid = 'dave@localhost'): Promise<boolean> => server.verifyPassword(jid, pw);
+  // The store asks SQLite whether another connection wrote at most once per millisecond (storage/sqlite.ts).
+  const pastRecheck = (): Promise<void> => new Promise((r) => setTimeout(r, 2));
+
+  it('remembers a verified password and answers the next check without PBKDF2', async () => {
+    assert.equal(await check('first'), true);
+    assert.equal(derivations, 1);
+    assert.equal(await check('first'), true);
+    assert.equal(await check('first'), true);
+    assert.equal(derivations, 1);
+  });
+
+  it('never remembers a wrong password', async () => {
+    assert.equal(await check('wrong'), false);
+    assert.equal(await check('wrong'), false);
+    assert.equal(derivations, 3);
+  });
+
+  it('is invalidated at once when the password changes', async () => {
+    await admin.setPassword('dave@localhost', 'second');
+    assert.equal(await check('first'), false);
+    assert.equal(await check('second'), true);
+  });
+
+  it('is invalidated at once when the account is deleted', async () => {
+    assert.equal(await check('second'), true);
+    await admin.delete('dave@localhost');
+    assert.equal(await check('second'), false);
+  });
+
+  it('sees a password change by another connection from the first check 1 ms after it', async () => {
+    assert.equal(await check('first', 'fay@localhost'), true);
+    assert.equal(await check('first', 'fay@localhost'), true);
+    await other.setPassword('fay@localhost', 'second');
+    await pastRecheck();
+    assert.equal(await check('first', 'fay@localhost'), false);
+    assert.equal(await check('second', 'fay@localhost'), true);
+  });
+
+  it('sees an account deleted by another connection from the first check 1 ms after it', async () => {
+    assert.equal(await check('second', 'fay@localhost'), true);
+    await other.delete('fay@localhost');
+    await pastRecheck();
+    assert.equal(await check('second', 'fay@localhost'), false);
+  });
+
+  it('expires entries after the TTL and keeps at most maxEntries', () => {
+    let now = 0;
+    const small = new CredentialCache(1000, 2, () => now);
+    const key = Buffer.alloc(32, 1);
+    small.remember('a', 'p', key);
+    assert.equal(small.matches('a', 'p', key), true);
+    now = 1000;
+    assert.equal(small.matches('a', 'p', key), false);
+    small.remember('a', 'p', key);
+    small.remember('b', 'p', key);
+    small.remember('c', 'p', key);
+    assert.equal(small.size, 2);
+    assert.equal(small.matches('a', 'p', key), false);
+    assert.equal(small.matches('c', 'p', key), true);
+  });
+});
