@@ -1,11 +1,10 @@
 // Accounts: SCRAM credentials only (RFC 5802 / RFC 7677, like Prosody's internal_hashed), PLAIN verified by
 // deriving the keys and comparing in constant time; unknown users cost the same derivation (no enumeration).
 
-import { createHash, createHmac, pbkdf2, randomBytes, timingSafeEqual } from 'node:crypto';
+import { createHmac, hash as digest, pbkdf2, randomBytes, timingSafeEqual } from 'node:crypto';
 import { promisify } from 'node:util';
 import saslprep from '@mongodb-js/saslprep';
 import { HostError } from '../util/errors.js';
-import { HmacSha256 } from './hmac-sha256.js';
 import { parseJid } from '../util/jid.js';
 import type { AuthResult, ScramCredentials, UsersApi } from '../api.js';
 import type { AuthThrottle } from '../util/throttle.js';
@@ -30,28 +29,30 @@ export async function deriveScram(password: string, salt: Buffer, iterations: nu
   const salted = await pbkdf2Async(password, salt, iterations, KEY_LENGTH[hash], hash);
   const clientKey = createHmac(hash, salted).update('Client Key').digest();
   return {
-    storedKey: createHash(hash).update(clientKey).digest(),
+    storedKey: digest(hash, clientKey, 'buffer'),
     serverKey: createHmac(hash, salted).update('Server Key').digest(),
   };
 }
 
 /**
  * Verified (jid, password) pairs, so a correct password does not cost a PBKDF2 on every request.
- * The key is an HMAC under a per-process random key (no password is kept, not even hashed plainly);
+ * The key is SHA-256 over a per-process random secret and the pair (no password is kept, not even hashed
+ * plainly; the keys never leave the process, so a secret prefix is as good as an HMAC here);
  * the value is the StoredKey the password matched. A hit counts only while the account's current
  * StoredKey is still that one, so a password change or deletion invalidates it: at once when made by
  * this process, within 1 ms when made by the CLI or another node (the user store's cache, see
  * storage/sqlite.ts).
  */
 export class CredentialCache {
-  private readonly mac = new HmacSha256(randomBytes(32));
+  // One SHA-256 block of secret; crypto.hash is one native call, where createHmac builds an OpenSSL context per request.
+  private readonly secret = randomBytes(32).toString('hex');
   private readonly entries = new Map<string, { storedKey: Buffer; expires: number }>();
 
   constructor(private readonly ttlMs = 60_000, private readonly maxEntries = 10_000, private readonly now: () => number = Date.now) {}
 
   private id(jid: string, password: string): string {
     // A JID never holds NUL (XML forbids it), so the first NUL ends the JID: no two pairs share an input.
-    return this.mac.key(`${jid}\0${password}`);
+    return digest('sha256', `${this.secret}${jid}\0${password}`, 'base64');
   }
 
   matches(jid: string, password: string, current: Buffer): boolean {
