@@ -19,6 +19,7 @@ export function configReference(manifests: Iterable<Manifest>): string {
     lines.push(`| \`${key}\` | ${cell(spec.default)} | ${spec.description}${bounds} |`);
   }
   lines.push('| `virtual_hosts` | `{"localhost":{}}` | One entry per domain; each may have its own `modules_enabled`, `http_paths` and module sections. |');
+  lines.push('| `components` | `{}` | Component hosts: `{ <domain>: { module: <id>, ...that module\'s options } }`, a domain served by one module with no client logins. |');
   for (const manifest of manifests) {
     const options = Object.entries(manifest.options ?? {});
     if (options.length === 0) continue;

@@ -2,6 +2,7 @@
 // Host keys are checked here; each module's section against the options its manifest declares.
 
 import { readFileSync } from 'node:fs';
+import { isIP } from 'node:net';
 import { resolve, dirname } from 'node:path';
 import { parse as parseYaml } from 'yaml';
 import { HostError } from '../util/errors.js';
@@ -41,12 +42,26 @@ export interface HostConfig {
   readonly virtual_hosts: Readonly<Record<string, VirtualHostConfig>>;
   /** Global module option sections, validated. */
   readonly module_options: Readonly<Record<string, ModuleOptions>>;
+  /** Component hosts: a domain served by one module (Prosody's Component "domain" "module"). */
+  readonly components: Readonly<Record<string, ComponentConfig>>;
+  /** Modules never loaded, even those loaded automatically (Prosody's modules_disabled). */
+  readonly modules_disabled: readonly string[];
+  /** Storage backend name. */
+  readonly storage: string;
+  /** Addresses (or CIDR ranges) of reverse proxies whose X-Forwarded-For is believed. */
+  readonly trusted_proxies: readonly string[];
+}
+
+export interface ComponentConfig {
+  readonly module: string;
+  /** The component's options for its module, validated. */
+  readonly options: ModuleOptions;
 }
 
 export const LOG_LEVELS = ['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent'] as const;
 export type LogLevel = (typeof LOG_LEVELS)[number];
 
-type Kind = 'string' | 'boolean' | 'port list' | 'string list' | 'integer' | 'path map' | 'tls' | 'log level';
+type Kind = 'string' | 'boolean' | 'port list' | 'string list' | 'address list' | 'integer' | 'path map' | 'tls' | 'log level';
 
 interface HostKey {
   kind: Kind;
@@ -76,7 +91,13 @@ export const HOST_KEYS: Record<string, HostKey> = {
   modules_enabled: { kind: 'string list', default: ['post_msg'], description: 'Optional modules to load on every virtual host (merged with each host\'s own list).' },
   http_paths: { kind: 'path map', default: {}, description: 'Base path per HTTP app, e.g. `{ post_msg: /msg }` (a virtual host\'s own map wins).' },
   plugin_paths: { kind: 'string list', default: [], description: 'Extra folders holding a plugin.json manifest each.' },
+  modules_disabled: { kind: 'string list', default: [], description: 'Modules never loaded, even those loaded automatically (e.g. c2s).' },
+  storage: { kind: 'string', default: 'sqlite', description: 'Storage backend.' },
+  trusted_proxies: { kind: 'address list', default: ['127.0.0.1', '::1'], description: 'Addresses or CIDR ranges of reverse proxies whose X-Forwarded-For header is believed.' },
 };
+
+/** Keys holding sections of their own, checked apart from HOST_KEYS. */
+const SECTION_KEYS = ['virtual_hosts', 'components'];
 
 const VHOST_KEYS = new Set(['modules_enabled', 'http_paths']);
 
@@ -146,15 +167,16 @@ export function validateConfig(raw: unknown, catalog: ModuleCatalog, where: { so
 
   const moduleOptions: Record<string, ModuleOptions> = {};
   for (const [key, value] of Object.entries(raw)) {
-    if (key in HOST_KEYS || key === 'virtual_hosts') continue;
+    if (key in HOST_KEYS || SECTION_KEYS.includes(key)) continue;
     if (catalog.manifests.has(key)) {
       moduleOptions[key] = checkModuleSection(key, key, value, catalog.manifests.get(key)!, fail);
       continue;
     }
-    problems.push(`${key}: unknown key${suggest(key, [...Object.keys(HOST_KEYS), 'virtual_hosts', ...catalog.manifests.keys()])}; the keys are listed in README.md (Configuration)`);
+    problems.push(`${key}: unknown key${suggest(key, [...Object.keys(HOST_KEYS), ...SECTION_KEYS, ...catalog.manifests.keys()])}; the keys are listed in README.md (Configuration)`);
   }
 
   checkModuleNames('modules_enabled', out.modules_enabled as string[], catalog, problems);
+  checkModuleNames('modules_disabled', out.modules_disabled as string[], catalog, problems);
   checkPathMapNames('http_paths', out.http_paths as Record<string, string>, catalog, problems);
 
   const vhosts: Record<string, VirtualHostConfig> = {};
@@ -165,6 +187,19 @@ export function validateConfig(raw: unknown, catalog: ModuleCatalog, where: { so
     for (const [name, value] of Object.entries(rawHosts)) {
       const host = checkVirtualHost(name, value ?? {}, catalog, fail, problems);
       if (host) vhosts[host.name] = host.config;
+    }
+  }
+
+  const components: Record<string, ComponentConfig> = {};
+  const rawComponents = raw.components ?? {};
+  if (!isPlainObject(rawComponents)) {
+    fail('components', 'a mapping of domains to { module: <id>, ...its options }, e.g. { conference.localhost: { module: muc } }', rawComponents);
+  } else {
+    for (const [name, value] of Object.entries(rawComponents)) {
+      const component = checkComponent(name, value, catalog, fail, problems);
+      if (!component) continue;
+      if (component.name in vhosts) problems.push(`components.${name}: ${component.name} is also a virtual host; a domain is one or the other`);
+      else components[component.name] = component.config;
     }
   }
 
@@ -188,7 +223,35 @@ export function validateConfig(raw: unknown, catalog: ModuleCatalog, where: { so
     plugin_paths: (out.plugin_paths as string[]).map((p) => resolve(where.baseDir, p)),
     virtual_hosts: vhosts,
     module_options: moduleOptions,
+    components,
   });
+}
+
+function checkComponent(
+  name: string,
+  value: unknown,
+  catalog: ModuleCatalog,
+  fail: (key: string, expected: string, got: unknown) => void,
+  problems: string[],
+): { name: string; config: ComponentConfig } | undefined {
+  const prefix = `components.${name}`;
+  const parsed = parseJid(name);
+  if (!parsed.ok || parsed.jid.local !== null || parsed.jid.resource !== null) {
+    fail(prefix, 'a domain name such as conference.localhost', name);
+    return undefined;
+  }
+  if (!isPlainObject(value) || typeof value.module !== 'string') {
+    fail(prefix, 'a mapping with the module serving this domain, e.g. { module: muc }', value);
+    return undefined;
+  }
+  const manifest = catalog.manifests.get(value.module);
+  if (!manifest) {
+    problems.push(`${prefix}.module: unknown module ${JSON.stringify(value.module)}; known modules are ${[...catalog.manifests.keys()].join(', ')}`);
+    return undefined;
+  }
+  const { module, ...rest } = value;
+  const options = checkModuleSection(prefix, module as string, rest, manifest, fail);
+  return { name: parsed.jid.domain, config: { module: module as string, options } };
 }
 
 function checkVirtualHost(
@@ -265,6 +328,9 @@ function checkHostValue(key: string, value: unknown, spec: HostKey, fail: (key: 
     case 'string list':
       if (Array.isArray(value) && value.every((s) => typeof s === 'string' && s.length > 0)) return value;
       return fail(key, 'a list of strings', value);
+    case 'address list':
+      if (Array.isArray(value) && value.every(isAddressOrRange)) return value;
+      return fail(key, 'a list of IP addresses or CIDR ranges, e.g. ["127.0.0.1", "::1", "10.0.0.0/8"]', value);
     case 'path map':
       if (isPlainObject(value) && Object.values(value).every(isHttpPath)) {
         return Object.fromEntries(Object.entries(value).map(([k, v]) => [k, normaliseHttpPath(v as string)]));
@@ -319,6 +385,16 @@ export function checkOptionValue(spec: OptionSpec, v: unknown): string | undefin
     case 'string[]':
       return Array.isArray(v) && v.every((s) => typeof s === 'string') ? undefined : 'a list of strings';
   }
+}
+
+/** An IP address, or a CIDR range `address/bits`. */
+function isAddressOrRange(v: unknown): boolean {
+  if (typeof v !== 'string') return false;
+  const [address = '', bits, ...more] = v.split('/');
+  const family = isIP(address);
+  if (family === 0 || more.length > 0) return false;
+  if (bits === undefined) return true;
+  return /^\d{1,3}$/.test(bits) && Number(bits) <= (family === 4 ? 32 : 128);
 }
 
 function isHttpPath(v: unknown): boolean {

@@ -110,6 +110,52 @@ describe('Config', () => {
     });
   });
 
+  describe('components, modules_disabled, storage, trusted_proxies', () => {
+    it('default to none, none, sqlite and the loopback addresses', () => {
+      const c = validateConfig({ modules_enabled: [] }, catalog, where);
+      assert.deepEqual(c.components, {});
+      assert.deepEqual(c.modules_disabled, []);
+      assert.equal(c.storage, 'sqlite');
+      assert.deepEqual(c.trusted_proxies, ['127.0.0.1', '::1']);
+    });
+
+    it('give a component its module and that module\'s options, validated', () => {
+      const c = validateConfig({ modules_enabled: [], components: { 'Conference.Localhost': { module: 'demo', size: 7 } } }, catalog, where);
+      assert.deepEqual(c.components, { 'conference.localhost': { module: 'demo', options: { size: 7 } } });
+      assert.ok(Object.isFrozen(c.components['conference.localhost']!.options));
+    });
+
+    it('refuse a component with an unknown module, a bad option, no module or a bad domain', () => {
+      assert.match(problem({ components: { 'c.localhost': { module: 'nope' } } }), /^test\.yaml: components\.c\.localhost\.module: unknown module "nope"; known modules are demo, core_thing/m);
+      assert.match(problem({ components: { 'c.localhost': { module: 'demo', size: 0 } } }), /^test\.yaml: components\.c\.localhost\.size: expected an integer from 1 to 100 \(module demo\), got number 0/m);
+      assert.match(problem({ components: { 'c.localhost': { module: 'demo', colour: 'red' } } }), /^test\.yaml: components\.c\.localhost\.colour: expected one of the options of module demo/m);
+      assert.match(problem({ components: { 'c.localhost': {} } }), /^test\.yaml: components\.c\.localhost: expected a mapping with the module serving this domain/m);
+      assert.match(problem({ components: { 'a@b': { module: 'demo' } } }), /^test\.yaml: components\.a@b: expected a domain name/m);
+      assert.match(problem({ components: ['x'] }), /^test\.yaml: components: expected a mapping of domains/m);
+    });
+
+    it('refuse a domain that is both a virtual host and a component', () => {
+      assert.match(problem({ virtual_hosts: { localhost: {} }, components: { localhost: { module: 'demo' } } }), /components\.localhost: localhost is also a virtual host/);
+    });
+
+    it('refuse unknown modules in modules_disabled', () => {
+      assert.deepEqual(validateConfig({ modules_enabled: [], modules_disabled: ['core_thing'] }, catalog, where).modules_disabled, ['core_thing']);
+      assert.match(problem({ modules_disabled: ['s2z'] }), /^test\.yaml: modules_disabled: unknown module "s2z"/m);
+    });
+
+    it('refuse a storage that is not a string', () => {
+      assert.match(problem({ storage: 3 }), /^test\.yaml: storage: expected a non-empty string, got number 3/m);
+    });
+
+    it('take addresses and CIDR ranges as trusted_proxies, and refuse host names', () => {
+      const c = validateConfig({ modules_enabled: [], trusted_proxies: ['10.0.0.0/8', 'fd00::/8', '192.0.2.1'] }, catalog, where);
+      assert.deepEqual(c.trusted_proxies, ['10.0.0.0/8', 'fd00::/8', '192.0.2.1']);
+      for (const bad of ['proxy.example', '10.0.0.0/33', '::1/129', '1.2.3.4/x']) {
+        assert.match(problem({ trusted_proxies: [bad] }), /^test\.yaml: trusted_proxies: expected a list of IP addresses or CIDR ranges/m, bad);
+      }
+    });
+  });
+
   describe('loadConfig()', () => {
     it('runs the embedded default when the default file is absent', () => {
       const c = loadConfig(join(mkdtempSync(join(tmpdir(), 'cfg-')), 'xmppd.yaml'), { ...catalog, manifests: new Map([...catalog.manifests, ['post_msg', { id: 'post_msg', description: '' }]]) }, { isDefaultPath: true });
