@@ -3,10 +3,10 @@
 
 import type { DestinationStream, Logger } from 'pino';
 import { MemoryAuthThrottle } from '../util/throttle.js';
-import { coreModules, startC2s, type C2sServer } from '../modules/index.js';
+import { coreModules, createHttpApp, HttpApps, startC2s, type C2sServer } from '../modules/index.js';
 import { pluginPathsOf, readRawConfig, validateConfig, type HostConfig, type RawConfig } from './config.js';
 import { EventBus } from './events.js';
-import { closeListeners, createHttpApp, HttpApps, listenHttp, type Listener } from './http.js';
+import { closeListeners, listenHttp, type Listener } from '../net/http-server.js';
 import { createLogger } from './log.js';
 import { discoverModules, ModuleManager, type Catalog } from './module-manager.js';
 

@@ -20,3 +20,4 @@ const c2sModule: ModuleDefinition = {
 
 export const coreModules: ModuleDefinition[] = [c2sModule, presence, message, roster, iq, ping, disco];
 export { startC2s, type C2sServer, type C2sSettings } from './c2s/index.js';
+export { createHttpApp, HttpApps } from './http/apps.js';

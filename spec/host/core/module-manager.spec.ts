@@ -4,7 +4,7 @@ import assert from 'node:assert/strict';
 import pino from 'pino';
 import Router from 'koa-router';
 import { EventBus } from '../../../lib/host/core/events.js';
-import { HttpApps } from '../../../lib/host/core/http.js';
+import { HttpApps } from '../../../lib/host/modules/http/apps.js';
 import { ModuleManager, dependencyOrder, resolveHttpPath, type Catalog } from '../../../lib/host/core/module-manager.js';
 import { validateConfig } from '../../../lib/host/core/config.js';
 import { MemorySessionRegistry } from '../../../lib/host/core/sessions.js';

@@ -5,8 +5,9 @@ import type { AddressInfo } from 'node:net';
 import { request, type Server } from 'node:http';
 import pino from 'pino';
 import Router from 'koa-router';
-import { HttpApps, createHttpApp, hostName, listenHttp, closeListeners } from '../../../lib/host/core/http.js';
-import type { HttpLogState } from '../../../lib/host/api.js';
+import { HttpApps, createHttpApp, hostName } from '../../../../lib/host/modules/http/apps.js';
+import { listenHttp, closeListeners } from '../../../../lib/host/net/http-server.js';
+import type { HttpLogState } from '../../../../lib/host/api.js';
 
 function app(name: string): Router {
   const r = new Router();
