@@ -182,6 +182,11 @@ export interface HostEvents {
   'user-changed': { jid: string; change: 'created' | 'password' | 'deleted' };
   /** A resource became available (initial presence): offline delivery listens. */
   'resource-available': { session: ClientSession };
+  /**
+   * A stanza for a domain this server does not serve (`host` is that domain); s2s claims it by returning a value.
+   * Unclaimed, the sender gets remote-server-not-found (Prosody's route/remote).
+   */
+  'route/remote': StanzaEvent;
 }
 
 /** What `load(module)` receives. One instance per module per virtual host. */

@@ -137,7 +137,7 @@ export async function startServer(opts: StartOptions = {}): Promise<Server> {
   });
   const sessions = new MemorySessionRegistry();
   const buses = new Map(Object.keys(config.virtual_hosts).map((h) => [h, new EventBus<StanzaEvent>()]));
-  const router = new StanzaRouter({ bus: (d) => buses.get(d), log });
+  const router = new StanzaRouter({ bus: (d) => buses.get(d), globalBus, log });
   const httpApps = new HttpApps(() => config.http_default_host);
   const usersApi: UsersApi = {
     exists: (jid) => users.exists(jid),

@@ -1,6 +1,7 @@
 // Local stanza routing as events, after Prosody's core/stanza_router.lua: a stanza becomes
 // `pre-<kind>/<to_type>` on the sender's host (for stanzas of local accounts), then `<kind>/<to_type>`
-// on the recipient's host; iq get/set also fire `iq-<type>/<to_type>/<xmlns>:<name>` first.
+// on the recipient's host; iq get/set also fire `iq-<type>/<to_type>/<xmlns>:<name>` first. A stanza for a domain
+// not served here fires `route/remote` on the global bus (what s2s hooks), else it bounces remote-server-not-found.
 
 import type { Logger } from 'pino';
 import { StanzaError } from '../util/errors.js';
@@ -13,8 +14,13 @@ import type { Origin, Stanza, StanzaEvent } from '../api.js';
 export type ToType = 'host' | 'bare' | 'full' | 'self';
 
 export interface RouterDeps {
-  /** The event bus of a served virtual host, or undefined for a domain this server does not serve. */
+  /**
+   * The event bus of a domain served here (a virtual host or a component), or undefined for one this server does not
+   * serve: the one place that decides what is local.
+   */
   bus(domain: string): EventBus<StanzaEvent> | undefined;
+  /** Host-wide events: `route/remote` fires here. */
+  globalBus: EventBus<unknown>;
   log: Logger;
 }
 
@@ -53,7 +59,7 @@ export class StanzaRouter {
     }
 
     const bus = this.deps.bus(domain);
-    if (!bus) throw new StanzaError('remote-server-not-found', `${domain} is not served here and server-to-server routing is not enabled.`);
+    if (!bus) return this.routeRemote(event);
 
     for (const name of eventNames(stanza, toType)) {
       const claimed = await bus.fire(name, event);
@@ -63,6 +69,13 @@ export class StanzaRouter {
       throw new StanzaError('service-unavailable');
     }
     return undefined;
+  }
+
+  /** Offer a stanza for another server to whoever routes remotely (s2s); nobody → remote-server-not-found. */
+  private async routeRemote(event: StanzaEvent): Promise<unknown> {
+    const claimed = await this.deps.globalBus.fire('route/remote', event);
+    if (claimed !== undefined) return claimed;
+    throw new StanzaError('remote-server-not-found', `${event.host} is not served here and server-to-server routing is not enabled.`);
   }
 
   /** Work out the to_type and the recipient's domain; a missing `to` means the sender's own account (RFC 6120 §10.3). */

@@ -9,8 +9,9 @@ import { errorReply } from '../../../lib/host/util/stanza.js';
 import { StanzaError } from '../../../lib/host/util/errors.js';
 import type { Origin, Stanza, StanzaEvent } from '../../../lib/host/api.js';
 
-function setup(): { router: StanzaRouter; bus: EventBus<StanzaEvent>; fired: string[] } {
+function setup(): { router: StanzaRouter; bus: EventBus<StanzaEvent>; globalBus: EventBus<unknown>; fired: string[] } {
   const bus = new EventBus<StanzaEvent>();
+  const globalBus = new EventBus<unknown>();
   const fired: string[] = [];
   const wrapped = new Proxy(bus, {
     get(target, prop, receiver) {
@@ -18,8 +19,8 @@ function setup(): { router: StanzaRouter; bus: EventBus<StanzaEvent>; fired: str
       return Reflect.get(target, prop, receiver) as unknown;
     },
   });
-  const router = new StanzaRouter({ bus: (d) => (d === 'localhost' ? wrapped : undefined), log: pino({ level: 'silent' }) });
-  return { router, bus, fired };
+  const router = new StanzaRouter({ bus: (d) => (d === 'localhost' ? wrapped : undefined), globalBus, log: pino({ level: 'silent' }) });
+  return { router, bus, globalBus, fired };
 }
 
 function clientOrigin(sent: Stanza[]): Origin {
@@ -89,6 +90,46 @@ describe('StanzaRouter', () => {
     it('rejects with remote-server-not-found for a domain not served, when the origin cannot take a bounce', async () => {
       const { router } = setup();
       await assert.rejects(router.route(xml('message', { to: 'a@example.org' }), { type: 'host', host: 'localhost' }), (err) => err instanceof StanzaError && err.condition === 'remote-server-not-found');
+    });
+
+    it('offers a stanza for a domain not served to route/remote on the global bus, which may claim it', async () => {
+      const { router, bus, globalBus, fired } = setup();
+      bus.add('pre-message/bare', () => undefined);
+      const seen: StanzaEvent[] = [];
+      globalBus.add('route/remote', (e) => (seen.push(e as StanzaEvent), 'delivered'));
+      const origin = clientOrigin([]);
+      const stanza = xml('message', { to: 'Alice@Example.org', from: 'bob@localhost/phone' });
+      assert.equal(await router.route(stanza, origin), 'delivered');
+      // The sender's pre-event still runs first (blocking, carbons); nothing fires on a local bus for the remote domain.
+      assert.deepEqual(fired, ['pre-message/bare']);
+      assert.equal(seen.length, 1);
+      assert.equal(seen[0]!.stanza, stanza);
+      assert.equal(seen[0]!.origin, origin);
+      assert.equal(seen[0]!.host, 'example.org');
+      assert.equal(stanza.attrs.to, 'alice@example.org');
+    });
+
+    it('does not fire route/remote for a served domain', async () => {
+      const { router, bus, globalBus } = setup();
+      let remote = 0;
+      globalBus.add('route/remote', () => ++remote);
+      bus.add('message/bare', () => 'delivered');
+      assert.equal(await router.route(xml('message', { to: 'alice@localhost' }), clientOrigin([])), 'delivered');
+      assert.equal(remote, 0);
+    });
+
+    it('bounces remote-server-not-found to the sender when route/remote is unclaimed', async () => {
+      const { router, globalBus } = setup();
+      let offered = 0;
+      globalBus.add('route/remote', () => void offered++);
+      const sent: Stanza[] = [];
+      const result = await router.route(xml('message', { to: 'alice@example.org', from: 'bob@localhost/phone', id: 'm1' }, xml('body', {}, 'hi')), clientOrigin(sent));
+      assert.equal(result, undefined);
+      assert.equal(offered, 1);
+      assert.equal(sent.length, 1);
+      assert.equal(sent[0]!.attrs.type, 'error');
+      assert.equal(sent[0]!.attrs.to, 'bob@localhost/phone');
+      assert.ok(sent[0]!.getChild('error')?.getChild('remote-server-not-found', 'urn:ietf:params:xml:ns:xmpp-stanzas'));
     });
 
     it('answers jid-malformed for an invalid to', async () => {
