@@ -17,8 +17,10 @@ export type { AuthResult, SaslUsers } from './util/sasl/sasl.js';
 export type { ScramCredentials } from './util/sasl/sasl-scram.js';
 import type { AuthResult } from './util/sasl/sasl.js';
 import type { ScramCredentials } from './util/sasl/sasl-scram.js';
+export type { AuthAdmission, AuthAttempt } from './util/throttle.js';
 export { HostError, StanzaError, type HostErrorCode, type StanzaErrorCondition } from './util/errors.js';
 
+import type { AuthAdmission } from './util/throttle.js';
 /** A stanza is an @xmpp/xml element named message, presence or iq. */
 export type Stanza = Element;
 
@@ -137,9 +139,14 @@ export interface UsersApi {
   authenticate(input: { jid: string; password: string; address: string }): Promise<AuthResult>;
   /** SCRAM credentials for SASL SCRAM-SHA-1/-256 (RFC 5802); undefined for an unknown user. */
   scramCredentials(bareJid: string, hash: 'sha1' | 'sha256'): Promise<ScramCredentials | undefined>;
-  /** Record a failed credential check from an address (used by SASL SCRAM). Returns seconds to wait, 0 if none. */
-  recordAuthFailure(address: string): number;
-  /** Seconds an address must wait before its next attempt, 0 if none. */
+  /** SCRAM stand-in for an unknown account: shaped and drawn like stored credentials, stable per name (no enumeration). */
+  scramDecoy(bareJid: string, hash: 'sha1' | 'sha256'): Promise<ScramCredentials>;
+  /**
+   * A throttle slot for one credential check made outside authenticate() (SASL SCRAM): call `failed()` or
+   * `succeeded()` on it after the check. Counts checks in flight, so parallel attempts share the limit.
+   */
+  beginAuthAttempt(address: string): AuthAdmission | Promise<AuthAdmission>;
+  /** Seconds an address must wait before its next attempt (finished failures), 0 if none. */
   authRetryAfter(address: string): number;
 }
 

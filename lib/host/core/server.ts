@@ -144,7 +144,8 @@ export async function startServer(opts: StartOptions = {}): Promise<Server> {
     verifyPassword: (jid, pw) => users.verifyPassword(jid, pw),
     authenticate: (input) => users.authenticate(input),
     scramCredentials: (jid, hash) => users.scramCredentials(jid, hash),
-    recordAuthFailure: (address) => throttle.recordFailure(address),
+    scramDecoy: (jid, hash) => users.scramDecoy(jid, hash),
+    beginAuthAttempt: (address) => throttle.begin(address),
     authRetryAfter: (address) => throttle.retryAfter(address),
   };
 

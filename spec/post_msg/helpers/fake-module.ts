@@ -88,7 +88,8 @@ export function fakeModule(opts: FakeModuleOptions = {}): FakeModule {
         return users.get(parsed.jid.bare) === input.password ? { ok: true, jid: parsed.jid.bare } : { ok: false, reason: 'invalid' };
       },
       scramCredentials: notUsed('users.scramCredentials'),
-      recordAuthFailure: notUsed('users.recordAuthFailure'),
+      scramDecoy: notUsed('users.scramDecoy'),
+      beginAuthAttempt: notUsed('users.beginAuthAttempt'),
       authRetryAfter: notUsed('users.authRetryAfter'),
     },
     sessions: { add: notUsed('sessions'), remove: notUsed('sessions'), byFull: notUsed('sessions'), byBare: notUsed('sessions'), all: notUsed('sessions') },

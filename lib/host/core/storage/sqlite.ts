@@ -113,6 +113,7 @@ class SqliteUserStore implements UserStore {
   private readonly deleteStmt;
   private readonly listAllStmt;
   private readonly listHostStmt;
+  private readonly iterationsStmt;
 
   constructor(db: Database.Database) {
     this.versionStmt = db.prepare<[], number>('PRAGMA data_version').pluck();
@@ -129,6 +130,7 @@ class SqliteUserStore implements UserStore {
     this.deleteStmt = db.prepare('DELETE FROM users WHERE jid = ?');
     this.listAllStmt = db.prepare<[], { jid: string }>('SELECT jid FROM users ORDER BY jid');
     this.listHostStmt = db.prepare<[string], { jid: string }>("SELECT jid FROM users WHERE jid LIKE '%@' || ? ORDER BY jid");
+    this.iterationsStmt = db.prepare<[], { iterations: number; accounts: number }>('SELECT iterations, COUNT(*) AS accounts FROM users GROUP BY iterations ORDER BY iterations');
   }
 
   async get(jid: string): Promise<UserRecord | undefined> {
@@ -139,6 +141,10 @@ class SqliteUserStore implements UserStore {
     if (this.cache.size >= USER_CACHE_ENTRIES) this.cache.delete(this.cache.keys().next().value!);
     this.cache.set(jid, record ?? null);
     return record;
+  }
+
+  async iterationCounts(): Promise<Array<{ iterations: number; accounts: number }>> {
+    return this.iterationsStmt.all();
   }
 
   outsideChangeCount(): number {

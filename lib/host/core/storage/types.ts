@@ -25,6 +25,8 @@ export interface UserStore {
   delete(jid: string): Promise<boolean>;
   /** Bare JIDs, sorted; only those of `host` when given. */
   list(host?: string): Promise<string[]>;
+  /** How many accounts have each PBKDF2 iteration count, by count: decoys for unknown names are drawn from it. */
+  iterationCounts(): Promise<Array<{ iterations: number; accounts: number }>>;
   /**
    * A count that moves when another writer (the CLI, another node) may have changed accounts (SQLite:
    * `PRAGMA data_version`; a PostgreSQL store could use LISTEN/NOTIFY). This store's own writes do not move it:

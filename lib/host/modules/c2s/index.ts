@@ -1,7 +1,6 @@
 // Client-to-server streams (RFC 6120/6121): listeners and sessions; the server calls startC2s().
 // Prosody's plugins/mod_c2s.lua; each session acts on its virtual host through that host's module API.
 
-import { randomBytes } from 'node:crypto';
 import { createSecureContext } from 'node:tls';
 import type { Logger } from 'pino';
 import type { ModuleApi } from '../../api.js';
@@ -46,7 +45,6 @@ export async function startC2s(deps: C2sDeps): Promise<C2sServer> {
     secureContext,
     log,
     hostApi: deps.hostApi,
-    decoySecret: randomBytes(32),
     onClosed: (s: C2sSession) => sessions.delete(s),
   };
   const onConnection = (socket: import('node:net').Socket, isSecure: boolean) => {

@@ -32,8 +32,6 @@ export interface SessionContext {
   secureContext: SecureContext;
   log: Logger;
   hostApi(domain: string): ModuleApi | undefined;
-  /** Secret for SCRAM decoy credentials of unknown users (stable for the process). */
-  decoySecret: Buffer;
   onClosed(session: C2sSession): void;
 }
 
@@ -441,8 +439,6 @@ export class C2sSession implements ClientSession, PresenceControl {
       address: this.address,
       isSecure: this.isSecureNow,
       requireEncryption: this.ctx.settings.c2s_require_encryption,
-      decoySecret: this.ctx.decoySecret,
-      decoyIterations: Number(api.setting('pbkdf2_iterations') ?? 4096) || 4096,
     });
     const result = await this.sasl.handle(el);
     if (this.isClosedNow) return;

@@ -43,7 +43,7 @@ export interface ScramDeps {
   /** The stored credentials of a username (already SASLprepped), or undefined when there is no such account. */
   credentials(username: string): Promise<ScramCredentials | undefined>;
   /** Stand-in credentials for an unknown user, stable per username, so the exchange does not reveal it. */
-  decoy(username: string): ScramCredentials;
+  decoy(username: string): Promise<ScramCredentials>;
   /** Server nonce; tests pass the RFC's. */
   nonce?(): string;
 }
@@ -130,7 +130,7 @@ export class ScramServer {
     this.first = parsed;
     const stored = await this.deps.credentials(parsed.username);
     this.isKnownUser = stored !== undefined;
-    this.creds = stored ?? this.deps.decoy(parsed.username);
+    this.creds = stored ?? (await this.deps.decoy(parsed.username));
     this.nonce = parsed.clientNonce + (this.deps.nonce?.() ?? randomBytes(18).toString('base64'));
     this.serverFirst = `r=${this.nonce},s=${this.creds.salt.toString('base64')},i=${this.creds.iterations}`;
     return { kind: 'challenge', data: Buffer.from(this.serverFirst) };
@@ -168,4 +168,23 @@ export function decoyCredentials(secret: Buffer, username: string, hash: ScramHa
     storedKey: mac(`stored-${hash}`).subarray(0, length),
     serverKey: mac(`server-${hash}`).subarray(0, length),
   };
+}
+
+/**
+ * The iteration count of an unknown name's decoy: drawn, stable per name, from the counts real accounts
+ * have, weighted by how many have each. After `pbkdf2_iterations` changes, old accounts keep their count
+ * until their password changes, so a decoy at the new count would tell them apart; drawn like this, a
+ * count says nothing about whether its account exists. `fallback` serves while there is no account.
+ */
+export function decoyIterations(secret: Buffer, username: string, counts: ReadonlyArray<{ iterations: number; accounts: number }>, fallback: number): number {
+  const total = counts.reduce((sum, c) => sum + c.accounts, 0);
+  if (total === 0) return fallback;
+  // A point in [0, total) fixed by the name; the counts are sorted, so a name moves only when its boundary does.
+  const point = (createHmac('sha256', secret).update(`iterations\0${username}`).digest().readUIntBE(0, 6) / 2 ** 48) * total;
+  let upTo = 0;
+  for (const c of counts) {
+    upTo += c.accounts;
+    if (point < upTo) return c.iterations;
+  }
+  return counts[counts.length - 1]!.iterations;
 }

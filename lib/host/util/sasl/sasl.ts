@@ -5,7 +5,8 @@ import { xml, type Element } from '@xmpp/xml';
 import { parseJid } from '../jid.js';
 import type { ScramCredentials } from './sasl-scram.js';
 import { NS_SASL } from '../xmpp-stream/namespaces.js';
-import { decoyCredentials, SCRAM_MECHANISMS, ScramServer, type SaslCondition, type SaslStep } from './sasl-scram.js';
+import { SCRAM_MECHANISMS, ScramServer, type SaslCondition, type SaslStep } from './sasl-scram.js';
+import type { AuthAdmission } from '../throttle.js';
 
 /** Result of authenticating a password for an account. */
 export type AuthResult =
@@ -17,7 +18,10 @@ export type AuthResult =
 export interface SaslUsers {
   authenticate(input: { jid: string; password: string; address: string }): Promise<AuthResult>;
   scramCredentials(bareJid: string, hash: 'sha1' | 'sha256'): Promise<ScramCredentials | undefined>;
-  recordAuthFailure(address: string): number;
+  /** Stand-in credentials for an unknown account, shaped and drawn like the stored ones, stable per name. */
+  scramDecoy(bareJid: string, hash: 'sha1' | 'sha256'): Promise<ScramCredentials>;
+  /** A throttle slot for one credential check (counts checks in flight, not only failures). */
+  beginAuthAttempt(address: string): AuthAdmission | Promise<AuthAdmission>;
   authRetryAfter(address: string): number;
 }
 
@@ -33,8 +37,6 @@ export interface SaslContext {
   address: string;
   isSecure: boolean;
   requireEncryption: boolean;
-  decoySecret: Buffer;
-  decoyIterations: number;
   /** Waits before a throttled answer; tests shorten it. */
   sleep?(ms: number): Promise<void>;
 }
@@ -158,7 +160,8 @@ export class SaslNegotiation {
         const jid = this.jidOf(username);
         return jid ? this.ctx.users.scramCredentials(jid, hash) : undefined;
       },
-      decoy: (username) => decoyCredentials(this.ctx.decoySecret, username, hash, this.ctx.decoyIterations),
+      // An unparsable name gets a decoy too, so it is answered like an unknown account.
+      decoy: (username) => this.ctx.users.scramDecoy(this.jidOf(username) ?? `${username}\0invalid`, hash),
     });
   }
 
@@ -169,8 +172,12 @@ export class SaslNegotiation {
   }
 
   private async scramFinal(server: ScramServer, payload: Buffer): Promise<SaslResult> {
+    // Verified only inside a throttle slot: parallel streams from one address share its limit.
+    const admission = await this.ctx.users.beginAuthAttempt(this.ctx.address);
+    if (!admission.ok) return this.throttledFailure(admission.retryAfterSeconds);
     const step = server.finish(payload.toString('utf8'));
-    if (step.kind === 'failure' && step.isCredentialFailure) this.ctx.users.recordAuthFailure(this.ctx.address);
+    if (step.kind === 'failure' && step.isCredentialFailure) admission.attempt.failed();
+    else admission.attempt.succeeded();
     return this.fromStep(step);
   }
 

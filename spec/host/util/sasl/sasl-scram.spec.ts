@@ -47,7 +47,7 @@ describe('ScramServer', () => {
       const server = (known = true) =>
         new ScramServer(v.hash, {
           credentials: async (u) => (known && u === 'user' ? credentials('pencil', v.salt, 4096, v.hash) : undefined),
-          decoy: (u) => decoyCredentials(Buffer.alloc(32, 1), u, v.hash, 4096),
+          decoy: async (u) => decoyCredentials(Buffer.alloc(32, 1), u, v.hash, 4096),
           nonce: () => v.serverNonce,
         });
 

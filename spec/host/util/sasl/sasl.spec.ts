@@ -6,7 +6,9 @@ import assert from 'node:assert/strict';
 import { createHash, createHmac, pbkdf2Sync, randomBytes } from 'node:crypto';
 import { xml, type Element } from '@xmpp/xml';
 import { SaslNegotiation, offeredMechanisms, parsePlain, type SaslContext } from '../../../../lib/host/util/sasl/sasl.js';
-import type { AuthResult, ScramCredentials, UsersApi } from '../../../../lib/host/api.js';
+import type { AuthAdmission, AuthResult, ScramCredentials, UsersApi } from '../../../../lib/host/api.js';
+import { decoyCredentials } from '../../../../lib/host/util/sasl/sasl-scram.js';
+import { MemoryAuthThrottle } from '../../../../lib/host/util/throttle.js';
 
 const NS = 'urn:ietf:params:xml:ns:xmpp-sasl';
 const SALT = Buffer.from('0123456789abcdef');
@@ -21,7 +23,11 @@ class FakeUsers implements UsersApi {
   failures = 0;
   retryAfter = 0;
   lookups = 0;
-  constructor(private readonly accounts: Record<string, string>) {}
+  /** Proofs checked inside a throttle slot. */
+  verified = 0;
+  private readonly decoySecret = randomBytes(32);
+  /** Without a throttle every attempt is admitted. */
+  constructor(private readonly accounts: Record<string, string>, private readonly throttle?: MemoryAuthThrottle) {}
   async exists(jid: string) {
     return jid in this.accounts;
   }
@@ -39,9 +45,16 @@ class FakeUsers implements UsersApi {
     const pw = this.accounts[jid];
     return pw === undefined ? undefined : creds(pw, hash);
   }
-  recordAuthFailure() {
-    this.failures++;
-    return 0;
+  async scramDecoy(jid: string, hash: 'sha1' | 'sha256') {
+    return decoyCredentials(this.decoySecret, jid, hash, 4096);
+  }
+  async beginAuthAttempt(address: string): Promise<AuthAdmission> {
+    if (this.retryAfter > 0) return { ok: false, retryAfterSeconds: this.retryAfter };
+    const admission = this.throttle ? await this.throttle.begin(address) : { ok: true as const, attempt: { succeeded: () => undefined, failed: () => 0 } };
+    if (!admission.ok) return admission;
+    this.verified++;
+    const { attempt } = admission;
+    return { ok: true, attempt: { succeeded: () => attempt.succeeded(), failed: () => (this.failures++, attempt.failed()) } };
   }
   authRetryAfter() {
     return this.retryAfter;
@@ -56,8 +69,6 @@ function negotiation(users: FakeUsers, over: Partial<SaslContext> = {}): { sasl:
     address: '192.0.2.1',
     isSecure: true,
     requireEncryption: true,
-    decoySecret: randomBytes(32),
-    decoyIterations: 4096,
     sleep: async (ms) => void sleeps.push(ms),
     ...over,
   });
@@ -72,12 +83,22 @@ const decoded = (el: Element) => Buffer.from(el.getText(), 'base64').toString();
 
 /** RFC 5802 client side, to drive a whole exchange. */
 async function scramLogin(sasl: SaslNegotiation, mechanism: 'SCRAM-SHA-1' | 'SCRAM-SHA-256', user: string, password: string) {
+  const started = await scramStart(sasl, mechanism, user);
+  return typeof started === 'function' ? started(password) : started;
+}
+
+/** The client-first half of an exchange; then a function that sends client-final for a password. */
+async function scramStart(sasl: SaslNegotiation, mechanism: 'SCRAM-SHA-1' | 'SCRAM-SHA-256', user: string) {
   const hash = mechanism === 'SCRAM-SHA-1' ? 'sha1' : 'sha256';
   const cnonce = randomBytes(12).toString('base64');
   const bare = `n=${user},r=${cnonce}`;
   const first = await sasl.handle(auth(mechanism, `n,,${bare}`));
   if (first.reply.name !== 'challenge') return first;
   const serverFirst = decoded(first.reply);
+  return (password: string) => scramFinish(sasl, hash, bare, serverFirst, password);
+}
+
+async function scramFinish(sasl: SaslNegotiation, hash: 'sha1' | 'sha256', bare: string, serverFirst: string, password: string) {
   const attrs = Object.fromEntries(serverFirst.split(',').map((p) => [p[0], p.slice(2)]));
   const salted = pbkdf2Sync(password, Buffer.from(attrs.s!, 'base64'), Number(attrs.i), hash === 'sha1' ? 20 : 32, hash);
   const clientKey = createHmac(hash, salted).update('Client Key').digest();
@@ -212,6 +233,28 @@ describe('SASL', () => {
         assert.equal(condition(r.reply), 'not-authorized');
         assert.equal(users.lookups, 0);
         assert.deepEqual(sleeps, [2000]);
+      });
+
+      it('verifies at most auth_failures_per_minute proofs of 40 parallel streams from one address', async () => {
+        const limit = 10;
+        const users = new FakeUsers({ 'alice@localhost': 'pencil' }, new MemoryAuthThrottle(limit));
+        const streams = Array.from({ length: 40 }, () => negotiation(users));
+        // Every stream gets its challenge first, then all 40 proofs arrive together.
+        const finals = await Promise.all(streams.map(({ sasl }) => scramStart(sasl, mechanism, 'alice')));
+        const results = await Promise.all(finals.map((f, i) => (typeof f === 'function' ? f(`guess-${i}`) : f)));
+        assert.ok(results.every((r) => condition(r.reply) === 'not-authorized'));
+        assert.equal(users.verified, limit, 'proofs checked');
+        assert.equal(results.filter((r) => /try again/.test(r.reply.getChildText('text') ?? '')).length, 40 - limit, 'the rest are refused as throttled');
+        // Not even the right password is checked now, from this address.
+        const late = negotiation(users);
+        assert.match((await scramLogin(late.sasl, mechanism, 'alice', 'pencil')).reply.getChildText('text') ?? '', /try again/);
+      });
+
+      it('lets parallel right passwords through: a success frees its slot without counting', async () => {
+        const users = new FakeUsers({ 'alice@localhost': 'pencil' }, new MemoryAuthThrottle(2));
+        const results = await Promise.all(Array.from({ length: 20 }, () => scramLogin(negotiation(users).sasl, mechanism, 'alice', 'pencil')));
+        assert.ok(results.every((r) => r.jid === 'alice@localhost'));
+        assert.equal(users.failures, 0);
       });
     });
   }
