@@ -7,12 +7,12 @@ import { copyFileSync, existsSync, mkdirSync, rmSync, writeFileSync } from 'node
 import { join } from 'node:path';
 
 /** Child entry points (relative to the repo root, without extension). */
-export const CHILD_ENTRIES = ['bench/server-child', 'bench/ceiling', 'bench/tls-floor', 'bench/preload-no-cache', 'bench/preload-sync-pbkdf2', 'bench/preload-no-turn-end'] as const;
+export const CHILD_ENTRIES = ['bench/server-child', 'bench/ceiling', 'bench/tls-floor'] as const;
 export type ChildEntry = (typeof CHILD_ENTRIES)[number];
 
 export interface Runtime {
   kind: 'compiled' | 'tsx';
-  /** Absolute path of an entry's file to run or preload. */
+  /** Absolute path of an entry's file to run. */
   file(entry: ChildEntry): string;
 }
 

@@ -28,7 +28,7 @@ export interface ChildOptions {
   /** The entry file: a .ts file runs under tsx, a compiled .js one under plain node. */
   script: string;
   args?: string[];
-  /** Extra node flags (after `--import tsx` when the script is TypeScript), e.g. `--import` of a bench preload. */
+  /** Extra node flags (after `--import tsx` when the script is TypeScript) (BENCH_NODE_FLAGS). */
   nodeFlags?: string[];
   env?: Record<string, string>;
   cwd: string;

@@ -21,7 +21,7 @@ import { createAccounts, createIdleAccounts, DOMAIN, makeBenchDir, textBody, wri
 import { fixed, integer, mebibytes } from './table.js';
 import { summariseProfile } from './profile.js';
 import { machineCpu } from './cpu.js';
-import { compiledRuntime, tsxRuntime, type ChildEntry, type Runtime } from './build.js';
+import { compiledRuntime, tsxRuntime, type Runtime } from './build.js';
 import {
   describeSample,
   IDLE_AFTER,
@@ -215,13 +215,16 @@ async function sample(target: Target, row: Row, opts: { profilePath?: string } =
   return result;
 }
 
-async function startServerChild(bench: BenchDir, opts: { name: string; logLevel?: 'warn' | 'info'; preloads?: ChildEntry[]; env?: Record<string, string> }): Promise<Child> {
+/** server-child's flags, each switching off one mechanism (StartOptions). */
+type ServerFlag = '--no-credential-cache' | '--pbkdf2-on-event-loop' | '--no-writes-at-turn-end';
+
+async function startServerChild(bench: BenchDir, opts: { name: string; logLevel?: 'warn' | 'info'; flags?: ServerFlag[]; env?: Record<string, string> }): Promise<Child> {
   const config = writeConfig(bench, opts.name, { logLevel: opts.logLevel ?? 'warn' });
   return Child.start({
     name: `xmppd (${opts.name})`,
     script: runtime.file('bench/server-child'),
-    args: [config],
-    nodeFlags: [...(opts.preloads ?? []).flatMap((p) => ['--import', runtime.file(p)]), ...settings.serverNodeFlags],
+    args: [config, ...(opts.flags ?? [])],
+    nodeFlags: settings.serverNodeFlags,
     cwd: ROOT,
     ...(opts.env ? { env: opts.env } : {}),
     // At log_level info there is a line per request: straight to a file, as a real deployment would.
@@ -415,14 +418,13 @@ async function openIdle(child: Child, bench: BenchDir, usernames: string[], sess
 
 /** One 32-connection row per variant, each on a fresh server child: what each optimisation is worth. */
 async function effectSeries(bench: BenchDir): Promise<Row[]> {
-  const variants: Array<{ variant: string; name: string; logLevel?: 'warn' | 'info'; preloads?: ChildEntry[]; paths?: string[] }> = [
+  const variants: Array<{ variant: string; name: string; logLevel?: 'warn' | 'info'; flags?: ServerFlag[]; paths?: string[] }> = [
     { variant: 'default (fresh server, baseline of this series)', name: 'effect-default' },
     { variant: 'recipient offline (stored)', name: 'offline', paths: [`/msg/${OFFLINE.username}`] },
     { variant: 'log_level info', name: 'log-info', logLevel: 'info' },
-    { variant: 'writes at the end of the turn off', name: 'no-turn-end', preloads: ['bench/preload-no-turn-end'] },
-    { variant: 'credential cache off', name: 'no-cache', preloads: ['bench/preload-no-cache'] },
-    // preload-sync-pbkdf2 first: preload-no-cache imports users.ts, which captures crypto.pbkdf2 when evaluated.
-    { variant: 'cache off + PBKDF2 on the event loop', name: 'no-cache-sync', preloads: ['bench/preload-sync-pbkdf2', 'bench/preload-no-cache'] },
+    { variant: 'writes at the end of the turn off', name: 'no-turn-end', flags: ['--no-writes-at-turn-end'] },
+    { variant: 'credential cache off', name: 'no-cache', flags: ['--no-credential-cache'] },
+    { variant: 'cache off + PBKDF2 on the event loop', name: 'no-cache-sync', flags: ['--no-credential-cache', '--pbkdf2-on-event-loop'] },
   ];
   const rows: Row[] = [];
   for (const v of variants) {

@@ -1,17 +1,32 @@
 // Benchmark child: the real server (startServer, exactly what `xmppd start` runs) that tells the bench its bound
-// ports over IPC, because at log_level warn the server's own "listening" lines are not printed.
+// ports over IPC, because at log_level warn the server's own "listening" lines are not printed. Flags switch off
+// one mechanism each (StartOptions), so the bench can measure what it is worth.
 
 import { writeFileSync } from 'node:fs';
 import { Session } from 'node:inspector/promises';
+import { parseArgs } from 'node:util';
 import { startServer } from '../lib/host/core/server.js';
 
-const configPath = process.argv[2];
+const { values: flags, positionals } = parseArgs({
+  allowPositionals: true,
+  options: {
+    'no-credential-cache': { type: 'boolean', default: false },
+    'pbkdf2-on-event-loop': { type: 'boolean', default: false },
+    'no-writes-at-turn-end': { type: 'boolean', default: false },
+  },
+});
+const configPath = positionals[0];
 if (!configPath) {
-  process.stderr.write('usage: node --import tsx bench/server-child.ts CONFIG\n');
+  process.stderr.write('usage: node --import tsx bench/server-child.ts CONFIG [--no-credential-cache] [--pbkdf2-on-event-loop] [--no-writes-at-turn-end]\n');
   process.exit(2);
 }
 
-const server = await startServer({ configPath });
+const server = await startServer({
+  configPath,
+  credentialCache: !flags['no-credential-cache'],
+  pbkdf2OnEventLoop: flags['pbkdf2-on-event-loop'],
+  writesAtTurnEnd: !flags['no-writes-at-turn-end'],
+});
 process.send?.({ msg: 'bench-ready', http: server.httpPorts()[0], c2s: server.c2sPorts()[0], c2sTls: server.c2sTlsPorts()[0] });
 
 let profiler: Session | undefined;

@@ -19,7 +19,8 @@ import { MemorySessionRegistry } from './sessions.js';
 import { openSqliteStorage } from './storage/sqlite.js';
 import type { Storage, UserStore } from './storage/types.js';
 import { loadOrCreateTls } from '../net/tls.js';
-import { CredentialCache, UserService } from './users.js';
+import { CredentialCache, deriveScramOnEventLoop, UserService } from './users.js';
+import { turnEnd } from '../net/end-of-turn.js';
 import type { ModuleApi, StanzaEvent, UsersApi } from '../api.js';
 
 export const DEFAULT_CONFIG_PATH = './xmppd.yaml';
@@ -46,6 +47,7 @@ export function readConfig(source: ConfigSource): { config: HostConfig; catalog:
 export function openUsers(
   config: HostConfig,
   onChange?: (jid: string, change: 'created' | 'password' | 'deleted') => void,
+  options: Pick<StartOptions, 'credentialCache' | 'pbkdf2OnEventLoop'> = {},
 ): { storage: Storage; users: UserService; throttle: MemoryAuthThrottle } {
   const storage = openSqliteStorage(config.data_dir);
   const throttle = new MemoryAuthThrottle(config.auth_failures_per_minute);
@@ -54,7 +56,8 @@ export function openUsers(
     throttle,
     iterations: config.pbkdf2_iterations,
     isLocalHost: (domain) => domain in config.virtual_hosts,
-    cache: new CredentialCache(),
+    cache: options.credentialCache === false ? undefined : new CredentialCache(),
+    ...(options.pbkdf2OnEventLoop ? { derive: deriveScramOnEventLoop } : {}),
     onChange,
   });
   return { storage, users, throttle };
@@ -64,6 +67,13 @@ export interface StartOptions extends ConfigSource {
   /** Where log lines go; default stdout. */
   logDestination?: DestinationStream;
   logger?: Logger;
+  // The switches below exist so the bench can measure what each mechanism is worth; a deployment keeps the defaults.
+  /** Keep verified passwords in memory (default true); false: every check pays its PBKDF2. */
+  credentialCache?: boolean;
+  /** Run PBKDF2 on the event loop instead of libuv's pool (default false). */
+  pbkdf2OnEventLoop?: boolean;
+  /** Hold a turn's writes to its end (default true); false switches it off for the whole process. */
+  writesAtTurnEnd?: boolean;
 }
 
 export class Server {
@@ -128,24 +138,24 @@ export class Server {
 
 export async function startServer(opts: StartOptions = {}): Promise<Server> {
   const { config, catalog } = readConfig(opts);
+  if (opts.writesAtTurnEnd === false) turnEnd.isOn = false;
   const log = opts.logger ?? createLogger(config.log_level, opts.logDestination);
   log.info({ config: config.source, hosts: Object.keys(config.virtual_hosts) }, 'starting');
 
   const globalBus = new EventBus<unknown>();
   const { storage, users, throttle } = openUsers(config, (jid, change) => {
     globalBus.fire('user-changed', { jid, change }).catch((err: unknown) => log.error({ err, jid }, 'a user-changed handler failed'));
-  });
+  }, opts);
   const sessions = new MemorySessionRegistry();
   const buses = new Map(Object.keys(config.virtual_hosts).map((h) => [h, new EventBus<StanzaEvent>()]));
-  const router = new StanzaRouter({ bus: (d) => buses.get(d), globalBus, log });
+  const router = new StanzaRouter({ bus: (d) => buses.get(d), log });
   const httpApps = new HttpApps(() => config.http_default_host);
   const usersApi: UsersApi = {
     exists: (jid) => users.exists(jid),
     verifyPassword: (jid, pw) => users.verifyPassword(jid, pw),
     authenticate: (input) => users.authenticate(input),
     scramCredentials: (jid, hash) => users.scramCredentials(jid, hash),
-    scramDecoy: (jid, hash) => users.scramDecoy(jid, hash),
-    beginAuthAttempt: (address) => throttle.begin(address),
+    recordAuthFailure: (address) => throttle.recordFailure(address),
     authRetryAfter: (address) => throttle.retryAfter(address),
   };
 

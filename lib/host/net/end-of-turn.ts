@@ -6,6 +6,8 @@
 type Task = () => void;
 
 export class TurnEnd {
+  /** Off, every write goes out at once: the bench measures what holding them is worth. */
+  isOn: boolean;
   private tasks: Task[] = [];
   private isScheduled = false;
   /** How many turn ends have run. */
@@ -20,11 +22,16 @@ export class TurnEnd {
   private answers: Promise<void> | undefined;
   private releaseAnswers: (() => void) | undefined;
 
+  constructor(options: { isOn?: boolean } = {}) {
+    this.isOn = options.isOn ?? true;
+  }
+
   /**
    * A request starts (it was read in this turn). This turn's end is marked even if nothing is deferred in it, so
    * `wait` can tell whether the request finished within its turn. Returns the turn's mark for `wait`.
    */
   begin(): number {
+    if (!this.isOn) return 0;
     this.begunNow++;
     this.schedule();
     return this.ended;
@@ -58,7 +65,7 @@ export class TurnEnd {
 
   /** Whether writes are being held to the end of the turn (requests come several at a time). */
   isGathering(): boolean {
-    return this.begunNow > 1 || this.begunBefore > 1;
+    return this.isOn && (this.begunNow > 1 || this.begunBefore > 1);
   }
 
   private schedule(): void {

@@ -1,4 +1,4 @@
-// Writes held back to the end of the event-loop turn (lib/host/end-of-turn.ts): when tasks and answers are held and
+// Writes held back to the end of the event-loop turn (lib/host/net/end-of-turn.ts): when tasks and answers are held and
 // in what order they go, and, on the real server, that no 201 is written while its message is still held back.
 
 import { after, before, describe, it } from 'node:test';
@@ -54,6 +54,19 @@ describe('TurnEnd', () => {
       assert.deepEqual(order, [1, 2]);
       await nextTurn();
       assert.deepEqual(order, [1, 2, 3]);
+    });
+  });
+
+  describe('isOn', () => {
+    it('switched off, runs every task and answers every request at once, even in a busy turn', () => {
+      const turn = new TurnEnd({ isOn: false });
+      const begun = turn.begin();
+      turn.begin();
+      let ran = false;
+      turn.defer(() => (ran = true));
+      assert.equal(ran, true);
+      assert.equal(turn.isGathering(), false);
+      assert.equal(turn.wait(begun), undefined);
     });
   });
 
