@@ -148,14 +148,15 @@ export async function startServer(opts: StartOptions = {}): Promise<Server> {
   }, opts);
   const sessions = new MemorySessionRegistry();
   const buses = new Map(Object.keys(config.virtual_hosts).map((h) => [h, new EventBus<StanzaEvent>()]));
-  const router = new StanzaRouter({ bus: (d) => buses.get(d), log });
+  const router = new StanzaRouter({ bus: (d) => buses.get(d), globalBus, log });
   const httpApps = new HttpApps(() => config.http_default_host);
   const usersApi: UsersApi = {
     exists: (jid) => users.exists(jid),
     verifyPassword: (jid, pw) => users.verifyPassword(jid, pw),
     authenticate: (input) => users.authenticate(input),
     scramCredentials: (jid, hash) => users.scramCredentials(jid, hash),
-    recordAuthFailure: (address) => throttle.recordFailure(address),
+    scramDecoy: (jid, hash) => users.scramDecoy(jid, hash),
+    beginAuthAttempt: (address) => throttle.begin(address),
     authRetryAfter: (address) => throttle.retryAfter(address),
   };
 

@@ -7,10 +7,13 @@ import saslprep from '@mongodb-js/saslprep';
 import { HostError } from '../util/errors.js';
 import { parseJid } from '../util/jid.js';
 import type { AuthResult, ScramCredentials, UsersApi } from '../api.js';
-import type { AuthThrottle } from '../util/throttle.js';
+import type { AuthAdmission, AuthThrottle } from '../util/throttle.js';
+import { decoyCredentials, decoyIterations } from '../util/sasl/sasl-scram.js';
 import type { UserRecord, UserStore } from './storage/types.js';
 
 const pbkdf2Async = promisify(pbkdf2);
+/** How long the accounts' iteration counts are trusted before they are read again. */
+const PROFILE_TTL_MS = 60_000;
 
 type Hash = 'sha1' | 'sha256';
 const KEY_LENGTH: Record<Hash, number> = { sha1: 20, sha256: 32 };
@@ -101,20 +104,33 @@ export interface UserServiceOptions {
 }
 
 /** The user store as the host uses it: admin operations (CLI) plus the UsersApi that modules see. */
-export class UserService implements Omit<UsersApi, 'recordAuthFailure' | 'authRetryAfter'> {
-  /** A fixed fake account, so an unknown user costs the same PBKDF2 and compare as a known one. */
-  private readonly decoy: UserRecord;
+export class UserService implements Omit<UsersApi, 'beginAuthAttempt' | 'authRetryAfter'> {
+  /** Keys the decoy accounts of unknown names: same shape and cost as a real one, stable per name. */
+  private readonly decoySecret = randomBytes(32);
+  /** Accounts per iteration count, re-read at most once a minute (decoys are drawn from it). */
+  private iterationProfile: { counts: Array<{ iterations: number; accounts: number }>; readAt: number } | undefined;
+  private profileReading: Promise<void> | undefined;
 
-  constructor(private readonly opts: UserServiceOptions) {
-    this.decoy = {
-      jid: '',
-      iterations: opts.iterations,
-      salt: randomBytes(16),
-      sha1StoredKey: randomBytes(20),
-      sha1ServerKey: randomBytes(20),
-      sha256StoredKey: randomBytes(32),
-      sha256ServerKey: randomBytes(32),
-    };
+  constructor(private readonly opts: UserServiceOptions) {}
+
+  /** SCRAM stand-in for an unknown account: salt and keys from the name, its iteration count drawn like a real account's. */
+  async scramDecoy(bareJid: string, hash: Hash): Promise<ScramCredentials> {
+    return decoyCredentials(this.decoySecret, bareJid, hash, await this.decoyIterations(bareJid));
+  }
+
+  private async decoyIterations(bareJid: string): Promise<number> {
+    const profile = this.iterationProfile;
+    if (!profile || Date.now() - profile.readAt > PROFILE_TTL_MS) {
+      this.profileReading ??= this.opts.store
+        .iterationCounts()
+        .then((counts) => void (this.iterationProfile = { counts, readAt: Date.now() }))
+        // A store that fails fails the account lookups themselves; the decoys keep the last profile meanwhile.
+        .catch(() => undefined)
+        .finally(() => (this.profileReading = undefined));
+      // Only the first ever waits; later ones use the last profile while it is re-read.
+      if (!profile) await this.profileReading;
+    }
+    return decoyIterations(this.decoySecret, bareJid, this.iterationProfile?.counts ?? [], this.opts.iterations);
   }
 
   /** Normalise an account JID for admin operations: bare, with a localpart, on a served host. */
@@ -181,23 +197,44 @@ export class UserService implements Omit<UsersApi, 'recordAuthFailure' | 'authRe
 
   private async verifyByDerivation(known: UserRecord | undefined, bareJid: string, password: string): Promise<boolean> {
     const { cache } = this.opts;
-    const record = known ?? this.decoy;
+    const record = known ? { salt: known.salt, iterations: known.iterations, storedKey: known.sha256StoredKey } : await this.scramDecoy(bareJid, 'sha256');
     const prepared = prepPassword(password);
     // Derive even for a prohibited password or an unknown user: the answer's timing must not tell which.
     const derive = this.opts.derive ?? deriveScram;
     const { storedKey } = await derive(prepared ?? password, record.salt, record.iterations, 'sha256');
-    const isMatch = timingSafeEqual(storedKey, record.sha256StoredKey) && prepared !== undefined && record !== this.decoy;
-    if (isMatch) cache?.remember(bareJid, password, record.sha256StoredKey);
+    const isMatch = timingSafeEqual(storedKey, record.storedKey) && prepared !== undefined && known !== undefined;
+    if (isMatch) cache?.remember(bareJid, password, record.storedKey);
     return isMatch;
   }
 
   async authenticate(input: { jid: string; password: string; address: string }): Promise<AuthResult> {
-    const wait = this.opts.throttle.retryAfter(input.address);
+    const { throttle } = this.opts;
+    const wait = throttle.retryAfter(input.address);
     if (wait > 0) return { ok: false, reason: 'throttled', retryAfterSeconds: wait };
+    let known = await this.opts.store.get(input.jid);
+    // Even a cached password is checked inside a slot: otherwise a throttled guesser learns from the cache.
+    let admission: AuthAdmission | Promise<AuthAdmission> = throttle.begin(input.address);
+    if (admission instanceof Promise) {
+      admission = await admission;
+      // It waited for a slot: the account may have changed meanwhile.
+      if (admission.ok) known = await this.opts.store.get(input.jid);
+    }
+    if (!admission.ok) return { ok: false, reason: 'throttled', retryAfterSeconds: admission.retryAfterSeconds };
+    const { attempt } = admission;
     // Not through verifyPassword: one async call less per request when the password is cached.
-    const verdict = this.check(await this.opts.store.get(input.jid), input.jid, input.password);
-    if (verdict === true || (verdict !== false && (await verdict))) return { ok: true, jid: input.jid };
-    this.opts.throttle.recordFailure(input.address);
+    let isMatch: boolean;
+    try {
+      const verdict = this.check(known, input.jid, input.password);
+      isMatch = verdict === true || (verdict !== false && (await verdict));
+    } catch (err) {
+      attempt.succeeded(); // no verdict: free the slot without counting a failure
+      throw err;
+    }
+    if (isMatch) {
+      attempt.succeeded();
+      return { ok: true, jid: input.jid };
+    }
+    attempt.failed();
     return { ok: false, reason: 'invalid' };
   }
 

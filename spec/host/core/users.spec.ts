@@ -9,6 +9,9 @@ import { openSqliteStorage, DATABASE_FILE } from '../../../lib/host/core/storage
 import { MemoryAuthThrottle } from '../../../lib/host/util/throttle.js';
 import { UserService, deriveScram, deriveScramOnEventLoop, CredentialCache } from '../../../lib/host/core/users.js';
 import type { Storage } from '../../../lib/host/core/storage/types.js';
+import type { AuthAdmission } from '../../../lib/host/util/throttle.js';
+import { startTestServer } from '../../helpers/server.js';
+import { basic, post } from '../../helpers/load.js';
 
 describe('UserService', () => {
   let dir: string;
@@ -231,6 +234,136 @@ describe('CredentialCache', () => {
     assert.equal(small.size, 2);
     assert.equal(small.matches('a', 'p', key), false);
     assert.equal(small.matches('c', 'p', key), true);
+  });
+});
+
+describe('MemoryAuthThrottle: checks in flight', () => {
+  const admitted = (a: AuthAdmission | Promise<AuthAdmission>) => {
+    assert.ok(!(a instanceof Promise) && a.ok, 'admitted at once');
+    return a.attempt;
+  };
+
+  it('admits at most `limit` checks at once; the others wait and are refused once the failures reach the limit', async () => {
+    const t = new MemoryAuthThrottle(3);
+    const running = [t.begin('a'), t.begin('a'), t.begin('a')].map(admitted);
+    const waiting = [t.begin('a'), t.begin('a')];
+    assert.ok(waiting.every((w) => w instanceof Promise), 'the 4th and 5th wait for a slot');
+    admitted(t.begin('b')).succeeded(); // another address is not held up
+    for (const attempt of running) attempt.failed();
+    const answers = await Promise.all(waiting);
+    assert.ok(answers.every((a) => !a.ok && a.retryAfterSeconds > 0));
+    assert.equal(t.inFlightCount('a'), 0);
+  });
+
+  it('a success frees its slot for a waiting check and counts nothing', async () => {
+    const t = new MemoryAuthThrottle(1);
+    const first = admitted(t.begin('a'));
+    const next = t.begin('a');
+    first.succeeded();
+    first.failed(); // a second end is ignored
+    const answer = await next;
+    assert.ok(answer.ok);
+    answer.attempt.succeeded();
+    assert.equal(t.retryAfter('a'), 0);
+    assert.equal(t.inFlightCount('a'), 0);
+  });
+});
+
+describe('UserService under parallel guessing and a changed pbkdf2_iterations', () => {
+  let dir: string;
+  let storage: Storage;
+  let derivations = 0;
+  const derive: typeof deriveScram = (...args) => {
+    derivations++;
+    return deriveScram(...args);
+  };
+  const service = (iterations: number, limit = 100000) =>
+    new UserService({ store: storage.users, throttle: new MemoryAuthThrottle(limit), iterations, isLocalHost: () => true, cache: new CredentialCache(), derive });
+
+  before(async () => {
+    dir = mkdtempSync(join(tmpdir(), 'users-parallel-'));
+    storage = openSqliteStorage(dir);
+    const old = service(4096);
+    for (const name of ['alice', 'bob']) await old.create(`${name}@localhost`, `${name}-pw`);
+  });
+  after(() => {
+    storage.close();
+    rmSync(dir, { recursive: true, force: true });
+  });
+
+  it('derives at most auth_failures_per_minute keys for 200 parallel wrong passwords from one address', async () => {
+    const users = service(4096, 5);
+    derivations = 0;
+    const results = await Promise.all(Array.from({ length: 200 }, (_, i) => users.authenticate({ jid: 'alice@localhost', password: `guess-${i}`, address: '192.0.2.1' })));
+    assert.equal(derivations, 5);
+    assert.equal(results.filter((r) => !r.ok && r.reason === 'invalid').length, 5);
+    assert.equal(results.filter((r) => !r.ok && r.reason === 'throttled').length, 195);
+    assert.deepEqual(await users.authenticate({ jid: 'alice@localhost', password: 'alice-pw', address: '192.0.2.2' }), { ok: true, jid: 'alice@localhost' });
+  });
+
+  it('lets a burst of 50 parallel right passwords through a limit of 5 (successes free their slots)', async () => {
+    const users = service(4096, 5);
+    const results = await Promise.all(Array.from({ length: 50 }, () => users.authenticate({ jid: 'bob@localhost', password: 'bob-pw', address: '192.0.2.3' })));
+    assert.ok(results.every((r) => r.ok));
+  });
+
+  it('gives an unknown name the iteration count real accounts have, not the new pbkdf2_iterations', async () => {
+    const users = service(20480);
+    assert.equal((await users.scramCredentials('alice@localhost', 'sha256'))!.iterations, 4096);
+    for (const name of ['nobody', 'ghost', 'carol']) assert.equal((await users.scramDecoy(`${name}@localhost`, 'sha1')).iterations, 4096, name);
+  });
+
+  it('draws decoy counts as often as accounts have them, stable per name', async () => {
+    await service(20480).create('dan@localhost', 'dan-pw'); // now 2 accounts at 4096, 1 at 20480
+    const users = service(20480);
+    const names = Array.from({ length: 300 }, (_, i) => `unknown-${i}@localhost`);
+    const counts = await Promise.all(names.map(async (n) => (await users.scramDecoy(n, 'sha256')).iterations));
+    const share = counts.filter((c) => c === 4096).length / counts.length;
+    assert.ok(share > 0.55 && share < 0.78, `share of 4096 among decoys ${share.toFixed(2)}, accounts have 2/3`);
+    assert.ok(counts.every((c) => c === 4096 || c === 20480));
+    assert.deepEqual(await Promise.all(names.slice(0, 20).map(async (n) => (await users.scramDecoy(n, 'sha256')).iterations)), counts.slice(0, 20));
+  });
+
+  it('takes as long for an unknown user as for a wrong password after pbkdf2_iterations changed (means within 20%)', async () => {
+    // Every account of this store has 4096 but dan; the server now derives new passwords with 20480.
+    await service(20480).delete('dan@localhost');
+    const users = service(20480);
+    const once = async (jid: string): Promise<number> => {
+      const start = process.hrtime.bigint();
+      await users.verifyPassword(jid, 'wrong');
+      return Number(process.hrtime.bigint() - start);
+    };
+    for (let i = 0; i < 20; i++) await once(i % 2 ? 'alice@localhost' : 'nobody@localhost'); // warm up
+    let known = 0;
+    let unknown = 0;
+    for (let i = 0; i < 200; i++) {
+      known += await once('alice@localhost');
+      unknown += await once(`nobody-${i}@localhost`);
+    }
+    const ratio = unknown / known;
+    assert.ok(ratio > 0.8 && ratio < 1.2, `unknown/known mean time ratio ${ratio.toFixed(3)} is outside 0.8..1.2`);
+  });
+});
+
+describe('HTTP Basic under parallel guessing (the real server)', () => {
+  it('checks at most auth_failures_per_minute of 200 simultaneous requests from one address; the rest get 429', { timeout: 30_000 }, async () => {
+    const ts = await startTestServer({ config: { auth_failures_per_minute: 5 }, users: [['bob@localhost', 'bob-par-pw']] });
+    try {
+      const send = (password: string, localAddress: string) =>
+        post(ts.httpUrl, '/msg/bob', { localAddress, headers: { authorization: basic('bob@localhost', password), 'content-type': 'text/plain' }, body: 'parallel' });
+      const answers = await Promise.all(Array.from({ length: 200 }, (_, i) => send(`guess-${i}`, '127.0.0.4')));
+      const statuses = answers.map((a) => a.status);
+      assert.equal(statuses.filter((s) => s === 401).length, 5, 'checked (each 401 is one verified guess)');
+      assert.equal(statuses.filter((s) => s === 429).length, 195);
+      assert.ok(answers.filter((a) => a.status === 429).every((a) => /^[1-9]\d*$/.test(String(a.headers['retry-after']))));
+      // The real user, elsewhere, is not locked out.
+      assert.equal((await send('bob-par-pw', '127.0.0.5')).status, 201);
+      // A burst of right passwords from one address is not mistaken for guessing.
+      const burst = await Promise.all(Array.from({ length: 40 }, () => send('bob-par-pw', '127.0.0.6')));
+      assert.deepEqual([...new Set(burst.map((a) => a.status))], [201]);
+    } finally {
+      await ts.stop();
+    }
   });
 });
 
