@@ -1,4 +1,4 @@
-// Type declarations for @xmpp/xml and @xmpp/jid 0.14, which ship no types.
+// Type declarations for @xmpp/xml 0.14, which ships no types.
 // Only what this project uses is declared; see node_modules/ltx/lib/Element.js.
 
 declare module '@xmpp/xml' {
@@ -65,24 +65,4 @@ declare module '@xmpp/xml' {
 declare module '@xmpp/xml/lib/parse.js' {
   import type { Element } from '@xmpp/xml';
   export default function parse(data: string): Element;
-}
-
-declare module '@xmpp/jid' {
-  export class JID {
-    constructor(local: string | null | undefined, domain: string, resource?: string | null);
-    local: string;
-    domain: string;
-    resource: string;
-    bare(): JID;
-    toString(unescape?: boolean): string;
-    equals(other: JID): boolean;
-    getLocal(unescape?: boolean): string;
-    getDomain(): string;
-    getResource(): string;
-  }
-  export function jid(address: string): JID;
-  export function jid(local: string | null, domain: string, resource?: string | null): JID;
-  export function parse(address: string): JID;
-  export function equal(a: JID, b: JID): boolean;
-  export default jid;
 }

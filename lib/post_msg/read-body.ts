@@ -1,5 +1,5 @@
 // Reads a request body as raw bytes with a hard limit, for post_msg's payload checks.
-// Why not koa-bodyparser (the project's body parser): it picks its parser from its own Content-Type
+// Why not koa-bodyparser (fine for JSON, which the token app will take): it picks its parser from its own Content-Type
 // match (type-is rejects `text/plain;`, which RFC 9110 allows, and then reads nothing), decodes to a
 // string replacing invalid UTF-8 with U+FFFD (the spec needs a 400), and parses forms with qs, which
 // merges repeated fields and builds nested objects from `a[b]=`. The spec needs the bytes, so this does

@@ -92,7 +92,7 @@ function parseUncached(input: string): JidResult {
   if (input === '') return fail(input, 'it is empty');
 
   // RFC 7622 §3.1: split on the separators before any mapping, which could create new ones. Not with
-  // @xmpp/jid's parse (the project's JID package): it escapes a localpart it finds unescaped (XEP-0106:
+  // @xmpp/jid's parse: it escapes a localpart it finds unescaped (XEP-0106:
   // "a b@x" becomes a valid "a\20b@x" where RFC 7622 needs an error), cannot tell "@x" or "x/" from "x",
   // and keeps "b@c" as a domain; undoing that would cost more than these few lines.
   const slash = input.indexOf('/');
