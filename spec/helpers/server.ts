@@ -30,7 +30,7 @@ export interface TestServerOptions {
 
 /**
  * Under `npm test` every test server's log lines (and the passwords the specs used) are also
- * appended to this folder, so spec/zz-log-secrets.spec.ts can check the whole run's logs.
+ * appended to this folder, so scripts/check-log-secrets.ts can check the whole run's logs.
  */
 const RUN_LOG_DIR = process.env.XMPPD_SPEC_LOG_DIR;
 
