@@ -49,6 +49,8 @@ export interface Manifest {
   main?: string;
   depends?: string[];
   options?: Record<string, OptionSpec>;
+  /** Loaded once for the whole server, on host `*` (Prosody's module:set_global()): hooks on the global bus, sees every host's items. */
+  global?: boolean;
 }
 
 /** Where a stanza came from. A local account's client, the server itself, or a module acting for an account. */
@@ -169,13 +171,50 @@ export interface HttpLogState {
 
 export type HttpContext = Context;
 
-/** Things a module can provide; the host removes each when the module unloads. */
+/**
+ * Kinds of item a module can provide (Prosody's module:provides); the host removes each when its module unloads.
+ * Open: a module inventing a kind adds it by declaration merging,
+ * `declare module '<path>/api.js' { interface Provides { my_kind: MyItem } }`.
+ */
 export interface Provides {
   http: HttpApp;
   /** A disco#info feature var advertised on the server (XEP-0030). */
   disco_feature: string;
   /** A disco#info feature var advertised on accounts' bare JIDs. */
   account_disco_feature: string;
+}
+
+/** Who provided an item: the host it was provided on (`*` for a global module) and the module. */
+export interface ItemInfo {
+  readonly host: string;
+  readonly module: string;
+}
+
+/**
+ * Services modules offer each other through `setService()` / `depends()`. Open, like Provides: the offering module
+ * adds its entry, `declare module '<path>/api.js' { interface Services { tokenauth: TokenService } }`.
+ */
+// eslint-disable-next-line @typescript-eslint/no-empty-object-type -- filled by declaration merging
+export interface Services {}
+
+/** An iq handler for `handleIq`: the result's payload, `true` for an empty result; a thrown StanzaError is the error reply. */
+export type IqHandler = (event: StanzaEvent) => Element | true | Promise<Element | true>;
+
+/** The address types an iq handler answers (Prosody's to_type in `iq-get/<to_type>/<xmlns>:<name>`). */
+export type IqToType = 'host' | 'bare' | 'self' | 'full';
+
+/** The session filter kinds (Prosody's util/filters names). */
+export type FilterKind = 'stanzas/in' | 'stanzas/out';
+
+/** A session filter: return the stanza (or a replacement) to pass it on, undefined to drop it. */
+export type StanzaFilter = (stanza: Stanza, session: ClientSession) => Stanza | undefined;
+
+/** A host's filters of one kind, as a transport runs them on each stanza of its sessions. */
+export interface StanzaFilterChain {
+  /** Nothing registered: skip run(). */
+  readonly isEmpty: boolean;
+  /** The stanza after every filter, or undefined when one dropped it. A throwing filter's error propagates. */
+  run(stanza: Stanza, session: ClientSession): Stanza | undefined;
 }
 
 /** Host-wide events that are not stanzas. */
@@ -207,12 +246,30 @@ export interface ModuleApi {
   option<T extends OptionValue = OptionValue>(key: string): T;
   /** A host-level setting from the config (`auth_failures_per_minute`, …). */
   setting(key: string): unknown;
-  /** Register something; for `http` returns the resolved base path. */
-  provides<K extends keyof Provides>(kind: K, item: Provides[K]): string;
+  /** Provide an item of a kind (fires `item-added/<kind>`); removed when this module unloads. */
+  provides<K extends keyof Provides>(kind: K, item: Provides[K]): void;
+  /**
+   * Consume a kind: `onAdded` for every item already provided (this host's and global modules'; every host's for a
+   * global module) and every later one, `onRemoved` when its provider unloads (Prosody's module:handle_items).
+   */
+  handleItems<K extends keyof Provides>(
+    kind: K,
+    onAdded: (item: Provides[K], info: ItemInfo) => void,
+    onRemoved?: (item: Provides[K], info: ItemInfo) => void,
+  ): void;
+  /** Offer this module's service to the modules that depend on it; call it in load(). */
+  setService<K extends keyof Services>(service: Services[K]): void;
+  /**
+   * The service of a module loaded on this host (or globally), which should be in this manifest's `depends` so it
+   * loads first. Throws HostError HOST_ERR_MODULE_DEPENDENCY when it is not loaded or offers no service.
+   */
+  depends<K extends keyof Services>(name: K): Services[K];
   readonly users: UsersApi;
   readonly sessions: SessionRegistry;
-  /** Is this domain one of this server's virtual hosts? */
+  /** Is this domain one of this server's virtual hosts (components are not)? */
   isLocalHost(domain: string): boolean;
+  /** Is this domain a component host of this server (served by one module, no client logins)? */
+  isComponent(domain: string): boolean;
   /**
    * Inject a stanza into local routing. When `from` is a local account, the stanza first
    * goes through the `pre-*` events as if that account's client had sent it.

@@ -5,14 +5,15 @@ import { readFileSync, existsSync } from 'node:fs';
 import { join } from 'node:path';
 import { fileURLToPath, pathToFileURL } from 'node:url';
 import type { Logger } from 'pino';
-import type Router from 'koa-router';
 import { HostError } from '../util/errors.js';
 import { EventBus } from './events.js';
 import type { HostConfig, ModuleCatalog, ModuleOptions } from './config.js';
 import { checkOptionValue, normaliseHttpPath } from './config.js';
+import { GLOBAL_HOST, ItemRegistry } from './items.js';
 import type {
   EventHandler,
   HostEvents,
+  ItemInfo,
   KeyValueStore,
   ListStore,
   Manifest,
@@ -22,6 +23,7 @@ import type {
   Origin,
   Outcome,
   Provides,
+  Services,
   SessionRegistry,
   Stanza,
   StanzaEvent,
@@ -123,37 +125,61 @@ export interface ModuleHostServices {
   users: UsersApi;
   sessions: SessionRegistry;
   globalBus: EventBus<unknown>;
+  /** The event bus of a virtual host or a component host. */
   bus(host: string): EventBus<StanzaEvent>;
   route(stanza: Stanza, origin: Origin): Promise<unknown>;
   openStore<T>(host: string, name: string): KeyValueStore<T>;
   openListStore(host: string, name: string): ListStore;
-  /** Mount an HTTP app; returns a function that unmounts it. */
-  mountHttp(host: string, module: string, basePath: string, router: Router): () => void;
 }
 
 interface LoadedModule {
   api: ModuleApi;
   cleanups: Array<() => void | Promise<void>>;
+  service?: { value: unknown };
 }
+
+/** What a host is: `*` for global modules, a virtual host (accounts, client logins), or a component (one module). */
+export type HostKind = 'global' | 'virtual' | 'component';
 
 export class ModuleManager {
   /** host → module id → loaded instance. */
   private readonly loaded = new Map<string, Map<string, LoadedModule>>();
-  /** host → kind → feature → count (several modules may provide one feature). */
-  private readonly features = new Map<string, { server: Map<string, number>; account: Map<string, number> }>();
+  /** Every item provided by a loaded module, per host (core/items.ts). */
+  readonly items = new ItemRegistry();
 
   constructor(private readonly catalog: Catalog, private readonly services: ModuleHostServices) {}
 
-  /** The modules enabled on a host: core, then the global list, then the host's own, in dependency order. */
-  enabledOn(host: string): string[] {
-    const { config } = this.services;
-    const own = config.virtual_hosts[host]?.modules_enabled ?? [];
-    const wanted = new Set([...this.catalog.core, ...config.modules_enabled, ...own]);
-    return dependencyOrder(wanted, this.catalog.manifests);
+  hostKind(host: string): HostKind | undefined {
+    if (host === GLOBAL_HOST) return 'global';
+    if (host in this.services.config.virtual_hosts) return 'virtual';
+    if (host in this.services.config.components) return 'component';
+    return undefined;
   }
 
+  /**
+   * The modules to load on a host, in dependency order. `*`: the global modules enabled anywhere; a virtual host:
+   * core, the global list, its own list (global modules excepted); a component: its module and what it depends on.
+   * `modules_disabled` takes a module out of core and the global list; a host's own list still names it.
+   */
+  enabledOn(host: string): string[] {
+    const { config } = this.services;
+    const isGlobal = (id: string): boolean => this.catalog.manifests.get(id)?.global === true;
+    const disabled = new Set(config.modules_disabled);
+    const kind = this.hostKind(host);
+    if (kind === 'component') return dependencyOrder([config.components[host]!.module], this.catalog.manifests).filter((id) => !isGlobal(id));
+    const everywhere = [...this.catalog.core, ...config.modules_enabled].filter((id) => !disabled.has(id));
+    if (kind === 'global') {
+      const perHost = Object.values(config.virtual_hosts).flatMap((h) => h.modules_enabled);
+      return dependencyOrder(new Set([...everywhere, ...perHost].filter(isGlobal)), this.catalog.manifests).filter(isGlobal);
+    }
+    const own = config.virtual_hosts[host]?.modules_enabled ?? [];
+    return dependencyOrder(new Set([...everywhere, ...own]), this.catalog.manifests).filter((id) => !isGlobal(id));
+  }
+
+  /** Global modules first (others may depend on them), then each virtual host, then each component. */
   async loadAll(): Promise<void> {
-    for (const host of Object.keys(this.services.config.virtual_hosts)) {
+    const { config } = this.services;
+    for (const host of [GLOBAL_HOST, ...Object.keys(config.virtual_hosts), ...Object.keys(config.components)]) {
       for (const id of this.enabledOn(host)) await this.load(host, id);
     }
   }
@@ -171,8 +197,14 @@ export class ModuleManager {
     const entry = this.catalog.entries.get(id);
     if (!entry) throw new HostError('HOST_ERR_MODULE_UNKNOWN', `unknown module ${JSON.stringify(id)}.`);
     if (this.isLoaded(host, id)) throw new HostError('HOST_ERR_MODULE_LOAD', `module ${id} is already loaded on ${host}.`);
+    const kind = this.hostKind(host);
+    if (kind === undefined) throw new HostError('HOST_ERR_MODULE_LOAD', `module ${id}: ${host} is neither a virtual host nor a component of this server.`);
+    if ((entry.manifest.global === true) !== (kind === 'global')) {
+      const why = kind === 'global' ? 'is not a global module' : `is a global module (loaded once, on ${GLOBAL_HOST})`;
+      throw new HostError('HOST_ERR_MODULE_LOAD', `module ${id} ${why}; it cannot load on ${host}.`);
+    }
     for (const dep of entry.manifest.depends ?? []) {
-      if (!this.isLoaded(host, dep)) throw new HostError('HOST_ERR_MODULE_DEPENDENCY', `module ${id} needs ${dep}, which is not loaded on ${host}.`);
+      if (!this.loadedOn(host, dep)) throw new HostError('HOST_ERR_MODULE_DEPENDENCY', `module ${id} needs ${dep}, which is not loaded on ${host}.`);
     }
     const instance: LoadedModule = { api: undefined as unknown as ModuleApi, cleanups: [] };
     instance.api = this.createApi(host, entry.manifest, instance);
@@ -211,8 +243,31 @@ export class ModuleManager {
     }
   }
 
+  /** The disco features provided on a host (its modules' and global ones'), sorted and unique. */
   discoFeatures(host: string, kind: 'server' | 'account'): string[] {
-    return [...(this.features.get(host)?.[kind].keys() ?? [])].sort();
+    const items = this.items.list(kind === 'server' ? 'disco_feature' : 'account_disco_feature', host);
+    return [...new Set(items.map((e) => e.item as string))].sort();
+  }
+
+  /** The instance of a module loaded on this host, or globally. */
+  private loadedOn(host: string, id: string): LoadedModule | undefined {
+    return this.loaded.get(host)?.get(id) ?? this.loaded.get(GLOBAL_HOST)?.get(id);
+  }
+
+  private serviceOf(host: string, by: string, name: string): unknown {
+    const instance = this.loadedOn(host, name);
+    if (!instance) {
+      throw new HostError('HOST_ERR_MODULE_DEPENDENCY', `module ${by} depends on ${name}, which is not loaded on ${host}; add it to ${by}'s manifest "depends".`);
+    }
+    if (!instance.service) throw new HostError('HOST_ERR_MODULE_DEPENDENCY', `module ${by} depends on ${name}, which offers no service (setService) on ${host}.`);
+    return instance.service.value;
+  }
+
+  /** `item-added/<kind>` and `item-removed/<kind>` for whoever hooks them; a failing handler is logged, not the provider's problem. */
+  private announce(host: string, event: string, payload: { item: unknown; info: ItemInfo }): void {
+    const bus = host === GLOBAL_HOST ? this.services.globalBus : (this.services.bus(host) as EventBus<unknown>);
+    if (!bus.has(event)) return;
+    bus.fire(event, payload).catch((err: unknown) => this.services.log.error({ err, host, event }, 'an item handler failed'));
   }
 
   private createApi(host: string, manifest: Manifest, instance: LoadedModule): ModuleApi {
@@ -223,6 +278,8 @@ export class ModuleManager {
       instance.cleanups.push(cleanup);
     };
     const isLocalHost = (domain: string): boolean => domain in services.config.virtual_hosts;
+    // A global module's hooks go on the global bus (Prosody's prosody.events).
+    const bus = (): EventBus<StanzaEvent> => (host === GLOBAL_HOST ? (services.globalBus as EventBus<StanzaEvent>) : services.bus(host));
 
     const api: ModuleApi = {
       name,
@@ -236,22 +293,32 @@ export class ModuleManager {
         return options[key] as T;
       },
       setting: (key: string): unknown => (services.config as unknown as Record<string, unknown>)[key],
-      provides: <K extends keyof Provides>(kind: K, item: Provides[K]): string => {
-        if (kind === 'http') {
-          const app = item as Provides['http'];
-          const basePath = resolveHttpPath(services.config, host, name, app.defaultPath);
-          track(services.mountHttp(host, name, basePath, app.router));
-          return basePath;
-        }
-        if (kind === 'disco_feature' || kind === 'account_disco_feature') {
-          track(this.addFeature(host, kind === 'disco_feature' ? 'server' : 'account', item as string));
-          return item as string;
-        }
-        throw new HostError('HOST_ERR_PROVIDES_UNKNOWN', `module ${name} provides ${JSON.stringify(kind)}, which the host does not know.`);
+      provides: <K extends keyof Provides>(kind: K, item: Provides[K]): void => {
+        const info: ItemInfo = { host, module: name };
+        const remove = this.items.add(kind, item, info);
+        track(() => {
+          remove();
+          this.announce(host, `item-removed/${kind}`, { item, info });
+        });
+        this.announce(host, `item-added/${kind}`, { item, info });
       },
+      handleItems: <K extends keyof Provides>(
+        kind: K,
+        onAdded: (item: Provides[K], info: ItemInfo) => void,
+        onRemoved?: (item: Provides[K], info: ItemInfo) => void,
+      ): void => {
+        type Callback = (item: unknown, info: ItemInfo) => void;
+        track(this.items.handle(kind, host, onAdded as Callback, onRemoved as Callback | undefined));
+      },
+      setService: (service: unknown): void => {
+        if (instance.service) throw new HostError('HOST_ERR_MODULE_LOAD', `module ${name} sets its service twice on ${host}.`);
+        instance.service = { value: service };
+      },
+      depends: <K extends keyof Services>(dep: K): Services[K] => this.serviceOf(host, name, dep) as Services[K],
       users: services.users,
       sessions: services.sessions,
       isLocalHost,
+      isComponent: (domain: string): boolean => domain in services.config.components,
       send: async (stanza: Stanza): Promise<Outcome> => {
         const from = stanza.attrs.from ? parseJid(stanza.attrs.from) : undefined;
         const isAccount = from?.ok === true && from.jid.local !== null && isLocalHost(from.jid.domain);
@@ -264,7 +331,7 @@ export class ModuleManager {
       },
       route: (stanza, origin) => services.route(stanza, origin),
       hook: (event: string, handler: EventHandler, priority = 0): void => {
-        track(services.bus(host).add(event, handler as (e: StanzaEvent) => unknown, priority, name));
+        track(bus().add(event, handler as (e: StanzaEvent) => unknown, priority, name));
       },
       hookGlobal: <K extends keyof HostEvents>(event: K, handler: (payload: HostEvents[K]) => unknown, priority = 0): void => {
         track(services.globalBus.add(event, handler as (p: unknown) => unknown, priority, name));
@@ -279,23 +346,19 @@ export class ModuleManager {
     };
     return Object.freeze(api);
   }
-
-  private addFeature(host: string, kind: 'server' | 'account', feature: string): () => void {
-    let byKind = this.features.get(host);
-    if (!byKind) this.features.set(host, (byKind = { server: new Map(), account: new Map() }));
-    const counts = byKind[kind];
-    counts.set(feature, (counts.get(feature) ?? 0) + 1);
-    return () => {
-      const n = (counts.get(feature) ?? 1) - 1;
-      if (n <= 0) counts.delete(feature);
-      else counts.set(feature, n);
-    };
-  }
 }
 
-/** host setting > global setting > manifest default; frozen. */
+/**
+ * host setting > global setting > manifest default; on a component, the component's own section > manifest default
+ * for its module (the modules it depends on take the global section); frozen.
+ */
 export function resolveOptions(config: HostConfig, host: string, manifest: Manifest): ModuleOptions {
   const out: Record<string, OptionValue> = {};
+  const component = config.components[host];
+  if (component?.module === manifest.id) {
+    for (const [key, spec] of Object.entries(manifest.options ?? {})) out[key] = component.options[key] ?? spec.default;
+    return Object.freeze(out);
+  }
   const globalSection = config.module_options[manifest.id] ?? {};
   const hostSection = config.virtual_hosts[host]?.module_options[manifest.id] ?? {};
   for (const [key, spec] of Object.entries(manifest.options ?? {})) {

@@ -8,7 +8,7 @@ import { pluginPathsOf, readRawConfig, validateConfig, type HostConfig, type Raw
 import { EventBus } from './events.js';
 import { closeListeners, listenHttp, type Listener } from '../net/http-server.js';
 import { createLogger } from './log.js';
-import { discoverModules, ModuleManager, type Catalog } from './module-manager.js';
+import { discoverModules, ModuleManager, resolveHttpPath, type Catalog } from './module-manager.js';
 
 /** The bundled modules plus every plugin.json in the plugin paths. */
 export function moduleCatalog(pluginPaths: readonly string[] = []): Catalog {
@@ -21,7 +21,7 @@ import type { Storage, UserStore } from './storage/types.js';
 import { loadOrCreateTls } from '../net/tls.js';
 import { CredentialCache, deriveScramOnEventLoop, UserService } from './users.js';
 import { turnEnd } from '../net/end-of-turn.js';
-import type { ModuleApi, StanzaEvent, UsersApi } from '../api.js';
+import type { HttpApp, ModuleApi, StanzaEvent, UsersApi } from '../api.js';
 
 export const DEFAULT_CONFIG_PATH = './xmppd.yaml';
 
@@ -147,7 +147,8 @@ export async function startServer(opts: StartOptions = {}): Promise<Server> {
     globalBus.fire('user-changed', { jid, change }).catch((err: unknown) => log.error({ err, jid }, 'a user-changed handler failed'));
   }, opts);
   const sessions = new MemorySessionRegistry();
-  const buses = new Map(Object.keys(config.virtual_hosts).map((h) => [h, new EventBus<StanzaEvent>()]));
+  // Each virtual host and each component has its own bus; the router finds a stanza's domain here.
+  const buses = new Map([...Object.keys(config.virtual_hosts), ...Object.keys(config.components)].map((h) => [h, new EventBus<StanzaEvent>()]));
   const router = new StanzaRouter({ bus: (d) => buses.get(d), globalBus, log });
   const httpApps = new HttpApps(() => config.http_default_host);
   const usersApi: UsersApi = {
@@ -170,8 +171,23 @@ export async function startServer(opts: StartOptions = {}): Promise<Server> {
     route: (stanza, origin) => router.route(stanza, origin),
     openStore: (host, name) => storage.keyValue(host, name),
     openListStore: (host, name) => storage.list(host, name),
-    mountHttp: (host, module, basePath, r) => httpApps.mount(host, module, basePath, r),
   });
+  // Until the http module consumes them itself: each `http` item is mounted under its base path (http_paths), and
+  // unmounted when its module unloads. A `*` item (a global module's) is mounted on every virtual host.
+  const unmounts = new Map<object, Array<() => void>>();
+  modules.items.handle(
+    'http',
+    '*',
+    (item, info) => {
+      const app = item as HttpApp;
+      const hosts = info.host === '*' ? Object.keys(config.virtual_hosts) : [info.host];
+      unmounts.set(app, hosts.map((h) => httpApps.mount(h, info.module, resolveHttpPath(config, h, info.module, app.defaultPath), app.router)));
+    },
+    (item) => {
+      for (const unmount of unmounts.get(item as object) ?? []) unmount();
+      unmounts.delete(item as object);
+    },
+  );
 
   const listeners: Listener[] = [];
   let c2s: C2sServer | undefined;

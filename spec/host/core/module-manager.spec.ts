@@ -9,7 +9,7 @@ import { ModuleManager, dependencyOrder, resolveHttpPath, type Catalog } from '.
 import { validateConfig } from '../../../lib/host/core/config.js';
 import { MemorySessionRegistry } from '../../../lib/host/core/sessions.js';
 import { HostError } from '../../../lib/host/util/errors.js';
-import type { Manifest, ModuleApi, ModuleDefinition, StanzaEvent, UsersApi } from '../../../lib/host/api.js';
+import type { HttpApp, Manifest, ModuleApi, ModuleDefinition, StanzaEvent, UsersApi } from '../../../lib/host/api.js';
 
 function catalogOf(defs: ModuleDefinition[]): Catalog {
   const entries = new Map(defs.map((d) => [d.manifest.id, { manifest: d.manifest, isCore: false, resolve: async () => d.load }]));
@@ -34,8 +34,18 @@ function setup(defs: ModuleDefinition[], raw: Record<string, unknown>) {
     openListStore: () => {
       throw new Error('unused');
     },
-    mountHttp: (host, module, base, router) => http.mount(host, module, base, router),
   });
+  // As the server does until the http module consumes its items: mount each http item under its resolved path.
+  const unmounts = new Map<unknown, () => void>();
+  manager.items.handle(
+    'http',
+    '*',
+    (item, info) => {
+      const app = item as HttpApp;
+      unmounts.set(item, http.mount(info.host, info.module, resolveHttpPath(config, info.host, info.module, app.defaultPath), app.router));
+    },
+    (item) => unmounts.get(item)?.(),
+  );
   return { manager, buses, globalBus, http, config };
 }
 
@@ -134,10 +144,13 @@ describe('ModuleManager', () => {
       assert.ok(Object.isFrozen(api));
     });
 
-    it('#provides() throws HOST_ERR_PROVIDES_UNKNOWN for an unknown kind', async () => {
+    it('#provides() takes a kind the host has never heard of, and unload removes it', async () => {
       const def: ModuleDefinition = { manifest: { id: 'p', description: '' }, load: (m) => void m.provides('nonsense' as 'http', { defaultPath: '/', router: new Router() }) };
       const { manager } = setup([def], { modules_enabled: ['p'] });
-      await assert.rejects(manager.loadAll(), /HOST_ERR_PROVIDES_UNKNOWN|provides "nonsense"/);
+      await manager.loadAll();
+      assert.deepEqual(manager.items.list('nonsense', 'localhost').map((e) => e.info), [{ host: 'localhost', module: 'p' }]);
+      await manager.unload('localhost', 'p');
+      assert.deepEqual(manager.items.list('nonsense', 'localhost'), []);
     });
 
     it("#provides('http') mounts under http_paths: virtual host > global > default", () => {

@@ -1,0 +1,206 @@
+// A mock ModuleApi for module specs (like @xmpp/test's mockClient): options, users, send() and hooks in memory,
+// provided items in a real item registry, an http item's router mounted on a small Koa app as the host mounts it.
+
+import Koa from 'koa';
+import type Router from 'koa-router';
+import pino from 'pino';
+import { EventBus } from './core/events.js';
+import { ItemRegistry } from './core/items.js';
+import { HostError, StanzaError } from './util/errors.js';
+import { parseJid } from './util/jid.js';
+import type { AuthResult, HttpApp, HttpLogState, KeyValueStore, ModuleApi, OptionValue, Outcome, Stanza, StanzaEvent } from './api.js';
+
+export interface MockModuleOptions {
+  /** The module's id; default `mock`. */
+  name?: string;
+  host?: string;
+  localHosts?: string[];
+  components?: string[];
+  /** [bare jid, password]. */
+  users?: Array<[string, string]>;
+  options?: Record<string, OptionValue>;
+  /** Host settings `setting(key)` answers. */
+  settings?: Record<string, unknown>;
+  /** The base path the host would resolve for an http item (http_paths); default the item's defaultPath. */
+  basePath?: string;
+  /** What send() does: an outcome, or an error to reject with. */
+  sendResult?: Outcome | StanzaError | Error;
+  /** Services `depends(name)` returns, by module name. */
+  services?: Record<string, unknown>;
+  /** Items other modules provided before this one loaded: handleItems() sees them. */
+  items?: Registry;
+  /** Where api.log writes; default a list of records in `logs`. */
+  logLevel?: pino.Level;
+}
+
+type Registry = ItemRegistry;
+
+export interface MockModule {
+  api: ModuleApi;
+  /** Stanzas passed to send(), in order. */
+  sent: Stanza[];
+  authCalls: Array<{ jid: string; password: string; address: string }>;
+  /** Every log record written through api.log (pino objects). */
+  logs: Array<Record<string, unknown>>;
+  /** ctx.state of every HTTP request, as the host's request logger would read it. */
+  states: HttpLogState[];
+  /** The module's hooks: fire events on it as the router would. */
+  bus: EventBus<StanzaEvent>;
+  /** Items provided (by this module and, through `items`, others). */
+  items: Registry;
+  /** The service set with setService(), if any. */
+  service(): unknown;
+  /** The router of the http item this module provided. */
+  router(): Router;
+  basePath(): string;
+  /** A Koa app with the http item's router mounted; use app.callback() or listen(0). */
+  app(): Koa;
+  /** Run the onUnload handlers (last first) and remove every hook and item, as the host's unload does. */
+  unload(): Promise<void>;
+  setSendResult(result: Outcome | StanzaError | Error): void;
+  throttle(seconds: number): void;
+}
+
+export function mockModule(opts: MockModuleOptions = {}): MockModule {
+  const name = opts.name ?? 'mock';
+  const host = opts.host ?? 'localhost';
+  const localHosts = new Set(opts.localHosts ?? [host]);
+  const components = new Set(opts.components ?? []);
+  const users = new Map(opts.users ?? [['bob@localhost', 'secret'], ['alice@localhost', 'pw']]);
+  const options = Object.freeze({ ...opts.options }) as Readonly<Record<string, OptionValue>>;
+  const items = opts.items ?? new ItemRegistry();
+  const bus = new EventBus<StanzaEvent>();
+  const sent: Stanza[] = [];
+  const authCalls: MockModule['authCalls'] = [];
+  const logs: Array<Record<string, unknown>> = [];
+  const states: HttpLogState[] = [];
+  const cleanups: Array<() => void | Promise<void>> = [];
+  const stores = new Map<string, Map<string, unknown>>();
+  let sendResult: Outcome | StanzaError | Error = opts.sendResult ?? 'delivered';
+  let throttleSeconds = 0;
+  let service: { value: unknown } | undefined;
+  let mounted: { router: Router; basePath: string } | undefined;
+  const log = pino({ level: opts.logLevel ?? 'debug' }, { write: (line: string) => void logs.push(JSON.parse(line) as Record<string, unknown>) });
+
+  const notUsed = (what: string) => (): never => {
+    throw new Error(`${name} used ${what}, which this mock module does not offer`);
+  };
+
+  const implemented: Partial<ModuleApi> = {
+    name,
+    host,
+    log,
+    options,
+    option<T extends OptionValue = OptionValue>(key: string): T {
+      if (!(key in options)) throw new HostError('HOST_ERR_OPTION_UNKNOWN', `module ${name} reads option ${JSON.stringify(key)}, which its manifest does not declare.`);
+      return options[key] as T;
+    },
+    setting: (key) => opts.settings?.[key],
+    provides(kind, item) {
+      if (kind === 'http') {
+        // As the host mounts it: the router under its base path.
+        const app = item as HttpApp;
+        const basePath = opts.basePath ?? app.defaultPath;
+        if (basePath !== '/') app.router.prefix(basePath);
+        mounted = { router: app.router, basePath };
+      }
+      cleanups.push(items.add(kind, item, { host, module: name }));
+    },
+    handleItems(kind, onAdded, onRemoved) {
+      type Callback = (item: unknown, info: { host: string; module: string }) => void;
+      cleanups.push(items.handle(kind, host, onAdded as Callback, onRemoved as Callback | undefined));
+    },
+    setService(value) {
+      service = { value };
+    },
+    depends(dep) {
+      if (!opts.services || !(dep in opts.services)) throw new HostError('HOST_ERR_MODULE_DEPENDENCY', `module ${name} depends on ${dep}, which the mock was not given.`);
+      return opts.services[dep] as never;
+    },
+    users: {
+      exists: async (jid) => users.has(jid),
+      verifyPassword: async (jid, password) => users.get(jid) === password,
+      authenticate: async (input): Promise<AuthResult> => {
+        authCalls.push(input);
+        if (throttleSeconds > 0) return { ok: false, reason: 'throttled', retryAfterSeconds: throttleSeconds };
+        const parsed = parseJid(input.jid);
+        if (!parsed.ok) return { ok: false, reason: 'invalid' };
+        return users.get(parsed.jid.bare) === input.password ? { ok: true, jid: parsed.jid.bare } : { ok: false, reason: 'invalid' };
+      },
+      scramCredentials: notUsed('users.scramCredentials'),
+      scramDecoy: notUsed('users.scramDecoy'),
+      beginAuthAttempt: notUsed('users.beginAuthAttempt'),
+      authRetryAfter: notUsed('users.authRetryAfter'),
+    },
+    sessions: { add: notUsed('sessions'), remove: notUsed('sessions'), byFull: notUsed('sessions'), byBare: notUsed('sessions'), all: notUsed('sessions') },
+    isLocalHost: (domain) => localHosts.has(domain),
+    isComponent: (domain) => components.has(domain),
+    async send(stanza) {
+      sent.push(stanza);
+      if (sendResult instanceof Error) throw sendResult;
+      return sendResult;
+    },
+    hook(event, handler, priority = 0) {
+      cleanups.push(bus.add(event, handler as (e: StanzaEvent) => unknown, priority, name));
+    },
+    openStore<T>(store: string): KeyValueStore<T> {
+      let docs = stores.get(store);
+      if (!docs) stores.set(store, (docs = new Map()));
+      const d = docs;
+      return {
+        get: async (user) => structuredClone(d.get(user)) as T | undefined,
+        set: async (user, value) => void (value === undefined ? d.delete(user) : d.set(user, structuredClone(value))),
+      };
+    },
+    discoFeatures: (kind) => {
+      const list = items.list(kind === 'server' ? 'disco_feature' : 'account_disco_feature', host);
+      return [...new Set(list.map((e) => e.item as string))].sort();
+    },
+    onUnload: (fn) => void cleanups.push(fn),
+  };
+  // What the mock does not implement throws when called, naming it, rather than passing silently.
+  const api = new Proxy(Object.freeze(implemented), {
+    get: (target, key) => (key in target ? target[key as keyof ModuleApi] : typeof key === 'string' ? notUsed(key) : undefined),
+  }) as unknown as ModuleApi;
+
+  return {
+    api,
+    sent,
+    authCalls,
+    logs,
+    states,
+    bus,
+    items,
+    service: () => service?.value,
+    router: () => mustBeMounted(mounted, name).router,
+    basePath: () => mustBeMounted(mounted, name).basePath,
+    async unload() {
+      for (const cleanup of cleanups.splice(0).reverse()) await cleanup();
+    },
+    setSendResult: (r) => {
+      sendResult = r;
+    },
+    throttle: (s) => {
+      throttleSeconds = s;
+    },
+    app() {
+      const { router } = mustBeMounted(mounted, name);
+      const app = new Koa();
+      app.silent = true;
+      app.use(async (ctx, next) => {
+        try {
+          await next();
+        } finally {
+          states.push({ ...(ctx.state as HttpLogState) });
+        }
+      });
+      app.use(router.routes() as unknown as Koa.Middleware);
+      return app;
+    },
+  };
+}
+
+function mustBeMounted(mounted: { router: Router; basePath: string } | undefined, name: string): { router: Router; basePath: string } {
+  if (!mounted) throw new Error(`${name} provided no http item`);
+  return mounted;
+}
