@@ -1,4 +1,4 @@
-// Issue 6, load without loss: 100,000 POSTs at 64 connections to two online receivers; no 5xx, the
+// Load without loss: 100,000 POSTs at 64 connections to two online receivers; no 5xx, the
 // receivers' count equals the 201 answers, no duplicate ids. Bounded: LOSS_TOTAL, LOSS_SECONDS.
 // Run: node --import tsx bench/nothing-lost.ts   (npm test runs the 5,000-message version)
 

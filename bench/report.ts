@@ -1,5 +1,5 @@
 // Benchmark helper: what a run measured (rows of repeated samples, idle-session set-up, the TLS memory floor) and
-// the Markdown report: the tables, ours/ceiling per row, and each issue-5 target with its status.
+// the Markdown report: the tables, ours/ceiling per row, and each target with its status.
 
 import type { LoadResult } from './load.js';
 import { bytes, fixed, integer, markdownTable, mebibytes, percent, type Column } from './table.js';

@@ -1,4 +1,4 @@
-// `npm run bench` (issue 5): the real server as a child process on ephemeral ports, receiving XMPP clients, and
+// `npm run bench`: the real server as a child process on ephemeral ports, receiving XMPP clients, and
 // autocannon driving authenticated POST /msg/<user> over keep-alive connections, against a bare-koa ceiling.
 // Environment: BENCH_SECONDS (per sample, 10), BENCH_REPEAT (samples per row, 3), BENCH_WARMUP_SECONDS (2),
 // BENCH_CONNECTIONS (1,8,32,64), BENCH_SERIES=ab with BENCH_AB_ENV=NAME=value or BENCH_AB_LOG=info (two servers sampled in turn, see abSeries), BENCH_BODIES (body sizes of the extra 32-connection rows, 1024,65536; empty: none), BENCH_IDLE (1000,10000; sampled in turn with two twin servers, see idleSeries), BENCH_SERIES (main,idle,effects), BENCH_TIMEOUT_SECONDS (3600),
@@ -315,7 +315,7 @@ async function mainSeries(bench: BenchDir): Promise<{ ceiling: Row[]; main: Row[
  * Two processes of the same code differ by several per cent and the machine drifts, so each loss is the server's
  * rate relative to a twin, with the sessions against before them. Against the clean twin it is what a user sees
  * (a fresh server against one holding the sessions); against the history twin it is what holding them costs, without
- * what logging them in did to the process (V8 re-optimises code shared with the login path, see BENCHMARKS.md).
+ * what logging them in did to the process (V8 re-optimises code shared with the login path).
  */
 async function idleSeries(bench: BenchDir, idleUsernames: string[]): Promise<{ rows: Row[]; reports: IdleReport[] }> {
   log('idle series: xmppd with idle authenticated c2s sessions, a clean twin and a twin with the same logins, sampled in turn');

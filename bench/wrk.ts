@@ -1,4 +1,4 @@
-// Benchmark helper: one load run with wrk (Debian's, C, epoll) instead of autocannon, for BENCH_LOAD=wrk. The issue's
+// Benchmark helper: one load run with wrk (Debian's, C, epoll) instead of autocannon, for BENCH_LOAD=wrk. The targets'
 // reference figures were taken with wrk; autocannon runs on Node's event loop in the bench process, beside the
 // receiving clients, so its own turns are part of the latency it reports. Running both tells the load generator's
 // share of a p99 apart from the server's.

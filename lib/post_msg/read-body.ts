@@ -12,8 +12,8 @@ export type ReadBodyResult = { ok: true; body: Buffer } | { ok: false; reason: '
 /**
  * The body at once, when all of it is already buffered: a short POST usually arrives in the same TCP segment as its
  * headers, and Node has pushed the body into the request before the handler gets here. Taking it with one `read()`
- * saves the promise, the four listeners and the stream's `data`/`end` turns of `readBody` (~6 % of the CPU of a 201,
- * see BENCHMARKS.md). `read()` marks the request as consumed, so Node's server does not dump it; the stream's `end`
+ * saves the promise, the four listeners and the stream's `data`/`end` turns of `readBody` (a visible share of the
+ * CPU of a 201). `read()` marks the request as consumed, so Node's server does not dump it; the stream's `end`
  * is left to come or not (nothing here waits for it, and the parser drops the request at the connection's next one).
  * Undefined when the body is not all there yet, has no declared length (chunked), or is over the limit: then
  * `readBody` does the work.

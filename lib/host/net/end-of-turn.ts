@@ -1,7 +1,7 @@
 // Writes held back to the end of the current event-loop turn (Node's check phase, one setImmediate for all): the
 // client streams written to during the turn are flushed together, then the HTTP answers of the turn leave together.
-// Netty's FlushConsolidationHandler does this for one connection; here it spans them (BENCHMARKS.md, "Writes at the
-// end of the turn").
+// Netty's FlushConsolidationHandler does this for one connection; here it spans them (BENCHMARKS.md measures what
+// it is worth: the row with writes at the end of the turn off).
 
 type Task = () => void;
 

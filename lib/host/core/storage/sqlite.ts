@@ -85,10 +85,10 @@ interface UserRow {
 }
 
 // Records kept in memory: every request reads its sender (and the recipient, twice), and a SELECT under
-// load costs 10-20 µs where a Map lookup costs nothing. Bounded, since unknown names are kept too, and small:
+// load costs far more than a Map lookup. Bounded, since unknown names are kept too, and small:
 // HTTP senders and recipients are a handful of hot accounts, while every client login also reads its record
 // once and never again (a full recheck of the streams follows an outside change, which empties the cache).
-// At 10,000 it held a record for each of 10,000 idle sessions, ~1.8 KiB each; evicting the oldest of 1,000
+// A large bound would hold a record for every idle session; evicting the oldest of 1,000
 // costs a hot account one SELECT per 1,000 other accounts read.
 const USER_CACHE_ENTRIES = 1_000;
 // How often the cache asks SQLite whether another connection wrote. Asking costs as much as a SELECT

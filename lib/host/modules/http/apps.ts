@@ -96,8 +96,8 @@ export function createHttpApp(apps: HttpApps, log: Logger): Koa {
  * Koa writes the answer when the middleware is done; holding it to the end of the event-loop turn sends the answers
  * of every request handled in the turn back to back, after the client streams the turn wrote to. Under load a
  * client on the same machine (a reverse proxy, a load generator) is then woken once for all of them instead of once
- * each, and the next turn finds their next requests together: ~40 % less CPU per answer at the same rate
- * (BENCHMARKS.md). A request on its own (requests come one at a time), and one that finishes after its turn's end
+ * each, and the next turn finds their next requests together: less CPU per answer at the same rate
+ * (BENCHMARKS.md measures it). A request on its own (requests come one at a time), and one that finishes after its turn's end
  * (a message stored on disk in the check phase), is answered at once.
  */
 async function answerAtEndOfTurn(_ctx: Context, next: Next): Promise<void> {
@@ -108,7 +108,7 @@ async function answerAtEndOfTurn(_ctx: Context, next: Next): Promise<void> {
 
 function requestLog(log: Logger): Middleware {
   // The line is flat (only strings and numbers, see logged), so the logger's wildcard redaction paths
-  // (`*.password`, ...) can never match in it, and running them cost 5 µs per line; the top-level ones stay.
+  // (`*.password`, ...) can never match in it, and running them costs on every line; the top-level ones stay.
   const lineLog = log.child({}, { redact: { paths: ['password', 'authorization'], censor: '[redacted]' } });
   // At log_level warn and above the line is never written: pass straight on, not even through an async
   // function (each one costs the request a promise and microtask turns).
