@@ -108,25 +108,67 @@ export interface SessionRegistry {
   all(): ClientSession[];
 }
 
-/** Per-account JSON documents (Prosody's keyval store): roster, settings. */
+/**
+ * Per-account JSON documents (Prosody's keyval store): roster, settings. `user` is the account's bare JID:
+ * deleting the account deletes its documents in every store of its host.
+ */
 export interface KeyValueStore<T = unknown> {
   get(user: string): Promise<T | undefined>;
   set(user: string, value: T | undefined): Promise<void>;
 }
 
-/** An item of a list store. */
-export interface ListItem {
-  id: number;
-  value: string;
+/** An item of an archive store (Prosody's archive: key, value, when, with). */
+export interface ArchiveItem {
+  /** Unique in one account's archive: usable as an XEP-0359 stanza-id and as an RSM before/after cursor. */
+  id: string;
   stamp: Date;
+  /** The other party (a JID), '' when there is none. */
+  with: string;
+  value: string;
 }
 
-/** Per-account append-only lists (offline messages). `append` is durable when it resolves. */
-export interface ListStore {
-  append(user: string, value: string, stamp?: Date): Promise<number>;
-  list(user: string): Promise<ListItem[]>;
-  delete(user: string, ids: number[]): Promise<void>;
-  count(user: string): Promise<number>;
+/** Which items of an account's archive a count or delete applies to; every given condition must hold. */
+export interface ArchiveFilter {
+  /** Stamp at or after. */
+  start?: Date;
+  /** Stamp at or before. */
+  end?: Date;
+  /** Exactly this `with`. */
+  with?: string;
+  /** Stored before the item with this id (exclusive); an unknown id rejects with StanzaError item-not-found. */
+  before?: string;
+  /** Stored after the item with this id (exclusive); an unknown id rejects with StanzaError item-not-found. */
+  after?: string;
+  /** Only these ids. */
+  ids?: readonly string[];
+}
+
+/** A find: a filter, at most `limit` items, oldest first (newest first with `reverse`). */
+export interface ArchiveQuery extends ArchiveFilter {
+  limit?: number;
+  reverse?: boolean;
+}
+
+/** One page of a find; `complete` when no further matching item lies beyond it in the query's direction. */
+export interface ArchivePage {
+  items: ArchiveItem[];
+  complete: boolean;
+}
+
+/**
+ * Per-account archives in storage order (Prosody's archive store: offline messages, later MAM). `user` is the
+ * account's bare JID (or a room's, for a component); deleting the account deletes its items in every archive.
+ */
+export interface ArchiveStore {
+  /**
+   * Durable when it resolves; resolves to the item's id (a new random one unless given). An id already in the
+   * account's archive replaces that item, which moves to the end (as Prosody's SQL archive does).
+   */
+  append(user: string, item: { id?: string; stamp?: Date; with: string; value: string }): Promise<string>;
+  find(user: string, query?: ArchiveQuery): Promise<ArchivePage>;
+  count(user: string, filter?: ArchiveFilter): Promise<number>;
+  /** Resolves to how many items were deleted; without a filter, all of the account's items. */
+  delete(user: string, filter?: ArchiveFilter): Promise<number>;
 }
 
 /** The host's user store as modules see it. JIDs are bare and normalised (parseJid). */
@@ -226,6 +268,12 @@ export interface HostEvents {
    * another process (the xmppd CLI, another node) are not announced: re-read the store instead.
    */
   'user-changed': { jid: string; change: 'created' | 'password' | 'deleted' };
+  /**
+   * Fired after this process deleted an account (Prosody's user-deleted). Its data in every store is already gone,
+   * in the same transaction as the account (also when the xmppd CLI deletes it, which fires nothing here); a module
+   * drops what it holds in memory for the account and anything it wrote for it since.
+   */
+  'user-deleted': { jid: string; host: string };
   /** A resource became available (initial presence): offline delivery listens. */
   'resource-available': { session: ClientSession };
   /**
@@ -286,8 +334,8 @@ export interface ModuleApi {
   fireGlobal<K extends keyof HostEvents>(event: K, payload: HostEvents[K]): Promise<void>;
   /** Open a per-account store of JSON documents for this host. */
   openStore<T = unknown>(name: string): KeyValueStore<T>;
-  /** Open a per-account list store for this host. */
-  openListStore(name: string): ListStore;
+  /** Open a per-account archive store for this host (Prosody's module:open_store(name, 'archive')). */
+  openArchive(name: string): ArchiveStore;
   /** Disco features provided by all modules on this host. */
   discoFeatures(kind: 'server' | 'account'): string[];
   onUnload(fn: () => void | Promise<void>): void;

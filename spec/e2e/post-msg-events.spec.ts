@@ -68,6 +68,6 @@ describe('post_msg and the host events', () => {
   it('lets a module refuse what the account sends; nothing is delivered or stored', async () => {
     const res = await post(ts.httpUrl, '/msg/blocked', { headers: { authorization: basic('bob@localhost', 'bob-events-pw'), 'content-type': 'text/plain' }, body: 'should not pass' });
     assert.ok(res.status >= 400 && res.status < 500, `status ${res.status}: ${res.body}`);
-    assert.equal(await ts.server.storage.list('localhost', 'offline').count('blocked@localhost'), 0);
+    assert.equal(await ts.server.storage.archive('localhost', 'offline').count('blocked@localhost'), 0);
   });
 });

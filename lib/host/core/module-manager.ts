@@ -15,7 +15,7 @@ import type {
   HostEvents,
   ItemInfo,
   KeyValueStore,
-  ListStore,
+  ArchiveStore,
   Manifest,
   ModuleApi,
   ModuleDefinition,
@@ -129,7 +129,7 @@ export interface ModuleHostServices {
   bus(host: string): EventBus<StanzaEvent>;
   route(stanza: Stanza, origin: Origin): Promise<unknown>;
   openStore<T>(host: string, name: string): KeyValueStore<T>;
-  openListStore(host: string, name: string): ListStore;
+  openArchive(host: string, name: string): ArchiveStore;
 }
 
 interface LoadedModule {
@@ -340,7 +340,7 @@ export class ModuleManager {
         await services.globalBus.fire(event, payload);
       },
       openStore: <T>(store: string) => services.openStore<T>(host, store),
-      openListStore: (store: string) => services.openListStore(host, store),
+      openArchive: (store: string) => services.openArchive(host, store),
       discoFeatures: (kind) => this.discoFeatures(host, kind),
       onUnload: (fn) => track(fn),
     };

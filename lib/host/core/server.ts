@@ -170,7 +170,7 @@ export async function startServer(opts: StartOptions = {}): Promise<Server> {
     bus: (host) => buses.get(host)!,
     route: (stanza, origin) => router.route(stanza, origin),
     openStore: (host, name) => storage.keyValue(host, name),
-    openListStore: (host, name) => storage.list(host, name),
+    openArchive: (host, name) => storage.archive(host, name),
   });
   // Until the http module consumes them itself: each `http` item is mounted under its base path (http_paths), and
   // unmounted when its module unloads. A `*` item (a global module's) is mounted on every virtual host.

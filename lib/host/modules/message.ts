@@ -1,5 +1,5 @@
-// Message delivery to local accounts (RFC 6121 §8.5) and offline storage with XEP-0203 delay on the next
-// initial presence (XEP-0160). Prosody: core/stanza_router.lua + plugins/mod_message.lua + mod_offline.lua.
+// Message delivery to local accounts (RFC 6121 §8.5) and offline storage in the `offline` archive with XEP-0203
+// delay on the next initial presence (XEP-0160). Prosody: core/stanza_router.lua + mod_message.lua + mod_offline.lua.
 
 import {
   cloneStanza,
@@ -8,7 +8,7 @@ import {
   StanzaError,
   xml,
   type ClientSession,
-  type ListStore,
+  type ArchiveStore,
   type ModuleApi,
   type ModuleDefinition,
   type Outcome,
@@ -62,7 +62,8 @@ export function withDelay(stanza: Stanza, domain: string, stamp: Date): Stanza {
 }
 
 export function load(module: ModuleApi): void {
-  const offline: ListStore = module.openListStore('offline');
+  // An archive, as Prosody's mod_offline keeps it. DIFF: Prosody leaves `with` empty; the sender is kept here.
+  const offline: ArchiveStore = module.openArchive('offline');
   /** Accounts whose offline messages are being flushed right now: two resources coming online get them once. */
   const flushing = new Set<string>();
 
@@ -78,7 +79,7 @@ export function load(module: ModuleApi): void {
     }
     // §8.5.2.2.1: chat and normal wait offline (XEP-0160); headline and error are dropped.
     if ((type === 'chat' || type === 'normal') && isWorthStoring(stanza)) {
-      await offline.append(bare, serialize(stanza), new Date());
+      await offline.append(bare, { with: stanza.attrs.from ?? '', value: serialize(stanza) });
       return 'stored';
     }
     return 'discarded';
@@ -110,19 +111,29 @@ export function load(module: ModuleApi): void {
     if (session.host !== module.host || session.priority < 0 || flushing.has(session.bare)) return;
     flushing.add(session.bare);
     try {
-      const items = await offline.list(session.bare);
+      const { items } = await offline.find(session.bare);
       if (items.length === 0) return;
       for (const item of items) session.deliver(withDelay(parse(item.value), module.host, item.stamp));
-      await offline.delete(session.bare, items.map((i) => i.id));
+      // Only what was delivered: a message stored meanwhile waits for the next login.
+      await offline.delete(session.bare, { ids: items.map((i) => i.id) });
       module.log.debug({ jid: session.bare, count: items.length }, 'delivered offline messages');
     } finally {
       flushing.delete(session.bare);
     }
   };
 
+  /**
+   * The account's messages left with it (storage deleted them with the account); this catches one stored by a
+   * request that checked the account just before it went.
+   */
+  const onUserDeleted = async ({ jid, host }: { jid: string; host: string }): Promise<void> => {
+    if (host === module.host) await offline.delete(jid);
+  };
+
   module.hook('message/bare', onBare);
   module.hook('message/full', onFull);
   module.hookGlobal('resource-available', onResourceAvailable);
+  module.hookGlobal('user-deleted', onUserDeleted);
   module.provides('disco_feature', 'msgoffline');
 }
 

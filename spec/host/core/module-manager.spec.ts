@@ -31,7 +31,7 @@ function setup(defs: ModuleDefinition[], raw: Record<string, unknown>) {
     bus: (h) => buses.get(h)!,
     route: async () => undefined,
     openStore: () => ({ get: async () => undefined, set: async () => undefined }),
-    openListStore: () => {
+    openArchive: () => {
       throw new Error('unused');
     },
   });

@@ -98,7 +98,7 @@ describe('message module', () => {
       const [, body1] = await raw.waitFor(/<message [^>]*>.*?<body>(first)<\/body>.*?<delay xmlns="urn:xmpp:delay" from="localhost" stamp="[^"]+"/s, 'first offline message');
       assert.equal(body1, 'first');
       await raw.waitFor(/<body>second<\/body>/, 'second offline message, in order');
-      assert.equal(await ts.server.modules.apiOf('localhost', 'message')!.openListStore('offline').count('bob@localhost'), 0, 'deleted after delivery');
+      assert.equal(await ts.server.modules.apiOf('localhost', 'message')!.openArchive('offline').count('bob@localhost'), 0, 'deleted after delivery');
       assert.equal(await send('bob@localhost', 'chat', 'live'), 'delivered');
       await raw.waitFor(/<body>live<\/body>/);
     });

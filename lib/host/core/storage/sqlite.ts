@@ -1,11 +1,13 @@
-// SQLite storage (better-sqlite3, WAL): users, per-account key-value documents and lists (offline messages).
+// SQLite storage (better-sqlite3, WAL): users, per-account key-value documents and archives (Prosody's
+// mod_storage_sql keyval and archive stores; offline messages).
 // synchronous=FULL: a write has reached the disk when the call returns, so a 201 survives a kill or a crash.
 
 import Database from 'better-sqlite3';
+import { randomUUID } from 'node:crypto';
 import { mkdirSync, accessSync, constants } from 'node:fs';
 import { join } from 'node:path';
-import { HostError } from '../../util/errors.js';
-import type { KeyValueStore, ListItem, ListStore } from '../../api.js';
+import { HostError, StanzaError } from '../../util/errors.js';
+import type { ArchiveFilter, ArchivePage, ArchiveQuery, ArchiveStore, KeyValueStore } from '../../api.js';
 import type { Storage, UserRecord, UserStore } from './types.js';
 
 const SCHEMA = `
@@ -23,12 +25,33 @@ CREATE TABLE IF NOT EXISTS keyval (
   host TEXT NOT NULL, store TEXT NOT NULL, user TEXT NOT NULL, value TEXT NOT NULL,
   PRIMARY KEY (host, store, user)
 );
-CREATE TABLE IF NOT EXISTS list (
-  id INTEGER PRIMARY KEY AUTOINCREMENT,
-  host TEXT NOT NULL, store TEXT NOT NULL, user TEXT NOT NULL, value TEXT NOT NULL, stamp INTEGER NOT NULL
+-- sort: the storage order (never reused); key: the item's id, unique per account and store. The id index leads with
+-- the key: new ids are time-ordered, so appends of every account land at its end (led by the account, a batch
+-- wrote a page per account and cost twice as much). The order index leads with (host, user), so deleting an
+-- account's data in every store is a range, not a scan.
+CREATE TABLE IF NOT EXISTS archive (
+  sort INTEGER PRIMARY KEY AUTOINCREMENT,
+  host TEXT NOT NULL, user TEXT NOT NULL, store TEXT NOT NULL, key TEXT NOT NULL,
+  stamp INTEGER NOT NULL, with_jid TEXT NOT NULL, value TEXT NOT NULL
 );
-CREATE INDEX IF NOT EXISTS list_by_user ON list (host, store, user, id);
+CREATE UNIQUE INDEX IF NOT EXISTS archive_by_key ON archive (key, user, store, host);
+CREATE INDEX IF NOT EXISTS archive_by_user ON archive (host, user, store, sort);
 `;
+
+/**
+ * Earlier versions kept offline messages in a \`list\` table: its rows move into the archive of the same store
+ * name, in their order, with new ids and no \`with\`, and the table goes. One transaction, so a second process
+ * opening the file at the same time finds either the old table or none.
+ */
+function migrateLists(db: Database.Database): void {
+  db.transaction(() => {
+    const hasList = db.prepare("SELECT 1 FROM sqlite_master WHERE type = 'table' AND name = 'list'").get() !== undefined;
+    if (!hasList) return;
+    db.exec(`INSERT INTO archive (host, user, store, key, stamp, with_jid, value)
+             SELECT host, user, store, lower(hex(randomblob(16))), stamp, '', value FROM list ORDER BY id;
+             DROP TABLE list;`);
+  }).immediate();
+}
 
 export const DATABASE_FILE = 'xmppd.sqlite';
 
@@ -36,21 +59,25 @@ export const DATABASE_FILE = 'xmppd.sqlite';
 export function openSqliteStorage(dataDir: string): Storage {
   const db = openDatabase(dataDir);
   db.exec(SCHEMA);
+  migrateLists(db);
   // One store per (host, name), handed out again when a module is reloaded: its appends share one batch, and
   // reloads do not pile up stores that close() would have to visit.
-  const lists = new Map<string, SqliteListStore>();
+  const archives = new Map<string, SqliteArchiveStore>();
+  const flushArchives = (): void => {
+    for (const archive of archives.values()) archive.flush();
+  };
   return {
-    users: new SqliteUserStore(db),
+    users: new SqliteUserStore(db, flushArchives),
     keyValue: <T>(host: string, store: string) => new SqliteKeyValueStore<T>(db, host, store),
-    list: (host: string, store: string) => {
+    archive: (host: string, store: string) => {
       const key = `${host}\0${store}`;
-      let list = lists.get(key);
-      if (!list) lists.set(key, (list = new SqliteListStore(db, host, store)));
-      return list;
+      let archive = archives.get(key);
+      if (!archive) archives.set(key, (archive = new SqliteArchiveStore(db, host, store)));
+      return archive;
     },
     close: () => {
       // Appends waiting for their batch are written (and acknowledged) before the file closes.
-      for (const list of lists.values()) list.flush();
+      flushArchives();
       db.close();
     },
   };
@@ -114,8 +141,11 @@ class SqliteUserStore implements UserStore {
   private readonly listAllStmt;
   private readonly listHostStmt;
   private readonly iterationsStmt;
+  private readonly createTx;
+  private readonly deleteTx;
 
-  constructor(db: Database.Database) {
+  /** `flushArchives` writes archive appends still waiting, so an account's deletion also takes those. */
+  constructor(db: Database.Database, private readonly flushArchives: () => void) {
     this.versionStmt = db.prepare<[], number>('PRAGMA data_version').pluck();
     this.seenVersion = this.versionStmt.get();
     this.getStmt = db.prepare<[string], UserRow>('SELECT * FROM users WHERE jid = ?');
@@ -131,6 +161,26 @@ class SqliteUserStore implements UserStore {
     this.listAllStmt = db.prepare<[], { jid: string }>('SELECT jid FROM users ORDER BY jid');
     this.listHostStmt = db.prepare<[string], { jid: string }>("SELECT jid FROM users WHERE jid LIKE '%@' || ? ORDER BY jid");
     this.iterationsStmt = db.prepare<[], { iterations: number; accounts: number }>('SELECT iterations, COUNT(*) AS accounts FROM users GROUP BY iterations ORDER BY iterations');
+    // An account's data: every keyval document and archive item of its host stored under its bare JID.
+    const purgeKeyval = db.prepare('DELETE FROM keyval WHERE host = ? AND user = ?');
+    const purgeArchive = db.prepare('DELETE FROM archive WHERE host = ? AND user = ?');
+    const purge = (jid: string): void => {
+      const host = jid.slice(jid.indexOf('@') + 1);
+      purgeKeyval.run(host, jid);
+      purgeArchive.run(host, jid);
+    };
+    this.deleteTx = db.transaction((jid: string): boolean => {
+      const existed = this.deleteStmt.run(jid).changes === 1;
+      purge(jid);
+      return existed;
+    });
+    // A new account also starts empty when data of an earlier one of that name outlived it (a version before
+    // accounts took their data with them).
+    this.createTx = db.transaction((row: UserRecord & { createdAt: number }): boolean => {
+      const created = this.insertStmt.run(row).changes === 1;
+      if (created) purge(row.jid);
+      return created;
+    });
   }
 
   async get(jid: string): Promise<UserRecord | undefined> {
@@ -182,7 +232,7 @@ class SqliteUserStore implements UserStore {
   // Writes forget the entry rather than store the record: the next read takes what the table holds.
   async create(record: UserRecord): Promise<boolean> {
     this.cache.delete(record.jid);
-    return this.insertStmt.run({ ...record, createdAt: Date.now() }).changes === 1;
+    return this.createTx({ ...record, createdAt: Date.now() });
   }
 
   async update(record: UserRecord): Promise<boolean> {
@@ -192,7 +242,8 @@ class SqliteUserStore implements UserStore {
 
   async delete(jid: string): Promise<boolean> {
     this.cache.delete(jid);
-    return this.deleteStmt.run(jid).changes === 1;
+    this.flushArchives();
+    return this.deleteTx(jid);
   }
 
   async list(host?: string): Promise<string[]> {
@@ -223,47 +274,65 @@ class SqliteKeyValueStore<T> implements KeyValueStore<T> {
   }
 }
 
+/**
+ * A UUIDv7 (RFC 9562 §5.7): random, with the time in milliseconds first, so a new id goes to the end of the id index
+ * instead of a random page of it (a batch then writes a few pages, not one per append).
+ * Built on randomUUID: the uuid package's v7 costs a hundred times more per id.
+ */
+export function timeOrderedId(): string {
+  const random = randomUUID();
+  const time = Date.now().toString(16).padStart(12, '0');
+  return `${time.slice(0, 8)}-${time.slice(8)}-7${random.slice(15)}`;
+}
+
 interface PendingAppend {
   user: string;
-  value: string;
+  key: string;
   stamp: number;
-  resolve(id: number): void;
+  with: string;
+  value: string;
+  resolve(id: string): void;
   reject(err: unknown): void;
 }
 
+interface ArchiveRow {
+  key: string;
+  stamp: number;
+  with_jid: string;
+  value: string;
+}
+
 /**
- * Per-account lists (offline messages). Appends are group-committed: those made during one turn of the
- * event loop are written in one transaction at its end, so many messages share one fsync
- * (synchronous=FULL), and each append resolves only once its transaction is on disk.
+ * Per-account archives (Prosody's archive store; offline messages). Appends are group-committed: those made
+ * during one turn of the event loop are written in one transaction at its end, so many messages share one fsync
+ * (synchronous=FULL), and each append resolves only once its transaction is on disk. Every read, count and delete
+ * first writes what is waiting, so nothing appended before it is missed.
  */
-class SqliteListStore implements ListStore {
+class SqliteArchiveStore implements ArchiveStore {
   private pending: PendingAppend[] = [];
   private isScheduled = false;
   private readonly insertBatch;
-  private readonly appendStmt;
-  private readonly listStmt;
-  private readonly deleteStmt;
-  private readonly countStmt;
-  private readonly deleteMany;
+  private readonly sortOfStmt;
+  /** Statements by SQL text: a query's shape (which conditions it has) picks one, prepared once. */
+  private readonly statements = new Map<string, Database.Statement<unknown[]>>();
 
-  constructor(db: Database.Database, private readonly host: string, private readonly store: string) {
-    this.appendStmt = db.prepare('INSERT INTO list (host, store, user, value, stamp) VALUES (?, ?, ?, ?, ?)');
-    this.listStmt = db.prepare<[string, string, string], { id: number; value: string; stamp: number }>(
-      'SELECT id, value, stamp FROM list WHERE host = ? AND store = ? AND user = ? ORDER BY id',
+  constructor(private readonly db: Database.Database, private readonly host: string, private readonly store: string) {
+    // OR REPLACE: an id given again replaces its item, which takes a new place at the end (Prosody's SQL archive).
+    const appendStmt = db.prepare(
+      'INSERT OR REPLACE INTO archive (host, user, store, key, stamp, with_jid, value) VALUES (?, ?, ?, ?, ?, ?, ?)',
     );
-    this.deleteStmt = db.prepare('DELETE FROM list WHERE id = ? AND host = ? AND store = ? AND user = ?');
-    this.countStmt = db.prepare<[string, string, string], { n: number }>('SELECT count(*) AS n FROM list WHERE host = ? AND store = ? AND user = ?');
-    this.deleteMany = db.transaction((user: string, ids: number[]) => {
-      for (const id of ids) this.deleteStmt.run(id, this.host, this.store, user);
+    this.insertBatch = db.transaction((batch: PendingAppend[]) => {
+      for (const p of batch) appendStmt.run(this.host, p.user, this.store, p.key, p.stamp, p.with, p.value);
     });
-    this.insertBatch = db.transaction((batch: PendingAppend[]) =>
-      batch.map((p) => Number(this.appendStmt.run(this.host, this.store, p.user, p.value, p.stamp).lastInsertRowid)),
-    );
+    this.sortOfStmt = db.prepare<[string, string, string, string], number>(
+      'SELECT sort FROM archive WHERE key = ? AND user = ? AND store = ? AND host = ?',
+    ).pluck();
   }
 
-  append(user: string, value: string, stamp: Date = new Date()): Promise<number> {
+  append(user: string, item: { id?: string; stamp?: Date; with: string; value: string }): Promise<string> {
+    const key = item.id ?? timeOrderedId();
     return new Promise((resolve, reject) => {
-      this.pending.push({ user, value, stamp: stamp.getTime(), resolve, reject });
+      this.pending.push({ user, key, stamp: (item.stamp ?? new Date()).getTime(), with: item.with, value: item.value, resolve, reject });
       if (!this.isScheduled) {
         this.isScheduled = true;
         // setImmediate: after every socket that was ready in this turn has been read and handled.
@@ -278,28 +347,68 @@ class SqliteListStore implements ListStore {
     const batch = this.pending;
     if (batch.length === 0) return;
     this.pending = [];
-    let ids: number[];
     try {
-      ids = this.insertBatch(batch);
+      this.insertBatch(batch);
     } catch (err) {
       for (const p of batch) p.reject(err);
       return;
     }
-    batch.forEach((p, i) => p.resolve(ids[i]!));
+    for (const p of batch) p.resolve(p.key);
   }
 
-  async list(user: string): Promise<ListItem[]> {
-    // What was appended before this call is listed, even if its batch has not been written yet.
+  async find(user: string, query: ArchiveQuery = {}): Promise<ArchivePage> {
+    const { limit, reverse = false } = query;
+    if (limit !== undefined && !(Number.isInteger(limit) && limit >= 0)) throw new RangeError(`archive limit must be a whole number >= 0, not ${limit}`);
     this.flush();
-    return this.listStmt.all(this.host, this.store, user).map((r) => ({ id: r.id, value: r.value, stamp: new Date(r.stamp) }));
+    const where = this.where(user, query);
+    // One row more than asked tells whether the page is the last one.
+    const sql = `SELECT key, stamp, with_jid, value FROM archive WHERE ${where.sql} ORDER BY sort ${reverse ? 'DESC' : 'ASC'}${limit === undefined ? '' : ' LIMIT ?'}`;
+    const params = limit === undefined ? where.params : [...where.params, limit + 1];
+    const rows = this.statement(sql).all(...params) as ArchiveRow[];
+    const complete = limit === undefined || rows.length <= limit;
+    if (!complete) rows.pop();
+    return { items: rows.map((r) => ({ id: r.key, stamp: new Date(r.stamp), with: r.with_jid, value: r.value })), complete };
   }
 
-  async delete(user: string, ids: number[]): Promise<void> {
-    this.deleteMany(user, ids);
-  }
-
-  async count(user: string): Promise<number> {
+  async count(user: string, filter: ArchiveFilter = {}): Promise<number> {
     this.flush();
-    return this.countStmt.get(this.host, this.store, user)?.n ?? 0;
+    const where = this.where(user, filter);
+    return this.statement(`SELECT count(*) FROM archive WHERE ${where.sql}`).pluck().get(...where.params) as number;
+  }
+
+  async delete(user: string, filter: ArchiveFilter = {}): Promise<number> {
+    this.flush();
+    const where = this.where(user, filter);
+    return this.statement(`DELETE FROM archive WHERE ${where.sql}`).run(...where.params).changes;
+  }
+
+  /** The WHERE clause of a filter; before/after become the storage position of their item. */
+  private where(user: string, filter: ArchiveFilter): { sql: string; params: unknown[] } {
+    const parts = ['host = ? AND user = ? AND store = ?'];
+    const params: unknown[] = [this.host, user, this.store];
+    const add = (sql: string, param: unknown): void => {
+      parts.push(sql);
+      params.push(param);
+    };
+    if (filter.start !== undefined) add('stamp >= ?', filter.start.getTime());
+    if (filter.end !== undefined) add('stamp <= ?', filter.end.getTime());
+    if (filter.with !== undefined) add('with_jid = ?', filter.with);
+    if (filter.after !== undefined) add('sort > ?', this.sortOf(user, filter.after));
+    if (filter.before !== undefined) add('sort < ?', this.sortOf(user, filter.before));
+    if (filter.ids !== undefined) add('key IN (SELECT value FROM json_each(?))', JSON.stringify(filter.ids));
+    return { sql: parts.join(' AND '), params };
+  }
+
+  private sortOf(user: string, id: string): number {
+    const sort = this.sortOfStmt.get(id, user, this.store, this.host);
+    // XEP-0313 §6.2 / XEP-0059: a cursor that names no item is item-not-found.
+    if (sort === undefined) throw new StanzaError('item-not-found', `No archived item has the id ${JSON.stringify(id)}.`);
+    return sort;
+  }
+
+  private statement(sql: string): Database.Statement<unknown[]> {
+    let stmt = this.statements.get(sql);
+    if (!stmt) this.statements.set(sql, (stmt = this.db.prepare(sql)));
+    return stmt;
   }
 }

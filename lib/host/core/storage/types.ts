@@ -1,7 +1,7 @@
 // Storage interfaces: SQLite implements them today; a PostgreSQL store for several nodes can implement
 // them tomorrow without touching modules (Prosody's storagemanager has the same split).
 
-import type { KeyValueStore, ListStore } from '../../api.js';
+import type { ArchiveStore, KeyValueStore } from '../../api.js';
 
 /** One account's SCRAM credentials (Prosody's internal_hashed): never the password itself. */
 export interface UserRecord {
@@ -21,7 +21,11 @@ export interface UserStore {
   create(record: UserRecord): Promise<boolean>;
   /** Replace the credentials; resolves false when the account does not exist. */
   update(record: UserRecord): Promise<boolean>;
-  /** Resolves false when the account did not exist. */
+  /**
+   * Delete the account and, in the same transaction, everything stored for it on its host (every key-value
+   * document and archive item whose user is this JID): a new account of that name starts empty, even when the
+   * process stops half-way (Prosody's storagemanager.purge). Resolves false when the account did not exist.
+   */
   delete(jid: string): Promise<boolean>;
   /** Bare JIDs, sorted; only those of `host` when given. */
   list(host?: string): Promise<string[]>;
@@ -38,6 +42,7 @@ export interface UserStore {
 export interface Storage {
   users: UserStore;
   keyValue<T>(host: string, store: string): KeyValueStore<T>;
-  list(host: string, store: string): ListStore;
+  /** One archive per (host, store): opened again (a module reloaded), it is the same object. */
+  archive(host: string, store: string): ArchiveStore;
   close(): void;
 }
