@@ -27,18 +27,33 @@ export type Stanza = Element;
 /** What local routing did with a message (RFC 6121 §8.5). */
 export type Outcome = 'delivered' | 'stored' | 'discarded';
 
-/** A module option value, as declared in a manifest. */
-export type OptionValue = string | number | boolean | string[];
+/** An option value (module option or host key), as declared by an OptionSpec. */
+export type OptionValue = string | number | boolean | string[] | number[] | Record<string, string>;
 
-/** One option declared in a manifest (`plugin.json` for post_msg). */
+/**
+ * What an option's strings or numbers must look like; checked before any module runs, some normalised
+ * (ejabberd's econf): `origin` scheme://host[:port], lowercased; `url` absolute http(s); `path` an HTTP path
+ * from "/", trailing slash dropped; `port` 0-65535; `domain` a domain name, lowercased; `duration` seconds or
+ * 30s/15m/12h/90d/1w, resolved to seconds; `address` an IP address or CIDR range.
+ */
+export type OptionFormat = 'origin' | 'url' | 'path' | 'port' | 'domain' | 'duration' | 'address';
+
+/** One option: a module's in its manifest (`plugin.json` for post_msg), or a host key of the config. */
 export interface OptionSpec {
-  type: 'string' | 'integer' | 'number' | 'boolean' | 'string[]';
-  default: OptionValue;
+  /** Strings are never empty; `map` is string keys to string values (the format applies to the values). */
+  type: 'string' | 'integer' | 'number' | 'boolean' | 'string[]' | 'integer[]' | 'map';
+  /** Applies to each element of a list and each value of a map. */
+  format?: OptionFormat;
+  /** Absent: unset unless configured (host keys only; a plugin manifest gives every option a default). */
+  default?: OptionValue;
   description: string;
+  /** Bounds of a number (after a duration is resolved to seconds), of each element of an integer list. */
   min?: number;
   max?: number;
-  /** For strings: the allowed values. */
+  /** For strings and string lists: the allowed values. */
   enum?: string[];
+  /** For `map`: exactly these keys. */
+  fields?: string[];
 }
 
 /** A module's manifest: what it is called, what it needs, which options it takes. */
@@ -283,15 +298,18 @@ export interface HostEvents {
   'route/remote': StanzaEvent;
 }
 
-/** What `load(module)` receives. One instance per module per virtual host. */
-export interface ModuleApi {
+/**
+ * What `load(module)` receives. One instance per module per virtual host.
+ * `O` types the options: `load(module: ModuleApi<PostMsgOptions>)`; a spec ties it to the manifest.
+ */
+export interface ModuleApi<O extends object = Record<string, OptionValue>> {
   readonly name: string;
   readonly host: string;
   readonly log: Logger;
   /** All of this module's options, validated and frozen: host setting > global setting > manifest default. */
-  readonly options: Readonly<Record<string, OptionValue>>;
+  readonly options: Readonly<O>;
   /** One option; throws HostError HOST_ERR_OPTION_UNKNOWN for a key the manifest does not declare. */
-  option<T extends OptionValue = OptionValue>(key: string): T;
+  option<K extends keyof O & string>(key: K): O[K];
   /** A host-level setting from the config (`auth_failures_per_minute`, …). */
   setting(key: string): unknown;
   /** Provide an item of a kind (fires `item-added/<kind>`); removed when this module unloads. */

@@ -1,26 +1,27 @@
 // post_msg: send an XMPP message with one HTTP request. Port of Prosody's community module mod_post_msg.
 // The manifest (options with defaults and bounds) is plugin.json at the repo root; the host reads it.
 
-import { HostError, type ModuleApi } from '../host/api.js';
+import type { ModuleApi } from '../host/api.js';
 import { createRouter } from './http-app.js';
-import { normaliseOrigin } from './origin.js';
 import { TokenBucketLimiter } from './rate-limit.js';
 
 export const DEFAULT_PATH = '/msg';
 
-export function load(module: ModuleApi): void {
-  const corsOrigins = module.option<string[]>('cors_origins');
-  for (const origin of corsOrigins) {
-    if (normaliseOrigin(origin) === undefined) {
-      throw new HostError('HOST_ERR_OPTION_INVALID', `${module.host}: post_msg option cors_origins: ${JSON.stringify(origin)} is not an origin such as https://example.org.`);
-    }
-  }
+/** The options plugin.json declares, as the host hands them over: checked (cors_origins normalised) and frozen. */
+export type PostMsgOptions = {
+  max_body_bytes: number;
+  cors_origins: string[];
+  rate_per_second: number;
+  rate_burst: number;
+};
+
+export function load(module: ModuleApi<PostMsgOptions>): void {
   const router = createRouter(module, {
-    maxBodyBytes: module.option<number>('max_body_bytes'),
-    corsOrigins,
+    maxBodyBytes: module.option('max_body_bytes'),
+    corsOrigins: module.option('cors_origins'),
     limiter: new TokenBucketLimiter({
-      ratePerSecond: module.option<number>('rate_per_second'),
-      burst: module.option<number>('rate_burst'),
+      ratePerSecond: module.option('rate_per_second'),
+      burst: module.option('rate_burst'),
     }),
   });
   module.provides('http', { defaultPath: DEFAULT_PATH, router });

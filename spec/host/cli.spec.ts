@@ -86,6 +86,20 @@ describe('xmppd CLI', () => {
       assert.match(run.stderr, new RegExp(`${bad}: pbkdf2_iterations: expected an integer from 4096 to 10000000, got number 100`));
     });
 
+    it('refuses a module option that does not fit its manifest (cors_origins: not an origin), before any module runs, as start does', async () => {
+      const bad = join(dir, 'bad-origin.yaml');
+      writeFileSync(bad, 'http_ports: [0]\nc2s_ports: []\nmodules_enabled: [post_msg]\npost_msg: { cors_origins: ["not an origin"] }\n');
+      const expected = `${bad}: post_msg.cors_origins: expected a list of web origins, scheme://host[:port] without a path, such as https://example.org (module post_msg), got a list ["not an origin"]\n`;
+      const check = await xmppd(['check', '--config', bad], { cwd: dir });
+      assert.equal(check.code, 1);
+      assert.equal(check.stdout, '');
+      assert.equal(check.stderr, `xmppd: ${expected}`);
+      const start = await xmppd(['start', '--config', bad], { cwd: dir });
+      assert.equal(start.code, 1);
+      assert.equal(start.stderr, `xmppd: ${expected}`);
+      assert.doesNotMatch(start.stdout, /listening/);
+    });
+
     it('exits 1 when a named config file does not exist', async () => {
       const run = await xmppd(['check', '--config', join(dir, 'missing.yaml')], { cwd: dir });
       assert.equal(run.code, 1);

@@ -5,14 +5,31 @@ import { describe, it } from 'node:test';
 import assert from 'node:assert/strict';
 import { readFileSync, readdirSync } from 'node:fs';
 import { join } from 'node:path';
-import type { Manifest } from '../../lib/host/api.js';
-import { checkOptionValue, validateConfig } from '../../lib/host/core/config.js';
+import type { Manifest, OptionSpec } from '../../lib/host/api.js';
+import { checkOptionValue, validateConfig, type HostConfig } from '../../lib/host/core/config.js';
+import { resolveOptions } from '../../lib/host/core/options.js';
 import { moduleCatalog } from '../../lib/host/core/server.js';
+import type { PostMsgOptions } from '../../lib/post_msg/index.js';
 
 const ROOT = join(import.meta.dirname, '../..');
 const manifest = JSON.parse(readFileSync(join(ROOT, 'plugin.json'), 'utf8')) as Manifest;
 
-function validate(raw: Record<string, unknown>): unknown {
+/** plugin.json's option types, as the spec expects them; the two checks below tie them to the file and to PostMsgOptions. */
+const DECLARED_TYPES = { max_body_bytes: 'integer', cors_origins: 'string[]', rate_per_second: 'number', rate_burst: 'integer' } as const;
+
+/** The TypeScript type the host hands over for a declared option type. */
+type ValueOf<T extends OptionSpec['type']> = T extends 'integer' | 'number' ? number
+  : T extends 'string' ? string
+  : T extends 'boolean' ? boolean
+  : T extends 'string[]' ? string[]
+  : T extends 'integer[]' ? number[]
+  : Record<string, string>;
+type FromManifest = { -readonly [K in keyof typeof DECLARED_TYPES]: ValueOf<(typeof DECLARED_TYPES)[K]> };
+type Equal<A, B> = (<T>() => T extends A ? 1 : 2) extends (<T>() => T extends B ? 1 : 2) ? true : false;
+/** Type-level: fails the typecheck when PostMsgOptions and the declared types name different keys or types. */
+const typesMatch: Equal<PostMsgOptions, FromManifest> = true;
+
+function validate(raw: Record<string, unknown>): HostConfig {
   return validateConfig({ virtual_hosts: { localhost: {} }, ...raw }, moduleCatalog(), { source: 'test.yaml', baseDir: ROOT });
 }
 
@@ -34,6 +51,23 @@ describe('post_msg manifest', () => {
       assert.equal(checkOptionValue(spec, spec.default), undefined, `${key}: default fits its own spec`);
       if (spec.type === 'integer' || spec.type === 'number') assert.ok(spec.min !== undefined && spec.max !== undefined, `${key} has bounds`);
     }
+  });
+
+  it('declares the keys and types that PostMsgOptions names (load(module: ModuleApi<PostMsgOptions>))', () => {
+    assert.equal(typesMatch, true);
+    assert.deepEqual(Object.fromEntries(Object.entries(manifest.options!).map(([k, v]) => [k, v.type])), DECLARED_TYPES);
+  });
+
+  it('declares cors_origins as origins: the host refuses one that is not, naming file, key and module, and normalises the rest', () => {
+    assert.equal(manifest.options!.cors_origins!.format, 'origin');
+    assert.throws(
+      () => validate({ virtual_hosts: { localhost: { post_msg: { cors_origins: ['https://ok.example', 'dash.example.org'] } } } }),
+      (err: Error & { code?: string }) =>
+        err.code === 'HOST_ERR_CONFIG_INVALID' &&
+        err.message === 'test.yaml: virtual_hosts.localhost.post_msg.cors_origins: expected a list of web origins, scheme://host[:port] without a path, such as https://example.org (module post_msg), got a list ["https://ok.example","dash.example.org"]',
+    );
+    const config = validate({ post_msg: { cors_origins: ['HTTPS://Dash.Example.org:443/'] } });
+    assert.deepEqual(resolveOptions(config, 'localhost', manifest).cors_origins, ['https://dash.example.org']);
   });
 
   it('is found by the host next to lib/', () => {

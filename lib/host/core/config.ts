@@ -2,12 +2,14 @@
 // Host keys are checked here; each module's section against the options its manifest declares.
 
 import { readFileSync } from 'node:fs';
-import { isIP } from 'node:net';
 import { resolve, dirname } from 'node:path';
 import { parse as parseYaml } from 'yaml';
 import { HostError } from '../util/errors.js';
 import { parseJid } from '../util/jid.js';
 import type { Manifest, OptionSpec, OptionValue } from '../api.js';
+import { isPlainObject, parseOptionValue } from './options.js';
+
+export { checkOptionValue, isPlainObject, normaliseHttpPath } from './options.js';
 
 export type ModuleOptions = Readonly<Record<string, OptionValue>>;
 
@@ -33,6 +35,7 @@ export interface HostConfig {
   readonly c2s_require_encryption: boolean;
   readonly c2s_stanza_size_limit: number;
   readonly c2s_timeout: number;
+  readonly c2s_max_unauthenticated_per_ip: number;
   readonly tls: Readonly<{ cert: string; key: string }> | undefined;
   readonly auth_failures_per_minute: number;
   readonly pbkdf2_iterations: number;
@@ -61,39 +64,30 @@ export interface ComponentConfig {
 export const LOG_LEVELS = ['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent'] as const;
 export type LogLevel = (typeof LOG_LEVELS)[number];
 
-type Kind = 'string' | 'boolean' | 'port list' | 'string list' | 'address list' | 'integer' | 'path map' | 'tls' | 'log level';
-
-interface HostKey {
-  kind: Kind;
-  default: unknown;
-  min?: number;
-  max?: number;
-  description: string;
-}
-
-/** Every host-level key, its type, default and meaning (the README's reference is generated from this). */
-export const HOST_KEYS: Record<string, HostKey> = {
-  data_dir: { kind: 'string', default: './data', description: 'Where the SQLite database and the generated TLS pair live (relative to the config file).' },
-  log_level: { kind: 'log level', default: 'info', description: 'pino level: fatal, error, warn, info, debug, trace or silent.' },
-  http_ports: { kind: 'port list', default: [5280], description: 'Plain HTTP ports.' },
-  http_interfaces: { kind: 'string list', default: ['127.0.0.1'], description: 'Addresses the HTTP and HTTPS ports listen on.' },
-  https_ports: { kind: 'port list', default: [], description: 'HTTPS ports (use the `tls` pair or the generated one).' },
-  http_default_host: { kind: 'string', default: undefined, description: 'Virtual host for HTTP requests whose Host header names none.' },
-  c2s_ports: { kind: 'port list', default: [5222], description: 'Client ports with STARTTLS (RFC 6120).' },
-  c2s_direct_tls_ports: { kind: 'port list', default: [], description: 'Client ports with direct TLS (XEP-0368).' },
-  c2s_interfaces: { kind: 'string list', default: ['127.0.0.1'], description: 'Addresses the client ports listen on.' },
-  c2s_require_encryption: { kind: 'boolean', default: true, description: 'Refuse authentication before TLS. Set false only for loopback development.' },
-  c2s_stanza_size_limit: { kind: 'integer', default: 262144, min: 10000, max: 104857600, description: 'Largest stanza a client may send, in bytes; larger ones end the stream with policy-violation.' },
-  c2s_timeout: { kind: 'integer', default: 60, min: 1, max: 86400, description: 'Seconds an unauthenticated client stream may stay open.' },
-  tls: { kind: 'tls', default: undefined, description: '`{ cert: path, key: path }` (PEM). Absent: a self-signed pair is generated under data_dir on first start.' },
-  auth_failures_per_minute: { kind: 'integer', default: 10, min: 1, max: 100000, description: 'Failed credential checks allowed per client address per 60 s, HTTP and c2s together; then 429 / delayed failure.' },
-  pbkdf2_iterations: { kind: 'integer', default: 10000, min: 4096, max: 10000000, description: 'PBKDF2 iteration count for new and changed passwords (SCRAM, RFC 5802).' },
-  modules_enabled: { kind: 'string list', default: ['post_msg'], description: 'Optional modules to load on every virtual host (merged with each host\'s own list).' },
-  http_paths: { kind: 'path map', default: {}, description: 'Base path per HTTP app, e.g. `{ post_msg: /msg }` (a virtual host\'s own map wins).' },
-  plugin_paths: { kind: 'string list', default: [], description: 'Extra folders holding a plugin.json manifest each.' },
-  modules_disabled: { kind: 'string list', default: [], description: 'Modules never loaded, even those loaded automatically (e.g. c2s).' },
-  storage: { kind: 'string', default: 'sqlite', description: 'Storage backend.' },
-  trusted_proxies: { kind: 'address list', default: ['127.0.0.1', '::1'], description: 'Addresses or CIDR ranges of reverse proxies whose X-Forwarded-For header is believed.' },
+/** Every host-level key, declared with the same OptionSpec as module options (the README's reference is generated from this). */
+export const HOST_KEYS: Readonly<Record<string, OptionSpec>> = {
+  data_dir: { type: 'string', default: './data', description: 'Where the SQLite database and the generated TLS pair live (relative to the config file).' },
+  log_level: { type: 'string', enum: [...LOG_LEVELS], default: 'info', description: 'pino level: fatal, error, warn, info, debug, trace or silent.' },
+  http_ports: { type: 'integer[]', format: 'port', default: [5280], description: 'Plain HTTP ports.' },
+  http_interfaces: { type: 'string[]', default: ['127.0.0.1'], description: 'Addresses the HTTP and HTTPS ports listen on.' },
+  https_ports: { type: 'integer[]', format: 'port', default: [], description: 'HTTPS ports (use the `tls` pair or the generated one).' },
+  http_default_host: { type: 'string', format: 'domain', description: 'Virtual host for HTTP requests whose Host header names none.' },
+  c2s_ports: { type: 'integer[]', format: 'port', default: [5222], description: 'Client ports with STARTTLS (RFC 6120).' },
+  c2s_direct_tls_ports: { type: 'integer[]', format: 'port', default: [], description: 'Client ports with direct TLS (XEP-0368).' },
+  c2s_interfaces: { type: 'string[]', default: ['127.0.0.1'], description: 'Addresses the client ports listen on.' },
+  c2s_require_encryption: { type: 'boolean', default: true, description: 'Refuse authentication before TLS. Set false only for loopback development.' },
+  c2s_stanza_size_limit: { type: 'integer', default: 262144, min: 10000, max: 104857600, description: 'Largest stanza a client may send, in bytes; larger ones end the stream with policy-violation.' },
+  c2s_timeout: { type: 'integer', format: 'duration', default: 60, min: 1, max: 86400, description: 'How long an unauthenticated client stream may stay open, in seconds.' },
+  c2s_max_unauthenticated_per_ip: { type: 'integer', default: 64, min: 1, max: 1000000, description: 'Client connections one address may hold before authenticating (TLS handshake included); one more is closed at once.' },
+  tls: { type: 'map', fields: ['cert', 'key'], description: '`{ cert: path, key: path }` (PEM). Absent: a self-signed pair is generated under data_dir on first start.' },
+  auth_failures_per_minute: { type: 'integer', default: 10, min: 1, max: 100000, description: 'Failed credential checks allowed per client address per 60 s, HTTP and c2s together; then 429 / delayed failure.' },
+  pbkdf2_iterations: { type: 'integer', default: 10000, min: 4096, max: 10000000, description: 'PBKDF2 iteration count for new and changed passwords (SCRAM, RFC 5802).' },
+  modules_enabled: { type: 'string[]', default: ['post_msg'], description: 'Optional modules to load on every virtual host (merged with each host\'s own list).' },
+  http_paths: { type: 'map', format: 'path', default: {}, description: 'Base path per HTTP app, e.g. `{ post_msg: /msg }` (a virtual host\'s own map wins).' },
+  plugin_paths: { type: 'string[]', default: [], description: 'Extra folders holding a plugin.json manifest each.' },
+  modules_disabled: { type: 'string[]', default: [], description: 'Modules never loaded, even those loaded automatically (e.g. c2s).' },
+  storage: { type: 'string', default: 'sqlite', description: 'Storage backend.' },
+  trusted_proxies: { type: 'string[]', format: 'address', default: ['127.0.0.1', '::1'], description: 'Addresses or CIDR ranges of reverse proxies whose X-Forwarded-For header is believed.' },
 };
 
 /** Keys holding sections of their own, checked apart from HOST_KEYS. */
@@ -306,40 +300,9 @@ function checkPathMapNames(key: string, paths: Record<string, string> | undefine
   }
 }
 
-function checkHostValue(key: string, value: unknown, spec: HostKey, fail: (key: string, expected: string, got: unknown) => void): unknown {
-  switch (spec.kind) {
-    case 'string':
-      if (typeof value === 'string' && value.length > 0) return value;
-      return fail(key, 'a non-empty string', value);
-    case 'boolean':
-      if (typeof value === 'boolean') return value;
-      return fail(key, 'true or false', value);
-    case 'log level':
-      if (typeof value === 'string' && (LOG_LEVELS as readonly string[]).includes(value)) return value;
-      return fail(key, `one of ${LOG_LEVELS.join(', ')}`, value);
-    case 'integer': {
-      const { min = -Infinity, max = Infinity } = spec;
-      if (Number.isInteger(value) && (value as number) >= min && (value as number) <= max) return value;
-      return fail(key, `an integer from ${min} to ${max}`, value);
-    }
-    case 'port list':
-      if (Array.isArray(value) && value.every((p) => Number.isInteger(p) && p >= 0 && p <= 65535)) return value;
-      return fail(key, 'a list of port numbers from 0 to 65535, e.g. [5280]', value);
-    case 'string list':
-      if (Array.isArray(value) && value.every((s) => typeof s === 'string' && s.length > 0)) return value;
-      return fail(key, 'a list of strings', value);
-    case 'address list':
-      if (Array.isArray(value) && value.every(isAddressOrRange)) return value;
-      return fail(key, 'a list of IP addresses or CIDR ranges, e.g. ["127.0.0.1", "::1", "10.0.0.0/8"]', value);
-    case 'path map':
-      if (isPlainObject(value) && Object.values(value).every(isHttpPath)) {
-        return Object.fromEntries(Object.entries(value).map(([k, v]) => [k, normaliseHttpPath(v as string)]));
-      }
-      return fail(key, 'a mapping of module names to paths that start with "/", e.g. { post_msg: /msg }', value);
-    case 'tls':
-      if (isPlainObject(value) && typeof value.cert === 'string' && typeof value.key === 'string' && Object.keys(value).length === 2) return value;
-      return fail(key, 'a mapping { cert: path, key: path } of PEM files', value);
-  }
+function checkHostValue(key: string, value: unknown, spec: OptionSpec, fail: (key: string, expected: string, got: unknown) => void): unknown {
+  const checked = parseOptionValue(spec, value);
+  return checked.ok ? checked.value : fail(key, checked.expected, value);
 }
 
 function checkModuleSection(
@@ -361,50 +324,11 @@ function checkModuleSection(
       fail(`${key}.${name}`, `one of the options of module ${moduleId} (${Object.keys(declared).join(', ') || 'none'})`, name);
       continue;
     }
-    const problem = checkOptionValue(spec, v);
-    if (problem) fail(`${key}.${name}`, `${problem} (module ${moduleId})`, v);
-    else out[name] = v as OptionValue;
+    const checked = parseOptionValue(spec, v);
+    if (checked.ok) out[name] = checked.value;
+    else fail(`${key}.${name}`, `${checked.expected} (module ${moduleId})`, v);
   }
   return out;
-}
-
-/** undefined when the value fits the spec, else what was expected. */
-export function checkOptionValue(spec: OptionSpec, v: unknown): string | undefined {
-  const bounds = (): string => `${spec.min ?? '-∞'} to ${spec.max ?? '∞'}`;
-  const inBounds = (n: number): boolean => n >= (spec.min ?? -Infinity) && n <= (spec.max ?? Infinity);
-  switch (spec.type) {
-    case 'integer':
-      return Number.isInteger(v) && inBounds(v as number) ? undefined : `an integer from ${bounds()}`;
-    case 'number':
-      return typeof v === 'number' && Number.isFinite(v) && inBounds(v) ? undefined : `a number from ${bounds()}`;
-    case 'boolean':
-      return typeof v === 'boolean' ? undefined : 'true or false';
-    case 'string':
-      if (typeof v !== 'string') return 'a string';
-      return spec.enum && !spec.enum.includes(v) ? `one of ${spec.enum.join(', ')}` : undefined;
-    case 'string[]':
-      return Array.isArray(v) && v.every((s) => typeof s === 'string') ? undefined : 'a list of strings';
-  }
-}
-
-/** An IP address, or a CIDR range `address/bits`. */
-function isAddressOrRange(v: unknown): boolean {
-  if (typeof v !== 'string') return false;
-  const [address = '', bits, ...more] = v.split('/');
-  const family = isIP(address);
-  if (family === 0 || more.length > 0) return false;
-  if (bits === undefined) return true;
-  return /^\d{1,3}$/.test(bits) && Number(bits) <= (family === 4 ? 32 : 128);
-}
-
-function isHttpPath(v: unknown): boolean {
-  return typeof v === 'string' && v.startsWith('/') && !/[\s?#]/.test(v);
-}
-
-/** `/msg/` and `/msg` are the same base path; `/` stays `/`. */
-export function normaliseHttpPath(path: string): string {
-  const trimmed = path.replace(/\/+$/, '');
-  return trimmed === '' ? '/' : trimmed;
 }
 
 /** ` (did you mean "x"?)` when a known key is within two edits of the unknown one. */
@@ -436,10 +360,6 @@ function describe(v: unknown): string {
   if (Array.isArray(v)) return `a list ${JSON.stringify(v)}`;
   if (isPlainObject(v)) return 'a mapping';
   return `${typeof v} ${JSON.stringify(v)}`;
-}
-
-export function isPlainObject(v: unknown): v is Record<string, unknown> {
-  return typeof v === 'object' && v !== null && !Array.isArray(v);
 }
 
 function deepFreeze<T>(value: T): T {

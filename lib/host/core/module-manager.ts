@@ -7,8 +7,8 @@ import { fileURLToPath, pathToFileURL } from 'node:url';
 import type { Logger } from 'pino';
 import { HostError } from '../util/errors.js';
 import { EventBus } from './events.js';
-import type { HostConfig, ModuleCatalog, ModuleOptions } from './config.js';
-import { checkOptionValue, normaliseHttpPath } from './config.js';
+import type { HostConfig, ModuleCatalog } from './config.js';
+import { checkOptionValue, normaliseHttpPath, resolveOptions } from './options.js';
 import { GLOBAL_HOST, ItemRegistry } from './items.js';
 import type {
   EventHandler,
@@ -346,25 +346,6 @@ export class ModuleManager {
     };
     return Object.freeze(api);
   }
-}
-
-/**
- * host setting > global setting > manifest default; on a component, the component's own section > manifest default
- * for its module (the modules it depends on take the global section); frozen.
- */
-export function resolveOptions(config: HostConfig, host: string, manifest: Manifest): ModuleOptions {
-  const out: Record<string, OptionValue> = {};
-  const component = config.components[host];
-  if (component?.module === manifest.id) {
-    for (const [key, spec] of Object.entries(manifest.options ?? {})) out[key] = component.options[key] ?? spec.default;
-    return Object.freeze(out);
-  }
-  const globalSection = config.module_options[manifest.id] ?? {};
-  const hostSection = config.virtual_hosts[host]?.module_options[manifest.id] ?? {};
-  for (const [key, spec] of Object.entries(manifest.options ?? {})) {
-    out[key] = hostSection[key] ?? globalSection[key] ?? spec.default;
-  }
-  return Object.freeze(out);
 }
 
 /** `http_paths` of the virtual host, then the global one, then the app's default (Prosody's mod_http). */

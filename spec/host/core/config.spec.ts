@@ -106,7 +106,7 @@ describe('Config', () => {
       const c = validateConfig({ modules_enabled: [], http_paths: { demo: '/send/' } }, catalog, where);
       assert.equal(c.http_paths.demo, '/send');
       assert.equal(normaliseHttpPath('/'), '/');
-      assert.match(problem({ http_paths: { demo: 'send' } }), /http_paths: expected a mapping of module names to paths that start with "\/"/);
+      assert.match(problem({ http_paths: { demo: 'send' } }), /http_paths: expected a mapping of names to HTTP paths that start with "\/"/);
     });
   });
 
