@@ -145,6 +145,10 @@ export async function startServer(opts: StartOptions = {}): Promise<Server> {
   const globalBus = new EventBus<unknown>();
   const { storage, users, throttle } = openUsers(config, (jid, change) => {
     globalBus.fire('user-changed', { jid, change }).catch((err: unknown) => log.error({ err, jid }, 'a user-changed handler failed'));
+    if (change === 'deleted') {
+      const host = jid.slice(jid.indexOf('@') + 1);
+      globalBus.fire('user-deleted', { jid, host }).catch((err: unknown) => log.error({ err, jid }, 'a user-deleted handler failed'));
+    }
   }, opts);
   const sessions = new MemorySessionRegistry();
   // Each virtual host and each component has its own bus; the router finds a stanza's domain here.

@@ -159,6 +159,10 @@ export function load(module: ModuleApi): void {
     }
   };
 
+  // The roster went with the account (storage deletes it in the same step); this catches a set that was under way.
+  module.hookGlobal('user-deleted', async ({ jid, host }) => {
+    if (host === module.host) await withLock(jid, () => store.set(jid, undefined));
+  });
   module.hook(`iq-get/self/${NS_ROSTER}:query`, onGet);
   module.hook(`iq-set/self/${NS_ROSTER}:query`, onSet);
 }

@@ -1,0 +1,95 @@
+// Deleting an account deletes its data (Prosody's user-deleted + storagemanager.purge): offline messages, roster and
+// every store kept for it, whether the running server deletes it or `xmppd deluser` (another process) does; an account
+// created again under that name starts empty.
+import { after, before, describe, it } from 'node:test';
+import assert from 'node:assert/strict';
+import { spawn } from 'node:child_process';
+import { writeFileSync } from 'node:fs';
+import { join, resolve } from 'node:path';
+import { xml, type ModuleApi } from '../../../lib/host/api.js';
+import { startTestServer, testTls, type TestServer } from '../../helpers/server.js';
+
+const CLI = resolve('lib/host/cli.ts');
+const TSX = import.meta.resolve('tsx');
+
+function xmppd(args: string[], cwd: string): Promise<{ code: number | null; stderr: string; stdout: string }> {
+  return new Promise((done, fail) => {
+    const child = spawn(process.execPath, ['--import', TSX, CLI, ...args], { cwd, stdio: ['ignore', 'pipe', 'pipe'] });
+    let stdout = '';
+    let stderr = '';
+    const timer = setTimeout(() => {
+      child.kill('SIGKILL');
+      fail(new Error(`xmppd ${args.join(' ')} did not finish; ${stderr}`));
+    }, 30_000);
+    child.stdout.on('data', (d: Buffer) => (stdout += d.toString()));
+    child.stderr.on('data', (d: Buffer) => (stderr += d.toString()));
+    child.on('close', (code) => {
+      clearTimeout(timer);
+      done({ code, stdout, stderr });
+    });
+  });
+}
+
+describe('deleting an account', () => {
+  let ts: TestServer;
+  let api: ModuleApi;
+  const deleted: string[] = [];
+
+  before(async () => {
+    ts = await startTestServer({ config: { modules_enabled: [] }, users: [['alice@localhost', 'alice-pw']] });
+    api = ts.server.modules.apiOf('localhost', 'message')!;
+    ts.server.globalBus.add('user-deleted', (p) => void deleted.push((p as { jid: string }).jid));
+  });
+  after(() => ts?.stop());
+
+  /** Offline messages, a roster and a store of another module for the account. */
+  const fill = async (jid: string): Promise<void> => {
+    for (const body of ['one', 'two']) {
+      assert.equal(await api.send(xml('message', { to: jid, from: 'alice@localhost', type: 'chat' }, xml('body', {}, body))), 'stored');
+    }
+    await ts.server.modules.apiOf('localhost', 'roster')!.openStore('roster').set(jid, { version: 1, items: { 'alice@localhost': { jid: 'alice@localhost', subscription: 'none', groups: [] } } });
+    await api.openStore('vcard').set(jid, { fn: 'Someone' });
+    await api.openArchive('mam').append(jid, { with: 'alice@localhost', value: '<message/>' });
+  };
+  const isEmpty = async (jid: string): Promise<void> => {
+    assert.equal(await api.openArchive('offline').count(jid), 0, 'no offline messages');
+    assert.equal(await ts.server.modules.apiOf('localhost', 'roster')!.openStore('roster').get(jid), undefined, 'no roster');
+    assert.equal(await api.openStore('vcard').get(jid), undefined, "no other module's document");
+    assert.equal(await api.openArchive('mam').count(jid), 0, "no other module's archive");
+  };
+  const othersStay = async (): Promise<void> => {
+    assert.equal(await api.openArchive('offline').count('alice@localhost'), 1, "another account's messages stay");
+  };
+
+  before(async () => {
+    assert.equal(await api.send(xml('message', { to: 'alice@localhost', from: 'carol@localhost', type: 'chat' }, xml('body', {}, 'keep'))), 'stored');
+  });
+
+  it('through the server: its data goes, user-deleted fires, and the same name starts empty', async () => {
+    await ts.server.users.create('bob@localhost', 'bob-pw');
+    await fill('bob@localhost');
+    assert.equal(await api.openArchive('offline').count('bob@localhost'), 2);
+    await ts.server.users.delete('bob@localhost');
+    // Storage took the data with the account, before the event's handlers run.
+    await isEmpty('bob@localhost');
+    while (deleted.length === 0) await new Promise((r) => setImmediate(r));
+    assert.deepEqual(deleted, ['bob@localhost']);
+    await ts.server.users.create('bob@localhost', 'new-pw');
+    await isEmpty('bob@localhost');
+    await othersStay();
+  });
+
+  it('through xmppd deluser while the server runs: its data goes, and the same name starts empty', async () => {
+    await ts.server.users.create('dora@localhost', 'dora-pw');
+    await fill('dora@localhost');
+    const config = join(ts.dataDir, 'xmppd.yaml');
+    // JSON is YAML; the same data_dir as the running server.
+    writeFileSync(config, JSON.stringify({ data_dir: ts.dataDir, pbkdf2_iterations: 4096, tls: testTls(), virtual_hosts: { localhost: {} } }));
+    const run = await xmppd(['deluser', 'dora@localhost', '--config', config], ts.dataDir);
+    assert.equal(run.code, 0, run.stderr);
+    await isEmpty('dora@localhost');
+    await ts.server.users.create('dora@localhost', 'new-pw');
+    await isEmpty('dora@localhost');
+    await othersStay();
+  });
+});
