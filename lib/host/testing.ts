@@ -35,8 +35,8 @@ export interface MockModuleOptions {
 
 type Registry = ItemRegistry;
 
-export interface MockModule {
-  api: ModuleApi;
+export interface MockModule<O extends object = Record<string, OptionValue>> {
+  api: ModuleApi<O>;
   /** Stanzas passed to send(), in order. */
   sent: Stanza[];
   authCalls: Array<{ jid: string; password: string; address: string }>;
@@ -61,7 +61,8 @@ export interface MockModule {
   throttle(seconds: number): void;
 }
 
-export function mockModule(opts: MockModuleOptions = {}): MockModule {
+/** `O` types the options as the module's load() expects them (`mockModule<PostMsgOptions>(…)`). */
+export function mockModule<O extends object = Record<string, OptionValue>>(opts: MockModuleOptions = {}): MockModule<O> {
   const name = opts.name ?? 'mock';
   const host = opts.host ?? 'localhost';
   const localHosts = new Set(opts.localHosts ?? [host]);
@@ -86,14 +87,14 @@ export function mockModule(opts: MockModuleOptions = {}): MockModule {
     throw new Error(`${name} used ${what}, which this mock module does not offer`);
   };
 
-  const implemented: Partial<ModuleApi> = {
+  const implemented: Partial<ModuleApi<Record<string, OptionValue>>> = {
     name,
     host,
     log,
     options,
-    option<T extends OptionValue = OptionValue>(key: string): T {
+    option(key: string): OptionValue {
       if (!(key in options)) throw new HostError('HOST_ERR_OPTION_UNKNOWN', `module ${name} reads option ${JSON.stringify(key)}, which its manifest does not declare.`);
-      return options[key] as T;
+      return options[key]!;
     },
     setting: (key) => opts.settings?.[key],
     provides(kind, item) {
@@ -161,7 +162,7 @@ export function mockModule(opts: MockModuleOptions = {}): MockModule {
   // What the mock does not implement throws when called, naming it, rather than passing silently.
   const api = new Proxy(Object.freeze(implemented), {
     get: (target, key) => (key in target ? target[key as keyof ModuleApi] : typeof key === 'string' ? notUsed(key) : undefined),
-  }) as unknown as ModuleApi;
+  }) as unknown as ModuleApi<O>;
 
   return {
     api,

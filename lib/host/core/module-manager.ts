@@ -157,7 +157,7 @@ export class ModuleManager {
   }
 
   /**
-   * The modules to load on a host, in dependency order. `*`: the global modules enabled anywhere; a virtual host:
+   * The modules to load on a host, in dependency order. `*`: the global modules wanted anywhere; a virtual host:
    * core, the global list, its own list (global modules excepted); a component: its module and what it depends on.
    * `modules_disabled` takes a module out of core and the global list; a host's own list still names it.
    */
@@ -169,8 +169,10 @@ export class ModuleManager {
     if (kind === 'component') return dependencyOrder([config.components[host]!.module], this.catalog.manifests).filter((id) => !isGlobal(id));
     const everywhere = [...this.catalog.core, ...config.modules_enabled].filter((id) => !disabled.has(id));
     if (kind === 'global') {
+      // Every global module some host or component asks for, by name or as a dependency.
       const perHost = Object.values(config.virtual_hosts).flatMap((h) => h.modules_enabled);
-      return dependencyOrder(new Set([...everywhere, ...perHost].filter(isGlobal)), this.catalog.manifests).filter(isGlobal);
+      const components = Object.values(config.components).map((c) => c.module);
+      return dependencyOrder(new Set([...everywhere, ...perHost, ...components]), this.catalog.manifests).filter(isGlobal);
     }
     const own = config.virtual_hosts[host]?.modules_enabled ?? [];
     return dependencyOrder(new Set([...everywhere, ...own]), this.catalog.manifests).filter((id) => !isGlobal(id));

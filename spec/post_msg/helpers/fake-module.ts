@@ -3,9 +3,10 @@
 
 import { mockModule, type MockModule, type MockModuleOptions } from '../../../lib/host/testing.js';
 import type { OptionValue } from '../../../lib/host/api.js';
+import type { PostMsgOptions } from '../../../lib/post_msg/index.js';
 
 export type FakeModuleOptions = Omit<MockModuleOptions, 'name'>;
-export type FakeModule = MockModule;
+export type FakeModule = MockModule<PostMsgOptions>;
 
 export const DEFAULT_OPTIONS: Record<string, OptionValue> = {
   max_body_bytes: 262144,
@@ -15,5 +16,5 @@ export const DEFAULT_OPTIONS: Record<string, OptionValue> = {
 };
 
 export function fakeModule(opts: FakeModuleOptions = {}): FakeModule {
-  return mockModule({ ...opts, name: 'post_msg', options: { ...DEFAULT_OPTIONS, ...opts.options } });
+  return mockModule<PostMsgOptions>({ ...opts, name: 'post_msg', options: { ...DEFAULT_OPTIONS, ...opts.options } });
 }
