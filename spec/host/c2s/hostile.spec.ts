@@ -1,5 +1,5 @@
-// Hostile input on the client port: random bytes, unclosed tags, a 10 MB stanza, a billion-laughs document
-// and 2,000 idle unauthenticated connections. After each, the server is up and a logged-in session still works.
+// Hostile input on the client port: random bytes, unclosed tags, hostile XML of each kind, a 10 MB stanza, a
+// billion-laughs document and 2,000 idle unauthenticated connections. After each, the server is up and a logged-in session still works.
 
 import { after, before, describe, it } from 'node:test';
 import assert from 'node:assert/strict';
@@ -34,7 +34,7 @@ describe('c2s under hostile input', () => {
   };
 
   before(async () => {
-    ts = await startTestServer({ config: { modules_enabled: [], c2s_timeout: TIMEOUT_S }, users: [['witness@localhost', 'witness-pw'], ['mallory@localhost', 'mallory-pw']] });
+    ts = await startTestServer({ config: { modules_enabled: [], c2s_timeout: TIMEOUT_S, c2s_max_unauthenticated_per_ip: 100000 }, users: [['witness@localhost', 'witness-pw'], ['mallory@localhost', 'mallory-pw']] });
     ({ raw: witness } = await rawLogin(ts.c2sPort, 'witness', 'witness-pw', 'bystander'));
     await assertHealthy();
   });
@@ -107,13 +107,42 @@ describe('c2s under hostile input', () => {
     } finally {
       c.close();
     }
-    // An entity reference without any DOCTYPE is an undefined entity: not expanded either.
+    // An entity reference without any DOCTYPE is not expanded either: restricted XML (RFC 6120 §4.9.3.18).
     const d = await RawClient.connect(ts.c2sPort);
     try {
       d.send(`${streamOpen()}<message><body>&lol9;</body></message>`);
-      await d.waitFor(/<not-well-formed xmlns="urn:ietf:params:xml:ns:xmpp-streams"\/>/);
+      await d.waitFor(/<restricted-xml xmlns="urn:ietf:params:xml:ns:xmpp-streams"\/>/);
     } finally {
       d.close();
+    }
+    await assertHealthy();
+  });
+
+  it('answers hostile XML from a stranger with the stream error it deserves and closes the connection', async () => {
+    const xmlns = (n: number) => Array.from({ length: n }, (_, i) => ` xmlns:p${i}='urn:p${i}'`).join('');
+    const cases: Array<[string, string | Buffer]> = [
+      // Once, a byte guard and ltx disagreed about where this ends, and it nested past every limit.
+      ['not-well-formed', streamOpen() + "<a b/> c='x'>".repeat(20_000)],
+      // Once, an end tag before the header was buffered forever.
+      ['not-well-formed', '</a>'.repeat(50_000)],
+      ['not-well-formed', `${streamOpen()}<message><a\u00d7b/></message>`],
+      ['not-well-formed', `${streamOpen()}<message><body>\u0001</body></message>`],
+      ['restricted-xml', '<!DOCTYPE x [<!ENTITY e "e">]>'],
+      ['restricted-xml', `${streamOpen()}<?php echo 1; ?>`],
+      ['restricted-xml', `${streamOpen()}<message><!-- c --></message>`],
+      ['policy-violation', `${streamOpen()}<message${xmlns(1000)}/>`],
+      ['policy-violation', `${streamOpen()}<message a='${'x'.repeat(300_000)}'/>`],
+      ['policy-violation', `${streamOpen()}${'<a>'.repeat(200)}`],
+    ];
+    for (const [condition, payload] of cases) {
+      const c = await RawClient.connect(ts.c2sPort);
+      try {
+        c.send(payload);
+        await c.waitFor(new RegExp(`<${condition} xmlns="urn:ietf:params:xml:ns:xmpp-streams"/>`), `${condition} for ${String(payload).slice(0, 40)}`);
+        await c.waitClosed();
+      } finally {
+        c.close();
+      }
     }
     await assertHealthy();
   });

@@ -13,9 +13,8 @@ import type { ClientSession, ModuleApi, Origin, Stanza } from '../../api.js';
 import type { PresenceControl } from '../presence-state.js';
 import { NS_BIND, NS_CLIENT, NS_ROSTER_VER, NS_SASL, NS_SESSION, NS_STANZAS, NS_STREAM, NS_TLS } from '../../util/xmpp-stream/namespaces.js';
 import { SaslNegotiation, offeredMechanisms } from '../../util/sasl/sasl.js';
-import { StreamParser } from '../../util/xmpp-stream/stream-parser.js';
+import { StreamParser, type StreamFailure } from '../../util/xmpp-stream/stream-parser.js';
 import { STREAM_CLOSE, streamError, streamHeader, type StreamErrorCondition } from '../../util/xmpp-stream/stream-errors.js';
-import type { GuardFailure } from '../../util/xmpp-stream/xml-guard.js';
 
 export interface C2sSettings {
   c2s_ports: readonly number[];
@@ -39,7 +38,7 @@ type QueueItem =
   | { kind: 'start'; header: Element; generation: number }
   | { kind: 'element'; el: Element; generation: number }
   | { kind: 'end'; generation: number }
-  | { kind: 'error'; failure: GuardFailure; generation: number };
+  | { kind: 'error'; failure: StreamFailure; generation: number };
 
 /** Pause reading when this many parsed elements wait: a flooding client is slowed, not buffered. */
 const MAX_QUEUED = 64;

@@ -19,6 +19,7 @@ export type StreamErrorCondition =
   | 'reset'
   | 'restricted-xml'
   | 'system-shutdown'
+  | 'unsupported-encoding'
   | 'unsupported-stanza-type'
   | 'unsupported-version';
 
