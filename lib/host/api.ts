@@ -5,12 +5,14 @@ import type { Element } from '@xmpp/xml';
 import type Router from 'koa-router';
 import type { Context } from 'koa';
 import type { Logger } from 'pino';
+import type { Server as NetServer } from 'node:net';
 
 export type { Element } from '@xmpp/xml';
 export { xml } from '@xmpp/xml';
 export { parseJid, type Jid, type JidResult } from './util/jid.js';
 export { findIllegalXmlChar, describeCodePoint } from './util/xml-text.js';
 export { sendProblem, type ProblemInit } from './util/problem.js';
+import type { HttpAppPolicy } from './util/http-policy.js';
 export { errorReply, cloneStanza } from './util/stanza.js';
 export { serialize } from './util/serialize.js';
 export type { AuthResult, SaslUsers } from './util/sasl/sasl.js';
@@ -211,10 +213,44 @@ export interface UsersApi {
 
 
 /** An HTTP app: a koa-router whose routes are relative to the app's base path. */
-export interface HttpApp {
+export interface HttpApp extends HttpAppPolicy {
   /** Default base path, e.g. `/msg`; `http_paths` overrides it (virtual host > global > default). */
   defaultPath: string;
   router: Router;
+  /**
+   * The methods the app answers (`['POST']`). Then the http module answers OPTIONS (204, `Allow`) and any other
+   * method (405) before the app runs; without them the app answers both itself.
+   */
+  methods?: string[];
+  /** Headers added to the OPTIONS answer, e.g. `{ 'Accept-Post': 'text/plain' }` (RFC 9110 §9.3.7). */
+  optionsHeaders?: Record<string, string>;
+  /**
+   * Web origins whose pages may call the app cross-site and read its answers (CORS). A request with any other
+   * foreign Origin, or `Sec-Fetch-Site: cross-site` without an allowed Origin, gets 403 unless its method is safe.
+   */
+  corsOrigins?: readonly string[];
+  /** `Access-Control-Allow-Headers` for allowed origins; default Authorization, Content-Type. */
+  corsHeaders?: string[];
+}
+
+/**
+ * A listening service (Prosody's `net` items, core/portmanager.lua): the host opens one server per configured
+ * interface × port, and closes them when the providing module unloads.
+ */
+export interface NetItem {
+  /** Prosody's service name: `c2s`, `c2s_direct_tls`, `http`, `https`. */
+  name: string;
+  /** Host key listing the ports; default `<name>_ports`. A missing key means defaultPorts. */
+  portsSetting?: string;
+  /** Host key listing the interfaces; default `<name>_interfaces`. */
+  interfacesSetting?: string;
+  defaultPorts?: readonly number[];
+  /** Needs the server's TLS key and certificate (direct TLS, HTTPS, STARTTLS): loaded once, then handed in. */
+  tls?: boolean;
+  /** A new server for one address and port, not yet listening. */
+  createServer(tls: { key: string; cert: string } | undefined): NetServer;
+  /** Stop one of its servers gracefully; default server.close(). Connections may still be open when it starts. */
+  close?(server: NetServer): Promise<void>;
 }
 
 /**
@@ -235,6 +271,8 @@ export type HttpContext = Context;
  */
 export interface Provides {
   http: HttpApp;
+  /** A listener; the port manager in core consumes them. */
+  net: NetItem;
   /** A disco#info feature var advertised on the server (XEP-0030). */
   disco_feature: string;
   /** A disco#info feature var advertised on accounts' bare JIDs. */
@@ -283,6 +321,8 @@ export interface HostEvents {
    * another process (the xmppd CLI, another node) are not announced: re-read the store instead.
    */
   'user-changed': { jid: string; change: 'created' | 'password' | 'deleted' };
+  /** Another process (the xmppd CLI, another node) changed accounts; which ones is unknown: recheck what depends on them. */
+  'users-changed-elsewhere': Record<string, never>;
   /**
    * Fired after this process deleted an account (Prosody's user-deleted). Its data in every store is already gone,
    * in the same transaction as the account (also when the xmppd CLI deletes it, which fires nothing here); a module

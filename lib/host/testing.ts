@@ -1,5 +1,5 @@
 // A mock ModuleApi for module specs (like @xmpp/test's mockClient): options, users, send() and hooks in memory,
-// provided items in a real item registry, an http item's router mounted on a small Koa app as the host mounts it.
+// provided items in a real item registry, an http item's router mounted on a small Koa app as the http module mounts it.
 
 import Koa from 'koa';
 import type Router from 'koa-router';
@@ -8,6 +8,7 @@ import { EventBus } from './core/events.js';
 import { ItemRegistry } from './core/items.js';
 import { HostError, StanzaError } from './util/errors.js';
 import { parseJid } from './util/jid.js';
+import { withPolicy } from './util/http-policy.js';
 import type { AuthResult, HttpApp, HttpLogState, KeyValueStore, ModuleApi, OptionValue, Outcome, Stanza, StanzaEvent } from './api.js';
 
 export interface MockModuleOptions {
@@ -80,7 +81,7 @@ export function mockModule<O extends object = Record<string, OptionValue>>(opts:
   let sendResult: Outcome | StanzaError | Error = opts.sendResult ?? 'delivered';
   let throttleSeconds = 0;
   let service: { value: unknown } | undefined;
-  let mounted: { router: Router; basePath: string } | undefined;
+  let mounted: { router: Router; basePath: string; app: HttpApp } | undefined;
   const log = pino({ level: opts.logLevel ?? 'debug' }, { write: (line: string) => void logs.push(JSON.parse(line) as Record<string, unknown>) });
 
   const notUsed = (what: string) => (): never => {
@@ -103,7 +104,7 @@ export function mockModule<O extends object = Record<string, OptionValue>>(opts:
         const app = item as HttpApp;
         const basePath = opts.basePath ?? app.defaultPath;
         if (basePath !== '/') app.router.prefix(basePath);
-        mounted = { router: app.router, basePath };
+        mounted = { router: app.router, basePath, app };
       }
       cleanups.push(items.add(kind, item, { host, module: name }));
     },
@@ -185,7 +186,7 @@ export function mockModule<O extends object = Record<string, OptionValue>>(opts:
       throttleSeconds = s;
     },
     app() {
-      const { router } = mustBeMounted(mounted, name);
+      const { router, app: item } = mustBeMounted(mounted, name);
       const app = new Koa();
       app.silent = true;
       app.use(async (ctx, next) => {
@@ -195,13 +196,14 @@ export function mockModule<O extends object = Record<string, OptionValue>>(opts:
           states.push({ ...(ctx.state as HttpLogState) });
         }
       });
-      app.use(router.routes() as unknown as Koa.Middleware);
+      // Behind the app's policy (OPTIONS, 405, CORS, cross-site guard), as the http module mounts it.
+      app.use(withPolicy(item, router.routes() as unknown as Koa.Middleware));
       return app;
     },
   };
 }
 
-function mustBeMounted(mounted: { router: Router; basePath: string } | undefined, name: string): { router: Router; basePath: string } {
+function mustBeMounted<T>(mounted: T | undefined, name: string): T {
   if (!mounted) throw new Error(`${name} provided no http item`);
   return mounted;
 }

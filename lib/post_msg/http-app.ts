@@ -1,24 +1,23 @@
-// The thin Koa adapter of post_msg: routes under the base path, method and CSRF checks, Basic auth,
-// rate limit, body reading, then the pure core (message.ts) and delivery through module.send.
-// Port of the route table and handle_post of Prosody's mod_post_msg.lua.
+// The thin Koa adapter of post_msg: routes under the base path, Basic auth, rate limit, body reading, then the
+// pure core (message.ts) and delivery through module.send; OPTIONS, 405 and the cross-site guard are the http
+// module's, from what the app declares. Port of the route table and handle_post of Prosody's mod_post_msg.lua.
 
 import { randomUUID } from 'node:crypto';
 import Router from 'koa-router';
-import { sendProblem, StanzaError, type HttpContext, type HttpLogState, type ModuleApi } from '../host/api.js';
+import { sendProblem, StanzaError, type HttpApp, type HttpContext, type HttpLogState, type ModuleApi } from '../host/api.js';
 import { ACCEPT_POST, parseMediaType } from './media-type.js';
 import { basicChallenge, parseBasicAuthorization } from './credentials.js';
 import { resolveAddress } from './address.js';
-import { checkOrigin, corsHeaders } from './origin.js';
 import { buildMessage, createdResponse, deliveryProblem } from './message.js';
 import { readBody, takeBufferedBody } from './read-body.js';
 import type { Problem } from './problem.js';
 import type { RateLimiter } from './rate-limit.js';
 
-export const ALLOW = 'OPTIONS, POST';
 const JSON_TYPE = 'application/json; charset=utf-8';
 
 export interface PostMsgSettings {
   maxBodyBytes: number;
+  /** Web origins whose pages may POST cross-site (the http module enforces it). */
   corsOrigins: readonly string[];
   limiter: RateLimiter;
   /** Stanza ids; random UUIDs unless a test wants predictable ones. */
@@ -27,10 +26,23 @@ export interface PostMsgSettings {
 
 type Authenticated = { ok: true; account: string; bare: string } | { ok: false; problem: Problem; reason: string };
 
+/**
+ * The http item without its path: POST only (the http module answers OPTIONS with Accept-Post, and 405 to any
+ * other method, before authentication), CORS for `cors_origins`.
+ */
+export function createApp(module: ModuleApi, settings: PostMsgSettings): Omit<HttpApp, 'defaultPath'> {
+  return {
+    router: createRouter(module, settings),
+    methods: ['POST'],
+    optionsHeaders: { 'Accept-Post': ACCEPT_POST },
+    corsOrigins: settings.corsOrigins,
+  };
+}
+
 /** The router: routes are relative; the host prefixes them with the base path (`router.prefix`). */
 export function createRouter(module: ModuleApi, settings: PostMsgSettings): Router {
   const router = new Router();
-  // `all`: every method reaches the handler, so anything but OPTIONS and POST is a 405, not a 404.
+  // `all`: the http module has let only POST through; one handler for it under every path.
   router.all('/', (ctx) => handle(ctx, module, settings, ''));
   // A wildcard, not `:recipient`: a full JID has a "/" (`/msg/alice@example.org/phone`). The raw capture
   // is used rather than ctx.params, which koa-router decodes with "+" → space and keeps malformed escapes.
@@ -40,36 +52,6 @@ export function createRouter(module: ModuleApi, settings: PostMsgSettings): Rout
 
 async function handle(ctx: HttpContext, module: ModuleApi, settings: PostMsgSettings, pathRecipient: string): Promise<void> {
   const state = ctx.state as HttpLogState;
-  const origin = checkOrigin({
-    origin: ctx.get('origin') || undefined,
-    secFetchSite: ctx.get('sec-fetch-site') || undefined,
-    selfOrigin: `${ctx.protocol}://${ctx.get('host')}`,
-    allowedOrigins: settings.corsOrigins,
-  });
-
-  if (ctx.method === 'OPTIONS') {
-    ctx.status = 204;
-    ctx.set({ Allow: ALLOW, 'Accept-Post': ACCEPT_POST });
-    if (origin.allowed && origin.corsOrigin !== undefined) {
-      ctx.set({
-        ...corsHeaders(origin.corsOrigin),
-        'Access-Control-Allow-Methods': ALLOW,
-        'Access-Control-Allow-Headers': 'Authorization, Content-Type',
-      });
-    }
-    return;
-  }
-  if (ctx.method !== 'POST') {
-    sendProblem(ctx, { status: 405, detail: `Send messages with POST; ${ctx.method} is not supported here.`, headers: { Allow: ALLOW } });
-    return;
-  }
-  if (!origin.allowed) {
-    logFields(state).refused = 'cross-site';
-    sendProblem(ctx, { status: 403, detail: 'Cross-site requests are refused: the request comes from a web page whose origin is not this server and not in cors_origins.' });
-    return;
-  }
-  if (origin.corsOrigin !== undefined) ctx.set(corsHeaders(origin.corsOrigin));
-
   const auth = await authenticate(ctx, module);
   if (!auth.ok) {
     logFields(state).auth = auth.reason;

@@ -2,7 +2,7 @@
 // The manifest (options with defaults and bounds) is plugin.json at the repo root; the host reads it.
 
 import type { ModuleApi } from '../host/api.js';
-import { createRouter } from './http-app.js';
+import { createApp } from './http-app.js';
 import { TokenBucketLimiter } from './rate-limit.js';
 
 export const DEFAULT_PATH = '/msg';
@@ -16,7 +16,7 @@ export type PostMsgOptions = {
 };
 
 export function load(module: ModuleApi<PostMsgOptions>): void {
-  const router = createRouter(module, {
+  const app = createApp(module, {
     maxBodyBytes: module.option('max_body_bytes'),
     corsOrigins: module.option('cors_origins'),
     limiter: new TokenBucketLimiter({
@@ -24,5 +24,5 @@ export function load(module: ModuleApi<PostMsgOptions>): void {
       burst: module.option('rate_burst'),
     }),
   });
-  module.provides('http', { defaultPath: DEFAULT_PATH, router });
+  module.provides('http', { defaultPath: DEFAULT_PATH, ...app });
 }

@@ -1,14 +1,14 @@
-// The server: config → storage → users → modules on every virtual host → HTTP and c2s listeners,
-// and a clean stop (Prosody's core/startup.lua and its shutdown path).
+// The server: config → storage → users → modules (global, then every host) → the listeners they provide as
+// `net` items (core/ports.ts), and a clean stop (Prosody's core/startup.lua and its shutdown path).
 
 import type { DestinationStream, Logger } from 'pino';
 import { MemoryAuthThrottle } from '../util/throttle.js';
-import { coreModules, createHttpApp, HttpApps, startC2s, type C2sServer } from '../modules/index.js';
+import { coreModules } from '../modules/index.js';
 import { pluginPathsOf, readRawConfig, validateConfig, type HostConfig, type RawConfig } from './config.js';
 import { EventBus } from './events.js';
-import { closeListeners, listenHttp, type Listener } from '../net/http-server.js';
+import { PortManager } from './ports.js';
 import { createLogger } from './log.js';
-import { discoverModules, ModuleManager, resolveHttpPath, type Catalog } from './module-manager.js';
+import { discoverModules, ModuleManager, type Catalog } from './module-manager.js';
 
 /** The bundled modules plus every plugin.json in the plugin paths. */
 export function moduleCatalog(pluginPaths: readonly string[] = []): Catalog {
@@ -21,7 +21,7 @@ import type { Storage, UserStore } from './storage/types.js';
 import { loadOrCreateTls } from '../net/tls.js';
 import { CredentialCache, deriveScramOnEventLoop, UserService } from './users.js';
 import { turnEnd } from '../net/end-of-turn.js';
-import type { HttpApp, ModuleApi, StanzaEvent, UsersApi } from '../api.js';
+import type { NetItem, StanzaEvent, UsersApi } from '../api.js';
 
 export const DEFAULT_CONFIG_PATH = './xmppd.yaml';
 
@@ -88,31 +88,30 @@ export class Server {
     readonly sessions: MemorySessionRegistry,
     readonly globalBus: EventBus<unknown>,
     private readonly buses: Map<string, EventBus<StanzaEvent>>,
-    private readonly listeners: Listener[],
-    private readonly c2s: C2sServer | undefined,
+    readonly ports: PortManager,
     private readonly stopWatchingAccounts: () => void = () => undefined,
   ) {}
 
   /** Bound ports, in config order (tests listen on port 0 and ask here). */
   httpPorts(): number[] {
-    return this.listeners.filter((l) => l.kind === 'http').map((l) => l.port);
+    return this.ports.ports('http');
   }
 
   httpsPorts(): number[] {
-    return this.listeners.filter((l) => l.kind === 'https').map((l) => l.port);
+    return this.ports.ports('https');
   }
 
   c2sPorts(): number[] {
-    return this.c2s?.ports ?? [];
+    return this.ports.ports('c2s');
   }
 
   c2sTlsPorts(): number[] {
-    return this.c2s?.tlsPorts ?? [];
+    return this.ports.ports('c2s_direct_tls');
   }
 
-  /** Open client streams, authenticated or not (the session registry holds only bound ones). */
+  /** Open client connections, authenticated or not (the session registry holds only bound ones). */
   c2sSessionCount(): number {
-    return this.c2s?.sessionCount() ?? 0;
+    return this.ports.connectionCount('c2s') + this.ports.connectionCount('c2s_direct_tls');
   }
 
   bus(host: string): EventBus<StanzaEvent> | undefined {
@@ -129,8 +128,8 @@ export class Server {
     this.log.info('stopping');
     await this.globalBus.fire('server-stopping', {});
     this.stopWatchingAccounts();
-    await Promise.all([closeListeners(this.listeners), this.c2s?.close()]);
-    await this.modules.unloadAll();
+    // Together: a listener's close waits for its connections, which the modules' unload ends (c2s streams).
+    await Promise.all([this.ports.closeAll(), this.modules.unloadAll()]);
     this.storage.close();
     this.log.info('stopped');
   }
@@ -154,7 +153,6 @@ export async function startServer(opts: StartOptions = {}): Promise<Server> {
   // Each virtual host and each component has its own bus; the router finds a stanza's domain here.
   const buses = new Map([...Object.keys(config.virtual_hosts), ...Object.keys(config.components)].map((h) => [h, new EventBus<StanzaEvent>()]));
   const router = new StanzaRouter({ bus: (d) => buses.get(d), globalBus, log });
-  const httpApps = new HttpApps(() => config.http_default_host);
   const usersApi: UsersApi = {
     exists: (jid) => users.exists(jid),
     verifyPassword: (jid, pw) => users.verifyPassword(jid, pw),
@@ -176,95 +174,44 @@ export async function startServer(opts: StartOptions = {}): Promise<Server> {
     openStore: (host, name) => storage.keyValue(host, name),
     openArchive: (host, name) => storage.archive(host, name),
   });
-  // Until the http module consumes them itself: each `http` item is mounted under its base path (http_paths), and
-  // unmounted when its module unloads. A `*` item (a global module's) is mounted on every virtual host.
-  const unmounts = new Map<object, Array<() => void>>();
-  modules.items.handle(
-    'http',
-    '*',
-    (item, info) => {
-      const app = item as HttpApp;
-      const hosts = info.host === '*' ? Object.keys(config.virtual_hosts) : [info.host];
-      unmounts.set(app, hosts.map((h) => httpApps.mount(h, info.module, resolveHttpPath(config, h, info.module, app.defaultPath), app.router)));
-    },
-    (item) => {
-      for (const unmount of unmounts.get(item as object) ?? []) unmount();
-      unmounts.delete(item as object);
-    },
-  );
+  // The listeners: each `net` item a module provides is opened on its ports, and closed when the module unloads.
+  const ports = new PortManager({
+    setting: (key) => (config as unknown as Record<string, unknown>)[key],
+    loadTls: () => loadOrCreateTls({ tls: config.tls, dataDir: config.data_dir, log }),
+    log,
+  });
+  modules.items.handle('net', '*', (item) => ports.add(item as NetItem), (item) => void ports.remove(item as NetItem));
 
-  const listeners: Listener[] = [];
-  let c2s: C2sServer | undefined;
   try {
     await modules.loadAll();
-    const needsTls = config.https_ports.length > 0 || config.c2s_ports.length > 0 || config.c2s_direct_tls_ports.length > 0;
-    const tls = needsTls ? await loadOrCreateTls({ tls: config.tls, dataDir: config.data_dir, log }) : undefined;
-    listeners.push(
-      ...(await listenHttp(createHttpApp(httpApps, log), {
-        interfaces: config.http_interfaces,
-        httpPorts: config.http_ports,
-        httpsPorts: config.https_ports,
-        tls,
-      })),
-    );
-    if (config.c2s_ports.length > 0 || config.c2s_direct_tls_ports.length > 0) {
-      c2s = await startC2s({
-        settings: config,
-        tls: tls!,
-        log: log.child({ module: 'c2s' }),
-        hostApi: (domain) => c2sApi(modules, domain),
-      });
-    }
+    await ports.ready();
   } catch (err) {
-    await closeListeners(listeners);
-    await modules.unloadAll();
+    await Promise.all([ports.closeAll(), modules.unloadAll()]);
     storage.close();
     throw err;
   }
 
-  const stopWatching = c2s ? watchAccounts(c2s, storage.users, globalBus, log) : undefined;
-  const server = new Server(config, log, storage, users, modules, sessions, globalBus, buses, listeners, c2s, stopWatching);
-  for (const l of listeners) log.info({ url: `${l.kind}://${l.address}:${l.port}` }, 'listening');
-  for (const port of server.c2sPorts()) log.info({ port }, 'c2s listening (STARTTLS)');
-  for (const port of server.c2sTlsPorts()) log.info({ port }, 'c2s listening (direct TLS)');
+  const stopWatching = watchAccounts(storage.users, globalBus, log);
+  const server = new Server(config, log, storage, users, modules, sessions, globalBus, buses, ports, stopWatching);
   await globalBus.fire('server-started', {});
   return server;
-}
-
-/** c2s works through the same API as any module: the core `c2s` module instance of that host. */
-function c2sApi(modules: ModuleManager, domain: string): ModuleApi | undefined {
-  return modules.apiOf(domain, 'c2s');
 }
 
 /** How often the server asks the user store whether another process (`xmppd passwd`, `deluser`) changed accounts. */
 const ACCOUNT_POLL_MS = 1_000;
 
 /**
- * Client streams of a deleted account, or of one whose password changed, are closed: at once for a change made
- * through this server ('user-changed'), within ACCOUNT_POLL_MS for one made by another process. Returns the stop.
+ * Another process (`xmppd passwd`, `deluser`) changed accounts: 'users-changed-elsewhere' within ACCOUNT_POLL_MS,
+ * so c2s can close the streams of a deleted account or a changed password. Returns the stop.
  */
-function watchAccounts(c2s: C2sServer, users: UserStore, bus: EventBus<unknown>, log: Logger): () => void {
-  const failed = (err: unknown): void => log.error({ err }, 'rechecking client streams against their accounts failed');
-  const removeHandler = bus.add('user-changed', (payload) => {
-    const { jid, change } = payload as { jid: string; change: string };
-    if (change !== 'created') c2s.recheckAccounts(jid).catch(failed);
-  });
+function watchAccounts(users: UserStore, bus: EventBus<unknown>, log: Logger): () => void {
   let seen = users.outsideChangeCount();
-  let running = false;
   const timer = setInterval(() => {
-    if (running) return;
     const count = users.outsideChangeCount();
     if (count === seen) return;
     seen = count;
-    running = true;
-    c2s
-      .recheckAccounts()
-      .catch(failed)
-      .finally(() => (running = false));
+    bus.fire('users-changed-elsewhere', {}).catch((err: unknown) => log.error({ err }, 'a users-changed-elsewhere handler failed'));
   }, ACCOUNT_POLL_MS);
   timer.unref();
-  return () => {
-    clearInterval(timer);
-    removeHandler();
-  };
+  return () => clearInterval(timer);
 }

@@ -4,11 +4,8 @@
 import { after, before, describe, it } from 'node:test';
 import assert from 'node:assert/strict';
 import net from 'node:net';
-import pino from 'pino';
-import { startTestServer, testTls, type TestServer } from '../../helpers/server.js';
-import { startC2s } from '../../../lib/host/modules/c2s/index.js';
+import { startTestServer, type TestServer } from '../../helpers/server.js';
 import { HostError } from '../../../lib/host/util/errors.js';
-import { readFileSync } from 'node:fs';
 import { RawClient, rawLogin, streamOpen } from './helpers.js';
 
 const USERS: Array<[string, string]> = [
@@ -311,20 +308,14 @@ describe('c2s settings', () => {
   });
 });
 
-describe('startC2s()', () => {
-  it('rejects with HOST_ERR_PORT_IN_USE when the port is taken', async () => {
+describe('c2s listener', () => {
+  it('fails the start with HOST_ERR_PORT_IN_USE naming the c2s port that is taken', async () => {
     const blocker = net.createServer();
     await new Promise<void>((r) => blocker.listen(0, '127.0.0.1', r));
     const port = (blocker.address() as net.AddressInfo).port;
     try {
-      const tls = testTls();
       await assert.rejects(
-        startC2s({
-          settings: { c2s_ports: [port], c2s_direct_tls_ports: [], c2s_interfaces: ['127.0.0.1'], c2s_require_encryption: true, c2s_stanza_size_limit: 262144, c2s_timeout: 60 },
-          tls: { key: readFileSync(tls.key), cert: readFileSync(tls.cert) },
-          log: pino({ level: 'silent' }),
-          hostApi: () => undefined,
-        }),
+        startTestServer({ config: { c2s_ports: [port], c2s_direct_tls_ports: [] } }),
         (err: unknown) => err instanceof HostError && err.code === 'HOST_ERR_PORT_IN_USE' && err.message.includes(`c2s port ${port} on 127.0.0.1 is already in use`),
       );
     } finally {

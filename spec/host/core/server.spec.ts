@@ -31,11 +31,25 @@ describe('Server', () => {
     }
   });
 
+  it('opens the listeners modules provide as net items; modules_disabled: [c2s] means no client listener', async () => {
+    const t = await startTestServer({ config: { modules_enabled: [], modules_disabled: ['c2s'], c2s_direct_tls_ports: [0] } });
+    try {
+      assert.equal(t.server.modules.isLoaded('*', 'c2s'), false);
+      assert.deepEqual(t.server.c2sPorts(), []);
+      assert.deepEqual(t.server.c2sTlsPorts(), []);
+      assert.equal(t.server.httpPorts().length, 1);
+    } finally {
+      await t.stop();
+    }
+  });
+
   it('loads the core modules on every virtual host, optional ones where enabled', async () => {
     const t = await startTestServer({ config: { modules_enabled: [], virtual_hosts: { 'a.test': { modules_enabled: ['post_msg'] }, 'b.test': {} }, http_default_host: 'a.test' } });
     try {
-      assert.equal(t.server.modules.isLoaded('a.test', 'c2s'), true);
-      assert.equal(t.server.modules.isLoaded('b.test', 'c2s'), true);
+      assert.equal(t.server.modules.isLoaded('*', 'c2s'), true, 'c2s is global: one listener for the server');
+      assert.equal(t.server.modules.isLoaded('*', 'http'), true);
+      assert.equal(t.server.modules.isLoaded('a.test', 'c2s_host'), true);
+      assert.equal(t.server.modules.isLoaded('b.test', 'c2s_host'), true);
       assert.equal(t.server.modules.isLoaded('a.test', 'post_msg'), true);
       assert.equal(t.server.modules.isLoaded('b.test', 'post_msg'), false);
     } finally {

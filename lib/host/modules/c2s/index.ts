@@ -1,32 +1,19 @@
-// Client-to-server streams (RFC 6120/6121): listeners and sessions; the server calls startC2s().
-// Prosody's plugins/mod_c2s.lua; each session acts on its virtual host through that host's module API.
+// Client-to-server streams (RFC 6120/6121): Prosody's plugins/mod_c2s.lua. A global module: it provides the `c2s`
+// (STARTTLS) and `c2s_direct_tls` (XEP-0368) net items and keeps the sessions; each session acts on its virtual host
+// through that host's `c2s_host` module API.
 
-import { createSecureContext } from 'node:tls';
-import type { Logger } from 'pino';
-import type { ModuleApi } from '../../api.js';
-import { closeListener, listen, type Listener } from '../../net/tcp-listener.js';
-import { C2sSession, type C2sSettings } from './session.js';
+import type { Socket } from 'node:net';
+import { createSecureContext, type SecureContext } from 'node:tls';
+import type { ModuleApi, ModuleDefinition } from '../../api.js';
+import { createStreamServer } from '../../net/tcp-listener.js';
+import { TcpConnection } from '../../net/connection.js';
+import { C2sSession, type C2sSettings, type SessionContext } from './session.js';
 
-export type { C2sSettings } from './session.js';
-
-export interface C2sDeps {
-  settings: C2sSettings;
-  tls: { key: string | Buffer; cert: string | Buffer };
-  log: Logger;
-  /** The API of the virtual host named `domain` (normalised), or undefined when this server does not serve it. */
-  hostApi(domain: string): ModuleApi | undefined;
-}
-
-export interface C2sServer {
-  ports: number[];
-  tlsPorts: number[];
-  sessionCount(): number;
-  /**
-   * Close the authenticated streams whose account was deleted or changed password since they logged in:
-   * those of `bareJid`, or all of them. Resolves when every stream was looked at.
-   */
-  recheckAccounts(bareJid?: string): Promise<void>;
-  close(): Promise<void>;
+declare module '../../api.js' {
+  interface Provides {
+    /** A virtual host's API for its client sessions (the c2s_host module of that host). */
+    c2s_host: ModuleApi;
+  }
 }
 
 /** Streams rechecked per turn of the event loop, so 10,000 sessions do not hold up everything else at once. */
@@ -35,41 +22,62 @@ const RECHECK_BATCH = 500;
 /** How long shutdown waits for clients to read `</stream:stream>` and close before dropping them. */
 const SHUTDOWN_GRACE_MS = 2_000;
 
-export async function startC2s(deps: C2sDeps): Promise<C2sServer> {
-  const { settings, log } = deps;
-  // TLS 1.2 at least (RFC 7590 §3.1 and today's BCP 195).
-  const secureContext = createSecureContext({ key: deps.tls.key, cert: deps.tls.cert, minVersion: 'TLSv1.2' });
-  const sessions = new Set<C2sSession>();
-  const context = {
-    settings,
-    secureContext,
-    log,
-    hostApi: deps.hostApi,
-    onClosed: (s: C2sSession) => sessions.delete(s),
+function load(module: ModuleApi): void {
+  const setting = <T>(key: string): T => module.setting(key) as T;
+  const settings: C2sSettings = {
+    c2s_ports: setting('c2s_ports'),
+    c2s_direct_tls_ports: setting('c2s_direct_tls_ports'),
+    c2s_interfaces: setting('c2s_interfaces'),
+    c2s_require_encryption: setting('c2s_require_encryption'),
+    c2s_stanza_size_limit: setting('c2s_stanza_size_limit'),
+    c2s_timeout: setting('c2s_timeout'),
   };
-  const onConnection = (socket: import('node:net').Socket, isSecure: boolean) => {
-    sessions.add(new C2sSession(socket, isSecure, context));
-  };
+  const hosts = new Map<string, ModuleApi>();
+  module.handleItems(
+    'c2s_host',
+    (api, info) => void hosts.set(info.host, api),
+    (api, info) => {
+      if (hosts.get(info.host) === api) hosts.delete(info.host);
+    },
+  );
 
-  const listeners: Listener[] = [];
-  try {
-    for (const address of settings.c2s_interfaces) {
-      for (const port of settings.c2s_ports) listeners.push(await listen({ kind: 'starttls', address, port, tls: deps.tls, log, onConnection }));
-      for (const port of settings.c2s_direct_tls_ports) listeners.push(await listen({ kind: 'direct_tls', address, port, tls: deps.tls, log, onConnection }));
-    }
-  } catch (err) {
-    await Promise.all(listeners.map(closeListener));
-    throw err;
-  }
+  const sessions = new Set<C2sSession>();
+  const context: SessionContext = {
+    settings,
+    log: module.log,
+    hostApi: (domain) => hosts.get(domain),
+    onClosed: (s) => sessions.delete(s),
+  };
+  // TLS 1.2 at least (RFC 7590 §3.1 and today's BCP 195); made once, from the pair the port manager hands in.
+  let secureContext: SecureContext | undefined;
+  const onConnection = (socket: Socket, isSecure: boolean): void => {
+    sessions.add(new C2sSession(new TcpConnection(socket, isSecure, secureContext!), context));
+  };
+  const server = (kind: 'starttls' | 'direct_tls') => (tls: { key: string; cert: string } | undefined) => {
+    secureContext ??= createSecureContext({ key: tls!.key, cert: tls!.cert, minVersion: 'TLSv1.2' });
+    return createStreamServer({ kind, tls: tls!, log: module.log, onConnection });
+  };
+  // Both need the certificate: STARTTLS upgrades on the plain port.
+  module.provides('net', { name: 'c2s', tls: true, createServer: server('starttls') });
+  module.provides('net', { name: 'c2s_direct_tls', interfacesSetting: 'c2s_interfaces', tls: true, createServer: server('direct_tls') });
+
+  // Close the streams of an account deleted or whose password changed: at once for a change made through this
+  // server, on the next recheck for one made by another process (xmppd passwd, deluser).
+  const failed = (err: unknown): void => module.log.error({ err }, 'rechecking client streams against their accounts failed');
+  module.hookGlobal('user-changed', ({ jid, change }) => {
+    if (change !== 'created') recheckAccounts(sessions, jid).catch(failed);
+  });
+  let running = false;
+  module.hookGlobal('users-changed-elsewhere', () => {
+    if (running) return;
+    running = true;
+    recheckAccounts(sessions, undefined)
+      .catch(failed)
+      .finally(() => (running = false));
+  });
 
   let closing: Promise<void> | undefined;
-  return {
-    ports: listeners.filter((l) => l.kind === 'starttls').map((l) => l.port),
-    tlsPorts: listeners.filter((l) => l.kind === 'direct_tls').map((l) => l.port),
-    sessionCount: () => sessions.size,
-    recheckAccounts: (bareJid) => recheckAccounts(sessions, bareJid),
-    close: () => (closing ??= shutdown(listeners, sessions, log)),
-  };
+  module.onUnload(() => (closing ??= shutdown(sessions, module)));
 }
 
 async function recheckAccounts(sessions: Set<C2sSession>, bareJid: string | undefined): Promise<void> {
@@ -80,14 +88,23 @@ async function recheckAccounts(sessions: Set<C2sSession>, bareJid: string | unde
   }
 }
 
-/** Stop accepting, end every stream with system-shutdown (RFC 6120 §4.9.3.17), wait for the writes to drain. */
-async function shutdown(listeners: Listener[], sessions: Set<C2sSession>, log: Logger): Promise<void> {
-  const stopped = Promise.all(listeners.map(closeListener));
+/** End every stream with system-shutdown (RFC 6120 §4.9.3.17), wait for the writes to drain, then drop the rest. */
+async function shutdown(sessions: Set<C2sSession>, module: ModuleApi): Promise<void> {
   const open = [...sessions];
   for (const session of open) session.close('system-shutdown', 'The server is shutting down.');
   const timer = new Promise<void>((r) => setTimeout(r, SHUTDOWN_GRACE_MS).unref());
   await Promise.race([Promise.all(open.map((s) => s.whenClosed())), timer]);
   for (const session of sessions) session.destroy();
-  await stopped;
-  log.debug({ sessions: open.length }, 'c2s closed');
+  module.log.debug({ sessions: open.length }, 'c2s closed');
 }
+
+export const c2s: ModuleDefinition = {
+  manifest: { id: 'c2s', global: true, description: 'Client-to-server streams (RFC 6120): the c2s and c2s_direct_tls listeners and their sessions.' },
+  load,
+};
+
+/** On each virtual host: hands the c2s sessions of that host its module API (routing, users, session filters). */
+export const c2sHost: ModuleDefinition = {
+  manifest: { id: 'c2s_host', description: "A virtual host's side of client streams: the API its c2s sessions act through." },
+  load: (module) => module.provides('c2s_host', module),
+};

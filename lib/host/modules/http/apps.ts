@@ -3,11 +3,14 @@
 
 import Koa, { type Context, type Middleware, type Next } from 'koa';
 import type Router from 'koa-router';
+import type { BlockList } from 'node:net';
 import type { Logger } from 'pino';
 import { HostError } from '../../util/errors.js';
 import { sendProblem } from '../../util/problem.js';
 import type { HttpLogState } from '../../api.js';
 import { turnEnd } from '../../net/end-of-turn.js';
+import { withPolicy, type HttpAppPolicy } from '../../util/http-policy.js';
+import { clientAddress } from './client-address.js';
 
 interface MountedApp {
   module: string;
@@ -21,7 +24,8 @@ export class HttpApps {
 
   constructor(private readonly defaultHost: () => string | undefined) {}
 
-  mount(host: string, module: string, basePath: string, router: Router): () => void {
+  /** Mount an app's router under its base path, behind its policy (methods, CORS, cross-site guard). */
+  mount(host: string, module: string, basePath: string, router: Router, policy: HttpAppPolicy = {}): () => void {
     let hostApps = this.apps.get(host);
     if (!hostApps) this.apps.set(host, (hostApps = new Map()));
     for (const other of hostApps.values()) {
@@ -30,7 +34,7 @@ export class HttpApps {
       }
     }
     if (basePath !== '/') router.prefix(basePath);
-    const app: MountedApp = { module, basePath, middleware: router.routes() as unknown as Middleware };
+    const app: MountedApp = { module, basePath, middleware: withPolicy(policy, router.routes() as unknown as Middleware) };
     hostApps.set(module, app);
     return () => {
       if (hostApps.get(module) === app) hostApps.delete(module);
@@ -80,13 +84,18 @@ export function hostName(header: string): string {
   return colon === -1 ? h : h.slice(0, colon);
 }
 
-/** The koa app: answers at the end of the turn, request log line, error boundary, dispatch to the mounted apps. */
-export function createHttpApp(apps: HttpApps, log: Logger): Koa {
+/**
+ * The koa app: answers at the end of the turn, the client address (trusted proxies), request log line, error
+ * boundary, dispatch to the mounted apps.
+ */
+export function createHttpApp(apps: HttpApps, log: Logger, opts: { trustedProxies?: BlockList } = {}): Koa {
   const app = new Koa();
+  // Koa's own proxy mode believes the leftmost X-Forwarded-For, which the client writes; see clientAddress.
   app.proxy = false;
   // Koa's default handler prints errors to stderr; ours are logged with their module instead.
   app.silent = true;
   app.use(answerAtEndOfTurn);
+  if (opts.trustedProxies) app.use(forwardedClient(opts.trustedProxies));
   app.use(requestLog(log));
   app.use(dispatch(apps, log));
   return app;
@@ -104,6 +113,18 @@ async function answerAtEndOfTurn(_ctx: Context, next: Next): Promise<void> {
   const begun = turnEnd.begin();
   await next();
   await turnEnd.wait(begun);
+}
+
+/** ctx.request.ip (what throttles use) becomes the client behind a trusted proxy. */
+function forwardedClient(trusted: BlockList): Middleware {
+  return (ctx, next) => {
+    const forwarded = ctx.req.headers['x-forwarded-for'];
+    if (forwarded !== undefined) {
+      const address = clientAddress(ctx.req.socket.remoteAddress, Array.isArray(forwarded) ? forwarded.join(',') : forwarded, trusted);
+      if (address !== undefined) ctx.request.ip = address;
+    }
+    return next();
+  };
 }
 
 function requestLog(log: Logger): Middleware {

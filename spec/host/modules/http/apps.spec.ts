@@ -6,7 +6,6 @@ import { request, type Server } from 'node:http';
 import pino from 'pino';
 import Router from 'koa-router';
 import { HttpApps, createHttpApp, hostName } from '../../../../lib/host/modules/http/apps.js';
-import { listenHttp, closeListeners } from '../../../../lib/host/net/http-server.js';
 import type { HttpLogState } from '../../../../lib/host/api.js';
 
 function app(name: string): Router {
@@ -146,20 +145,6 @@ describe('HTTP', () => {
       const apps = new HttpApps(() => undefined);
       apps.mount('h', 'one', '/x', new Router());
       assert.throws(() => apps.mount('h', 'two', '/x', new Router()), { code: 'HOST_ERR_HTTP_PATH_TAKEN' });
-    });
-  });
-
-  describe('listenHttp()', () => {
-    it('names the port that is already in use', async () => {
-      const apps = new HttpApps(() => undefined);
-      const koa = createHttpApp(apps, pino({ level: 'silent' }));
-      const first = await listenHttp(koa, { interfaces: ['127.0.0.1'], httpPorts: [0], httpsPorts: [] });
-      const port = first[0]!.port;
-      await assert.rejects(
-        listenHttp(koa, { interfaces: ['127.0.0.1'], httpPorts: [port], httpsPorts: [] }),
-        (err: Error & { code?: string }) => err.code === 'HOST_ERR_PORT_IN_USE' && err.message.includes(`http port ${port} on 127.0.0.1 is already in use`),
-      );
-      await closeListeners(first);
     });
   });
 });

@@ -1,6 +1,6 @@
-// Cross-site request guard (CSRF) and CORS answers for post_msg (Fetch standard §3.2, RFC 6454 origins).
-// DIFF: Prosody's module accepts cross-site form posts, so a browser holding cached Basic credentials
-// could be made to send messages by any web page; here they are refused unless the origin is allowed.
+// Web origins (RFC 6454) and the cross-site decision the http module makes for every app (Fetch standard §3.2).
+// DIFF: Prosody's mod_http answers cross-site posts, so a browser holding cached Basic credentials could be made
+// to act by any web page; here an unsafe request from an origin the app does not allow is refused.
 
 export interface OriginInput {
   /** The `Origin` request header, if any. */
@@ -9,7 +9,7 @@ export interface OriginInput {
   secFetchSite: string | undefined;
   /** This server's own origin as the request sees it: `http://host:port` from the scheme and `Host`. */
   selfOrigin: string;
-  /** The `cors_origins` option. */
+  /** The origins the app allows (post_msg's `cors_origins` option). */
   allowedOrigins: readonly string[];
 }
 
@@ -32,7 +32,7 @@ export function normaliseOrigin(origin: string): string | undefined {
   return `${scheme}://${host}`;
 }
 
-/** Decide whether a request may proceed, per spec §6 (and which origin to echo for CORS). */
+/** Decide whether a request may proceed (and which origin to echo for CORS). */
 export function checkOrigin(input: OriginInput): OriginDecision {
   const crossSite = input.secFetchSite?.trim().toLowerCase() === 'cross-site';
   if (input.origin === undefined) return crossSite ? { allowed: false } : { allowed: true, corsOrigin: undefined };

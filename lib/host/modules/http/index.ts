@@ -1,0 +1,63 @@
+// The http module (Prosody's mod_http): one koa app for the whole server; every host's `http` items mounted under
+// their base path (http_paths: virtual host > global > the app's default), behind the app's policy; listens as the
+// `http` and `https` net items.
+
+import { createServer as createHttpServer, type Server as HttpServer } from 'node:http';
+import { createServer as createHttpsServer } from 'node:https';
+import type { HttpApp, ModuleApi, ModuleDefinition } from '../../api.js';
+import { closeHttpServer } from '../../net/http-server.js';
+import { createHttpApp, HttpApps } from './apps.js';
+import { trustedProxies } from './client-address.js';
+
+type PathMap = Readonly<Record<string, string>>;
+
+/** `http_paths` of the virtual host, then the global one, then the app's default (Prosody's mod_http get_base_path). */
+export function resolveHttpPath(module: ModuleApi, host: string, app: string, defaultPath: string): string {
+  const hosts = (module.setting('virtual_hosts') ?? {}) as Readonly<Record<string, { http_paths?: PathMap }>>;
+  const path = hosts[host]?.http_paths?.[app] ?? (module.setting('http_paths') as PathMap | undefined)?.[app] ?? defaultPath;
+  const trimmed = path.replace(/\/+$/, '');
+  return trimmed === '' ? '/' : trimmed;
+}
+
+function load(module: ModuleApi): void {
+  const apps = new HttpApps(() => module.setting('http_default_host') as string | undefined);
+  const koa = createHttpApp(apps, module.log, { trustedProxies: trustedProxies((module.setting('trusted_proxies') as string[] | undefined) ?? []) });
+  const virtualHosts = (): string[] => Object.keys((module.setting('virtual_hosts') ?? {}) as object);
+
+  const unmounts = new Map<HttpApp, Array<() => void>>();
+  module.handleItems(
+    'http',
+    (app, info) => {
+      // A global module's app is served on every virtual host.
+      const hosts = info.host === '*' ? virtualHosts() : [info.host];
+      const undo: Array<() => void> = [];
+      try {
+        for (const host of hosts) undo.push(apps.mount(host, info.module, resolveHttpPath(module, host, info.module, app.defaultPath), app.router, app));
+      } catch (err) {
+        for (const u of undo) u();
+        throw err;
+      }
+      unmounts.set(app, undo);
+    },
+    (app) => {
+      for (const unmount of unmounts.get(app) ?? []) unmount();
+      unmounts.delete(app);
+    },
+  );
+
+  const callback = koa.callback();
+  const close = (server: import('node:net').Server): Promise<void> => closeHttpServer(server as HttpServer);
+  module.provides('net', { name: 'http', createServer: () => createHttpServer(callback), close });
+  module.provides('net', {
+    name: 'https',
+    interfacesSetting: 'http_interfaces',
+    tls: true,
+    createServer: (tls) => createHttpsServer({ key: tls!.key, cert: tls!.cert, minVersion: 'TLSv1.2' }, callback),
+    close,
+  });
+}
+
+export const http: ModuleDefinition = {
+  manifest: { id: 'http', global: true, description: "HTTP server for modules' apps (Prosody's mod_http): http_paths, OPTIONS/405, CORS and the cross-site guard, trusted_proxies." },
+  load,
+};

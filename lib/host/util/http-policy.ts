@@ -1,0 +1,64 @@
+// What the http module decides for every app before the app runs (the testing kit mounts apps the same way):
+// OPTIONS and 405 from the methods the app declares (RFC 9110 §9.3.7, §15.5.6), CORS headers for the origins it
+// allows, and the cross-site guard.
+
+import type { Context, Middleware, Next } from 'koa';
+import { sendProblem } from './problem.js';
+import { checkOrigin, corsHeaders, normaliseOrigin } from './origin.js';
+
+/** What an http item declares about itself; api.ts's HttpApp extends it (the fields are documented there). */
+export interface HttpAppPolicy {
+  methods?: string[];
+  optionsHeaders?: Record<string, string>;
+  corsOrigins?: readonly string[];
+  corsHeaders?: string[];
+}
+
+/** Request headers an allowed page may send, unless the app says otherwise. */
+const DEFAULT_CORS_HEADERS = ['Authorization', 'Content-Type'];
+/** Methods that change nothing (RFC 9110 §9.2.1): a cross-site one may read nothing without CORS, so it passes. */
+const SAFE_METHODS = new Set(['GET', 'HEAD', 'OPTIONS']);
+
+/** The app's middleware behind its policy. Without declared methods the app answers OPTIONS and 405 itself. */
+export function withPolicy(app: HttpAppPolicy, middleware: Middleware): Middleware {
+  const methods = app.methods?.map((m) => m.toUpperCase());
+  const allowed = methods && new Set(['OPTIONS', ...methods]);
+  const allow = methods && ['OPTIONS', ...methods.filter((m) => m !== 'OPTIONS')].join(', ');
+  const origins = (app.corsOrigins ?? []).flatMap((o) => normaliseOrigin(o) ?? []);
+  const preflightHeaders = (app.corsHeaders ?? DEFAULT_CORS_HEADERS).join(', ');
+
+  return (ctx: Context, next: Next) => {
+    const originHeader = ctx.req.headers.origin || undefined;
+    const fetchSite = ctx.req.headers['sec-fetch-site'] || undefined;
+    // curl and scripts send neither header: nothing to decide for them but the method.
+    const origin =
+      originHeader === undefined && fetchSite === undefined
+        ? undefined
+        : checkOrigin({ origin: originHeader, secFetchSite: fetchSite, selfOrigin: `${ctx.protocol}://${ctx.get('host')}`, allowedOrigins: origins });
+    const corsOrigin = origin?.allowed ? origin.corsOrigin : undefined;
+
+    if (allow !== undefined && ctx.method === 'OPTIONS') {
+      // Never refused and never authenticated: a browser asks before its real request.
+      ctx.status = 204;
+      ctx.set('Allow', allow);
+      if (app.optionsHeaders) ctx.set(app.optionsHeaders);
+      if (corsOrigin !== undefined) {
+        ctx.set({ ...corsHeaders(corsOrigin), 'Access-Control-Allow-Methods': allow, 'Access-Control-Allow-Headers': preflightHeaders });
+      }
+      return Promise.resolve();
+    }
+    if (allowed !== undefined && !allowed.has(ctx.method)) {
+      sendProblem(ctx, { status: 405, detail: `${ctx.method} is not supported here; use ${methods!.join(' or ')}.`, headers: { Allow: allow! } });
+      return Promise.resolve();
+    }
+    if (origin !== undefined && !origin.allowed && !SAFE_METHODS.has(ctx.method)) {
+      // The request log line's field (api.ts HttpLogState).
+      ((ctx.state as { log?: Record<string, string | number | undefined> }).log ??= {}).refused = 'cross-site';
+      sendProblem(ctx, { status: 403, detail: 'Cross-site requests are refused: the request comes from a web page whose origin is neither this server nor one the app allows (cors_origins).' });
+      return Promise.resolve();
+    }
+    // Set before the app runs, so the page can read the app's errors (a 401) too.
+    if (corsOrigin !== undefined) ctx.set(corsHeaders(corsOrigin));
+    return middleware(ctx, next);
+  };
+}
