@@ -13,7 +13,7 @@ export { parseJid, type Jid, type JidResult } from './util/jid.js';
 export { findIllegalXmlChar, describeCodePoint } from './util/xml-text.js';
 export { sendProblem, type ProblemInit } from './util/problem.js';
 import type { HttpAppPolicy } from './util/http-policy.js';
-export { errorReply, cloneStanza } from './util/stanza.js';
+export { errorReply, cloneStanza, reply } from './util/stanza.js';
 export { serialize } from './util/serialize.js';
 export type { AuthResult, SaslUsers } from './util/sasl/sasl.js';
 export type { ScramCredentials } from './util/sasl/sasl-scram.js';
@@ -386,6 +386,16 @@ export interface ModuleApi<O extends object = Record<string, OptionValue>> {
   route(stanza: Stanza, origin: Origin): Promise<unknown>;
   /** Subscribe to a stanza event on this module's host. Higher priority runs first. */
   hook(event: string, handler: EventHandler, priority?: number): void;
+  /**
+   * Answer iq `type` with payload `<name xmlns=xmlns>` (xmpp.js iqCallee) addressed to `to` (default the host):
+   * the handler returns the result's payload or `true`, or throws StanzaError; the reply goes to the origin.
+   * Any other error is logged with this module's name and answered internal-server-error.
+   */
+  handleIq(type: 'get' | 'set', xmlns: string, name: string, handler: IqHandler, options?: { to?: readonly IqToType[]; priority?: number }): void;
+  /** Filter every stanza of this host's client sessions, incoming or outgoing (Prosody util/filters). Higher priority runs first. */
+  filter(kind: FilterKind, fn: StanzaFilter, priority?: number): void;
+  /** This host's filters of a kind, for the transports that carry sessions (c2s). */
+  sessionFilters(kind: FilterKind): StanzaFilterChain;
   /** Subscribe to a host-wide event. */
   hookGlobal<K extends keyof HostEvents>(event: K, handler: (payload: HostEvents[K]) => unknown, priority?: number): void;
   /** Fire a host-wide event. */

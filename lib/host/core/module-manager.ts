@@ -10,8 +10,12 @@ import { EventBus } from './events.js';
 import type { HostConfig, ModuleCatalog } from './config.js';
 import { checkOptionValue, normaliseHttpPath, resolveOptions } from './options.js';
 import { GLOBAL_HOST, ItemRegistry } from './items.js';
+import { iqCallee } from './iq-callee.js';
+import { FilterChain } from '../util/filters.js';
 import type {
+  ClientSession,
   EventHandler,
+  FilterKind,
   HostEvents,
   ItemInfo,
   KeyValueStore,
@@ -146,8 +150,17 @@ export class ModuleManager {
   private readonly loaded = new Map<string, Map<string, LoadedModule>>();
   /** Every item provided by a loaded module, per host (core/items.ts). */
   readonly items = new ItemRegistry();
+  /** host → session filters of each kind (Prosody util/filters); the chain objects live as long as the manager. */
+  private readonly filters = new Map<string, Record<FilterKind, FilterChain<Stanza, ClientSession>>>();
 
   constructor(private readonly catalog: Catalog, private readonly services: ModuleHostServices) {}
+
+  /** The session filters of a kind on a host. */
+  filterChain(host: string, kind: FilterKind): FilterChain<Stanza, ClientSession> {
+    let chains = this.filters.get(host);
+    if (!chains) this.filters.set(host, (chains = { 'stanzas/in': new FilterChain(), 'stanzas/out': new FilterChain() }));
+    return chains[kind];
+  }
 
   hostKind(host: string): HostKind | undefined {
     if (host === GLOBAL_HOST) return 'global';
@@ -335,6 +348,14 @@ export class ModuleManager {
       hook: (event: string, handler: EventHandler, priority = 0): void => {
         track(bus().add(event, handler as (e: StanzaEvent) => unknown, priority, name));
       },
+      handleIq: (type, xmlns, payload, handler, opts = {}): void => {
+        const callee = iqCallee(handler, api.log);
+        for (const to of opts.to ?? ['host']) api.hook(`iq-${type}/${to}/${xmlns}:${payload}`, callee, opts.priority);
+      },
+      filter: (kind, fn, priority = 0): void => {
+        track(this.filterChain(host, kind).add(fn, priority, name));
+      },
+      sessionFilters: (kind) => this.filterChain(host, kind),
       hookGlobal: <K extends keyof HostEvents>(event: K, handler: (payload: HostEvents[K]) => unknown, priority = 0): void => {
         track(services.globalBus.add(event, handler as (p: unknown) => unknown, priority, name));
       },

@@ -14,50 +14,33 @@ export function infoQuery(identity: { category: string; type: string; name?: str
   return query;
 }
 
-function reply(stanza: Element, payload: Element): Element {
-  return xml('iq', { type: 'result', id: stanza.attrs.id, to: stanza.attrs.from, from: stanza.attrs.to }, payload);
-}
-
 export function load(module: ModuleApi): void {
   const queryNode = (stanza: Element, ns: string): string | undefined => stanza.getChild('query', ns)?.attrs.node;
 
-  const serverInfo = ({ stanza, origin }: StanzaEvent): boolean => {
-    // We publish no nodes (XEP-0030 §3.2: an unknown node is item-not-found).
-    if (queryNode(stanza, NS_INFO)) throw new StanzaError('item-not-found');
-    origin.send?.(reply(stanza, infoQuery({ category: 'server', type: 'im', name: 'xmppd' }, module.discoFeatures('server'))));
-    return true;
+  /** The local account a bare-JID query is for: the server answers for it (XEP-0030 §3.1, RFC 6121 §8.5.2.1.3). */
+  const account = async ({ stanza, origin }: StanzaEvent): Promise<void> => {
+    const parsed = parseJid(stanza.attrs.to ?? origin.jid ?? '');
+    if (!parsed.ok || !(await module.users.exists(parsed.jid.bare))) throw new StanzaError('service-unavailable');
   };
 
-  const serverItems = ({ stanza, origin }: StanzaEvent): boolean => {
+  // We publish no nodes on the server (XEP-0030 §3.2: an unknown node is item-not-found).
+  module.handleIq('get', NS_INFO, 'query', ({ stanza }) => {
+    if (queryNode(stanza, NS_INFO)) throw new StanzaError('item-not-found');
+    return infoQuery({ category: 'server', type: 'im', name: 'xmppd' }, module.discoFeatures('server'));
+  });
+  module.handleIq('get', NS_ITEMS, 'query', ({ stanza }) => {
     if (queryNode(stanza, NS_ITEMS)) throw new StanzaError('item-not-found');
-    origin.send?.(reply(stanza, xml('query', { xmlns: NS_ITEMS })));
-    return true;
-  };
-
-  /** An account's bare JID: the server answers for it (XEP-0030 §3.1, RFC 6121 §8.5.2.1.3). */
-  const accountInfo = async ({ stanza, origin }: StanzaEvent): Promise<boolean> => {
-    const target = stanza.attrs.to ?? origin.jid ?? '';
-    const parsed = parseJid(target);
-    if (!parsed.ok || !(await module.users.exists(parsed.jid.bare))) throw new StanzaError('service-unavailable');
-    if (queryNode(stanza, NS_INFO)) throw new StanzaError('item-not-found');
-    origin.send?.(reply(stanza, infoQuery({ category: 'account', type: 'registered' }, module.discoFeatures('account'))));
-    return true;
-  };
-
-  const accountItems = async ({ stanza, origin }: StanzaEvent): Promise<boolean> => {
-    const target = stanza.attrs.to ?? origin.jid ?? '';
-    const parsed = parseJid(target);
-    if (!parsed.ok || !(await module.users.exists(parsed.jid.bare))) throw new StanzaError('service-unavailable');
-    origin.send?.(reply(stanza, xml('query', { xmlns: NS_ITEMS, node: queryNode(stanza, NS_ITEMS) })));
-    return true;
-  };
-
-  module.hook(`iq-get/host/${NS_INFO}:query`, serverInfo);
-  module.hook(`iq-get/host/${NS_ITEMS}:query`, serverItems);
-  module.hook(`iq-get/bare/${NS_INFO}:query`, accountInfo);
-  module.hook(`iq-get/self/${NS_INFO}:query`, accountInfo);
-  module.hook(`iq-get/bare/${NS_ITEMS}:query`, accountItems);
-  module.hook(`iq-get/self/${NS_ITEMS}:query`, accountItems);
+    return xml('query', { xmlns: NS_ITEMS });
+  });
+  module.handleIq('get', NS_INFO, 'query', async (event) => {
+    await account(event);
+    if (queryNode(event.stanza, NS_INFO)) throw new StanzaError('item-not-found');
+    return infoQuery({ category: 'account', type: 'registered' }, module.discoFeatures('account'));
+  }, { to: ['bare', 'self'] });
+  module.handleIq('get', NS_ITEMS, 'query', async (event) => {
+    await account(event);
+    return xml('query', { xmlns: NS_ITEMS, node: queryNode(event.stanza, NS_ITEMS) });
+  }, { to: ['bare', 'self'] });
   module.provides('disco_feature', NS_INFO);
   module.provides('disco_feature', NS_ITEMS);
 }

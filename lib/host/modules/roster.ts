@@ -64,6 +64,11 @@ function withItem(items: Record<string, RosterItem>, jid: string, item: RosterIt
   return Object.fromEntries(entries);
 }
 
+/** The payload of a roster get's result (RFC 6121 §2.1.3): the roster, or none when the client's `ver` is current (§2.6.3). */
+export function rosterResult(roster: Roster, clientVer: string | undefined): Element | true {
+  return clientVer !== undefined && clientVer === String(roster.version) ? true : rosterQuery(roster);
+}
+
 export type RosterChange = { item: RosterItem } | { removed: string };
 
 /**
@@ -123,20 +128,15 @@ export function load(module: ModuleApi): void {
 
   const read = async (user: string): Promise<Roster> => (await store.get(user)) ?? emptyRoster();
 
-  const onGet = async ({ stanza, origin }: StanzaEvent): Promise<boolean> => {
+  const onGet = async ({ stanza, origin }: StanzaEvent): Promise<Element | true> => {
     const user = ownerOf(origin);
     const roster = await read(user);
     const session = origin.jid ? module.sessions.byFull(origin.jid) : undefined;
     if (session) interested.add(session);
-    const result = xml('iq', { type: 'result', id: stanza.attrs.id, to: origin.jid });
-    // §2.6.3: the client's version is current → an empty result, and no pushes are owed.
-    const clientVer = stanza.getChild('query', NS_ROSTER)?.attrs.ver;
-    if (clientVer === undefined || clientVer !== String(roster.version)) result.append(rosterQuery(roster));
-    origin.send?.(result);
-    return true;
+    return rosterResult(roster, stanza.getChild('query', NS_ROSTER)?.attrs.ver);
   };
 
-  const onSet = async ({ stanza, origin }: StanzaEvent): Promise<boolean> => {
+  const onSet = async ({ stanza, origin }: StanzaEvent): Promise<true> => {
     const user = ownerOf(origin);
     const query = stanza.getChild('query', NS_ROSTER)!;
     const { roster, change } = await withLock(user, async () => {
@@ -144,8 +144,9 @@ export function load(module: ModuleApi): void {
       await store.set(user, applied.roster);
       return applied;
     });
-    origin.send?.(xml('iq', { type: 'result', id: stanza.attrs.id, to: origin.jid }));
-    push(user, roster.version, change);
+    // Result first, then the pushes, as Prosody's mod_roster: the wrapper sends the result in this tick's promise
+    // jobs, and next-tick callbacks run only once those are done.
+    process.nextTick(() => push(user, roster.version, change));
     return true;
   };
 
@@ -163,8 +164,8 @@ export function load(module: ModuleApi): void {
   module.hookGlobal('user-deleted', async ({ jid, host }) => {
     if (host === module.host) await withLock(jid, () => store.set(jid, undefined));
   });
-  module.hook(`iq-get/self/${NS_ROSTER}:query`, onGet);
-  module.hook(`iq-set/self/${NS_ROSTER}:query`, onSet);
+  module.handleIq('get', NS_ROSTER, 'query', onGet, { to: ['self'] });
+  module.handleIq('set', NS_ROSTER, 'query', onSet, { to: ['self'] });
 }
 
 export const roster: ModuleDefinition = {

@@ -1,4 +1,5 @@
-// Stanza helpers shared by the router and modules: deep copy and error replies (RFC 6120 §8.3).
+// Stanza helpers shared by the router and modules: deep copy, results and error replies (RFC 6120 §8.2.3, §8.3).
+// Prosody's util/stanza.lua st.reply / st.error_reply.
 
 import { xml, type Element } from '@xmpp/xml';
 import type { StanzaError } from './errors.js';
@@ -10,6 +11,17 @@ export function cloneStanza<T extends Element>(el: T): T {
   const copy = new (el.constructor as new (name: string, attrs: Record<string, string>) => T)(el.name, el.attrs);
   for (const child of el.children) copy.append(typeof child === 'string' ? child : cloneStanza(child));
   return copy;
+}
+
+/**
+ * The reply to a stanza, addressed back to its sender: for an iq a `result` (RFC 6120 §8.2.3) carrying `payload`
+ * if given; other stanzas keep their type.
+ */
+export function reply(stanza: Stanza, payload?: Element): Stanza {
+  const type = stanza.name === 'iq' ? 'result' : stanza.attrs.type;
+  const answer = xml(stanza.name, { type, id: stanza.attrs.id, to: stanza.attrs.from, from: stanza.attrs.to });
+  if (payload) answer.append(payload);
+  return answer;
 }
 
 /** Build the error reply to a stanza (RFC 6120 §8.3): addresses swapped, type error, original payload kept. */

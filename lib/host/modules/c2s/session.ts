@@ -1,15 +1,17 @@
 // One client connection through its stream stages (RFC 6120 §4-§7): header, STARTTLS, SASL, bind, then stanzas.
 // Corresponds to Prosody's plugins/mod_c2s.lua with the stream-feature parts of mod_tls, mod_saslauth and mod_bind.
+// It runs over a Connection (net/connection.ts), so any transport that carries bytes can carry it.
 
 import { randomBytes, randomUUID } from 'node:crypto';
-import type { Socket } from 'node:net';
-import { TLSSocket, type SecureContext } from 'node:tls';
 import { xml, type Element } from '@xmpp/xml';
 import type { Logger } from 'pino';
 import { parseJid } from '../../util/jid.js';
 import { serialize } from '../../util/serialize.js';
+import { reply } from '../../util/stanza.js';
+import { filterOwner } from '../../util/filters.js';
+import type { Connection } from '../../net/connection.js';
 import { turnEnd } from '../../net/end-of-turn.js';
-import type { ClientSession, ModuleApi, Origin, Stanza } from '../../api.js';
+import type { ClientSession, ModuleApi, Origin, Stanza, StanzaFilterChain } from '../../api.js';
 import type { PresenceControl } from '../presence-state.js';
 import { NS_BIND, NS_CLIENT, NS_ROSTER_VER, NS_SASL, NS_SESSION, NS_STANZAS, NS_STREAM, NS_TLS } from '../../util/xmpp-stream/namespaces.js';
 import { SaslNegotiation, offeredMechanisms } from '../../util/sasl/sasl.js';
@@ -25,10 +27,9 @@ export interface C2sSettings {
   c2s_timeout: number;
 }
 
-/** What every session shares: settings, TLS, the per-host APIs. */
+/** What every session shares: settings, the per-host APIs. */
 export interface SessionContext {
   settings: C2sSettings;
-  secureContext: SecureContext;
   log: Logger;
   hostApi(domain: string): ModuleApi | undefined;
   onClosed(session: C2sSession): void;
@@ -59,8 +60,7 @@ export class C2sSession implements ClientSession, PresenceControl {
   readonly id = randomUUID();
   readonly address: string;
   private readonly log: Logger;
-  private socket: Socket;
-  private isSecureNow: boolean;
+  private readonly connection: Connection;
   private parser: StreamParser;
   private generation = 0;
   private readonly queue: QueueItem[] = [];
@@ -72,6 +72,9 @@ export class C2sSession implements ClientSession, PresenceControl {
   private closeTimer: NodeJS.Timeout | undefined;
   private sasl: SaslNegotiation | undefined;
   private api: ModuleApi | undefined;
+  /** The host's session filters (util/filters.ts), once the stream header named the host. */
+  private filtersIn: StanzaFilterChain | undefined;
+  private filtersOut: StanzaFilterChain | undefined;
   private origin: Origin | undefined;
   private domain = '';
   private account = '';
@@ -86,16 +89,18 @@ export class C2sSession implements ClientSession, PresenceControl {
   private readonly closed: Promise<void>;
   private resolveClosed!: () => void;
 
-  constructor(socket: Socket, isSecure: boolean, private readonly ctx: SessionContext) {
-    this.socket = socket;
-    this.isSecureNow = isSecure;
-    this.address = clientAddress(socket.remoteAddress);
+  constructor(connection: Connection, private readonly ctx: SessionContext) {
+    this.connection = connection;
+    this.address = clientAddress(connection.remoteAddress);
     this.log = ctx.log.child({ session: this.id.slice(0, 8), address: this.address });
     this.closed = new Promise((r) => (this.resolveClosed = r));
     this.parser = this.newParser();
-    this.attach(socket);
-    socket.on('close', () => this.onSocketClosed());
-    socket.setNoDelay(true);
+    connection.attach({
+      data: (chunk) => this.parser.write(chunk),
+      error: (err) => this.log.debug({ err: err.message }, 'socket error'),
+      close: () => this.onSocketClosed(),
+    });
+    const isSecure = connection.isSecure;
     // RFC 6120 §4.6.1 lets a server close streams that stay idle; Prosody's c2s_timeout does it until auth.
     this.timeout = setTimeout(() => this.close('connection-timeout', 'Not authenticated in time.'), ctx.settings.c2s_timeout * 1000);
     this.timeout.unref();
@@ -125,7 +130,7 @@ export class C2sSession implements ClientSession, PresenceControl {
   }
 
   get isSecure(): boolean {
-    return this.isSecureNow;
+    return this.connection.isSecure;
   }
 
   get isClosed(): boolean {
@@ -144,12 +149,14 @@ export class C2sSession implements ClientSession, PresenceControl {
 
   deliver(stanza: Stanza): void {
     if (this.isClosedNow) return;
-    if (this.socket.writableLength > MAX_WRITE_BUFFER) {
+    if (this.connection.writableLength > MAX_WRITE_BUFFER) {
       this.close('policy-violation', 'Not reading fast enough.');
       return;
     }
+    const filtered = this.filtersOut === undefined || this.filtersOut.isEmpty ? stanza : this.filter(this.filtersOut, stanza);
+    if (filtered === undefined) return;
     this.corkForTurn();
-    this.write(serialize(stanza));
+    this.write(serialize(filtered));
   }
 
   /** Close the stream: header if none was sent yet, the error if any, `</stream:stream>`, then the TCP connection. */
@@ -163,8 +170,8 @@ export class C2sSession implements ClientSession, PresenceControl {
     if (condition) this.write(streamError(condition as StreamErrorCondition, text).toString());
     this.write(STREAM_CLOSE);
     this.log.debug({ condition }, 'closing stream');
-    this.socket.end();
-    this.closeTimer = setTimeout(() => this.socket.destroy(), CLOSE_GRACE_MS);
+    this.connection.end();
+    this.closeTimer = setTimeout(() => this.connection.destroy(), CLOSE_GRACE_MS);
     this.closeTimer.unref();
     this.unregister();
   }
@@ -188,7 +195,7 @@ export class C2sSession implements ClientSession, PresenceControl {
 
   /** Drop the connection now (shutdown, after the grace period). */
   destroy(): void {
-    this.socket.destroy();
+    this.connection.destroy();
   }
 
   /** Resolves once the TCP connection is gone (shutdown waits for it). */
@@ -198,29 +205,36 @@ export class C2sSession implements ClientSession, PresenceControl {
 
   // --- transport -----------------------------------------------------------------------------------
 
-  private attach(socket: Socket): void {
-    socket.on('data', (chunk: Buffer) => this.parser.write(chunk));
-    socket.on('error', (err) => this.log.debug({ err: err.message }, 'socket error'));
-  }
-
   /**
    * Under load, stanzas delivered during one turn leave in one write at its end (end-of-turn.ts), before the HTTP
-   * answers of the turn; close() uncorks at once (socket.end() does).
+   * answers of the turn; close() uncorks at once (ending the connection does).
    */
   private corkForTurn(): void {
-    if (this.isCorked || this.socket.destroyed || !turnEnd.isGathering()) return;
+    if (this.isCorked || !this.connection.isWritable || !turnEnd.isGathering()) return;
     this.isCorked = true;
-    const socket = this.socket;
-    socket.cork();
+    this.connection.cork();
     turnEnd.defer(() => {
       this.isCorked = false;
-      socket.uncork();
+      this.connection.uncork();
     });
   }
 
   private write(text: string): void {
-    if (this.socket.destroyed || !this.socket.writable) return;
-    this.socket.write(text);
+    if (!this.connection.isWritable) return;
+    this.connection.write(text);
+  }
+
+  /**
+   * Run a stanza through the host's filters (Prosody's session.filter). A filter that throws is a bug in its module:
+   * logged with its name, and the stanza goes no further.
+   */
+  private filter(chain: StanzaFilterChain, stanza: Stanza): Stanza | undefined {
+    try {
+      return chain.run(stanza, this);
+    } catch (err) {
+      this.log.error({ err, module: filterOwner(err), stanza: stanza.name }, 'a session filter failed; stanza dropped');
+      return undefined;
+    }
   }
 
   private newParser(): StreamParser {
@@ -264,7 +278,7 @@ export class C2sSession implements ClientSession, PresenceControl {
     this.queue.push(item);
     if (this.queue.length >= MAX_QUEUED && !this.isPaused) {
       this.isPaused = true;
-      this.socket.pause();
+      this.connection.pause();
     }
     if (!this.isDraining) void this.drain();
   }
@@ -284,7 +298,7 @@ export class C2sSession implements ClientSession, PresenceControl {
       this.isDraining = false;
       if (this.isPaused && !this.isClosedNow) {
         this.isPaused = false;
-        this.socket.resume();
+        this.connection.resume();
       }
     }
   }
@@ -339,6 +353,8 @@ export class C2sSession implements ClientSession, PresenceControl {
     if (this.domain && domain !== this.domain) return { condition: 'host-unknown', text: 'The stream restarted for another host.' };
     this.domain = domain;
     this.api = api;
+    this.filtersIn = api.sessionFilters('stanzas/in');
+    this.filtersOut = api.sessionFilters('stanzas/out');
     return undefined;
   }
 
@@ -352,12 +368,12 @@ export class C2sSession implements ClientSession, PresenceControl {
       features.append(xml('ver', { xmlns: NS_ROSTER_VER }));
       return features;
     }
-    if (!this.isSecureNow) {
+    if (!this.connection.isSecure && this.connection.startTls) {
       const starttls = xml('starttls', { xmlns: NS_TLS });
       if (this.ctx.settings.c2s_require_encryption) starttls.append(xml('required'));
       features.append(starttls);
     }
-    const mechanisms = offeredMechanisms({ isSecure: this.isSecureNow, requireEncryption: this.ctx.settings.c2s_require_encryption });
+    const mechanisms = offeredMechanisms({ isSecure: this.connection.isSecure, requireEncryption: this.ctx.settings.c2s_require_encryption });
     if (mechanisms.length > 0) {
       features.append(xml('mechanisms', { xmlns: NS_SASL }, ...mechanisms.map((m) => xml('mechanism', {}, m))));
     }
@@ -366,7 +382,9 @@ export class C2sSession implements ClientSession, PresenceControl {
 
   // --- elements --------------------------------------------------------------------------------------
 
-  private async onElement(el: Element): Promise<void> {
+  private async onElement(parsed: Element): Promise<void> {
+    const el = this.filtersIn === undefined || this.filtersIn.isEmpty ? parsed : this.filter(this.filtersIn, parsed);
+    if (el === undefined) return;
     const ns = el.attrs.xmlns ?? NS_CLIENT;
     if (!this.account) return this.onUnauthenticated(el, ns);
     if (ns !== NS_CLIENT || !STANZA_KINDS.has(el.name)) {
@@ -375,7 +393,7 @@ export class C2sSession implements ClientSession, PresenceControl {
     }
     if (this.isBindRequest(el)) return this.bind(el);
     if (this.isSessionRequest(el)) {
-      this.deliver(xml('iq', { type: 'result', id: el.attrs.id }));
+      this.deliver(reply(el));
       return;
     }
     if (!this.resource) {
@@ -397,34 +415,23 @@ export class C2sSession implements ClientSession, PresenceControl {
   // --- STARTTLS (RFC 6120 §5) ------------------------------------------------------------------------
 
   private starttls(): void {
-    if (this.isSecureNow) {
+    if (this.connection.isSecure || !this.connection.startTls) {
       // §5.4.2.2: failure, then close.
       this.write(xml('failure', { xmlns: NS_TLS }).toString());
       this.close();
       return;
     }
-    const raw = this.socket;
-    // Stop reading plaintext before <proceed/> goes out: the next bytes are the TLS handshake (§5.4.3.3),
-    // and anything sent after <starttls/> in plaintext is discarded (it would be an injection).
-    raw.removeAllListeners('data');
-    raw.pause();
+    // The connection stops reading plaintext before <proceed/> goes out: the next bytes are the TLS handshake.
     this.parser.stop();
-    raw.write(xml('proceed', { xmlns: NS_TLS }).toString(), () => this.wrapTls(raw));
-  }
-
-  private wrapTls(raw: Socket): void {
-    if (raw.destroyed) return;
-    const secure = new TLSSocket(raw, { isServer: true, secureContext: this.ctx.secureContext });
-    this.socket = secure;
-    // SASL state was made for a plaintext stream (its offers, encryption-required): start afresh.
-    this.sasl = undefined;
-    this.restartStream();
-    this.attach(secure);
-    secure.on('secure', () => {
-      this.isSecureNow = true;
-      this.log.debug({ protocol: secure.getProtocol() }, 'STARTTLS done');
-    });
-    secure.on('close', () => raw.destroy());
+    this.connection.startTls(
+      xml('proceed', { xmlns: NS_TLS }).toString(),
+      () => {
+        // SASL state was made for a plaintext stream (its offers, encryption-required): start afresh.
+        this.sasl = undefined;
+        this.restartStream();
+      },
+      (protocol) => this.log.debug({ protocol }, 'STARTTLS done'),
+    );
   }
 
   // --- SASL (RFC 6120 §6) ----------------------------------------------------------------------------
@@ -436,7 +443,7 @@ export class C2sSession implements ClientSession, PresenceControl {
       host: this.domain,
       users: api.users,
       address: this.address,
-      isSecure: this.isSecureNow,
+      isSecure: this.connection.isSecure,
       requireEncryption: this.ctx.settings.c2s_require_encryption,
     });
     const result = await this.sasl.handle(el);
@@ -491,7 +498,7 @@ export class C2sSession implements ClientSession, PresenceControl {
     api.sessions.add(this);
     this.clearTimeout();
     this.log.info({ jid: full }, 'resource bound');
-    this.deliver(xml('iq', { type: 'result', id: iq.attrs.id }, xml('bind', { xmlns: NS_BIND }, xml('jid', {}, full))));
+    this.deliver(reply(iq, xml('bind', { xmlns: NS_BIND }, xml('jid', {}, full))));
   }
 
   private prepResource(requested: string): string | undefined {

@@ -1,0 +1,143 @@
+// The byte stream a client session runs over: TCP (with STARTTLS, RFC 6120 §5) today, a WebSocket (RFC 7395) later.
+// Prosody's net/server connection object; a session sees only this, never a net.Socket.
+
+import type { Socket } from 'node:net';
+import { TLSSocket, type SecureContext } from 'node:tls';
+
+/** What the connection reports to its session. */
+export interface ConnectionEvents {
+  data(chunk: Buffer): void;
+  /** The transport is gone (after end(), destroy() or the peer closing). Called once. */
+  close(): void;
+  error(err: Error): void;
+  /** The write buffer emptied after having been full. */
+  drain?(): void;
+}
+
+export interface Connection {
+  /** The peer's address as HTTP sees it (Koa's request.ip), undefined if the transport does not know it. */
+  readonly remoteAddress: string | undefined;
+  /** Encrypted now (direct TLS, after STARTTLS, or wss). */
+  readonly isSecure: boolean;
+  /** Writes still make sense (not ended or destroyed). */
+  readonly isWritable: boolean;
+  /** Bytes queued but not sent: a peer that does not read lets it grow. */
+  readonly writableLength: number;
+  /** Set the session's callbacks; once, right after the connection is made. */
+  attach(events: ConnectionEvents): void;
+  write(data: string): void;
+  /** Hold writes until uncork() (one packet for the stanzas of a turn). */
+  cork(): void;
+  uncork(): void;
+  /** Stop and restart reading (backpressure on a flooding peer). */
+  pause(): void;
+  resume(): void;
+  /** Close after the queued writes. */
+  end(): void;
+  /** Drop at once. */
+  destroy(): void;
+  /**
+   * STARTTLS (RFC 6120 §5.4.3.3): stop reading plaintext, write `proceed`, then speak TLS. `onStarted` runs
+   * synchronously once the TLS layer is in place, before any of its data; `onSecure` after the handshake.
+   * Absent where TLS is below the transport (WebSocket).
+   */
+  startTls?(proceed: string, onStarted: () => void, onSecure: (protocol: string | null) => void): void;
+}
+
+/** A Connection over a net.Socket, or a tls.TLSSocket for direct TLS (XEP-0368). */
+export class TcpConnection implements Connection {
+  private socket: Socket;
+  private secure: boolean;
+  private events: ConnectionEvents | undefined;
+  /** The socket cork() held, so uncork() releases it even if STARTTLS replaced `socket` in between. */
+  private corked: Socket | undefined;
+  private readonly onData = (chunk: Buffer): void => this.events?.data(chunk);
+  private readonly onError = (err: Error): void => this.events?.error(err);
+  private readonly onDrain = (): void => this.events?.drain?.();
+
+  constructor(socket: Socket, isSecure: boolean, private readonly secureContext: SecureContext) {
+    this.socket = socket;
+    this.secure = isSecure;
+    this.wire(socket);
+    // The raw socket's close is the connection's close (a TLS layer over it destroys it when it closes).
+    socket.on('close', () => this.events?.close());
+    socket.setNoDelay(true);
+  }
+
+  get remoteAddress(): string | undefined {
+    return this.socket.remoteAddress;
+  }
+
+  get isSecure(): boolean {
+    return this.secure;
+  }
+
+  get isWritable(): boolean {
+    return !this.socket.destroyed && this.socket.writable;
+  }
+
+  get writableLength(): number {
+    return this.socket.writableLength;
+  }
+
+  attach(events: ConnectionEvents): void {
+    this.events = events;
+  }
+
+  write(data: string): void {
+    this.socket.write(data);
+  }
+
+  cork(): void {
+    if (this.corked || this.socket.destroyed) return;
+    this.corked = this.socket;
+    this.socket.cork();
+  }
+
+  uncork(): void {
+    const socket = this.corked;
+    this.corked = undefined;
+    socket?.uncork();
+  }
+
+  pause(): void {
+    this.socket.pause();
+  }
+
+  resume(): void {
+    this.socket.resume();
+  }
+
+  end(): void {
+    this.socket.end();
+  }
+
+  destroy(): void {
+    this.socket.destroy();
+  }
+
+  startTls(proceed: string, onStarted: () => void, onSecure: (protocol: string | null) => void): void {
+    const raw = this.socket;
+    // Anything the client sent after <starttls/> in plaintext is discarded (it would be an injection).
+    raw.off('data', this.onData);
+    raw.pause();
+    raw.write(proceed, () => {
+      if (raw.destroyed) return;
+      const tls = new TLSSocket(raw, { isServer: true, secureContext: this.secureContext });
+      this.socket = tls;
+      this.wire(tls);
+      tls.on('secure', () => {
+        this.secure = true;
+        onSecure(tls.getProtocol());
+      });
+      tls.on('close', () => raw.destroy());
+      onStarted();
+    });
+  }
+
+  private wire(socket: Socket): void {
+    socket.on('data', this.onData);
+    socket.on('error', this.onError);
+    socket.on('drain', this.onDrain);
+  }
+}
