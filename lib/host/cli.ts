@@ -87,21 +87,34 @@ function oneJid(command: string, rest: string[]): string {
 }
 
 async function start(source: ConfigSource): Promise<number> {
-  const server = await startServer(source);
-  process.stderr.write(await readySummary(server));
-  await new Promise<void>((resolve) => {
-    const onSignal = (signal: NodeJS.Signals): void => {
-      server.log.info({ signal }, 'signal received, shutting down');
-      process.off('SIGTERM', onSignal);
-      process.off('SIGINT', onSignal);
-      server.stop().then(resolve, (err: unknown) => {
-        server.log.error({ err }, 'error during shutdown');
-        resolve();
-      });
-    };
-    process.on('SIGTERM', onSignal);
-    process.on('SIGINT', onSignal);
-  });
+  // Signals are caught from the first moment: a SIGTERM while the listeners are still opening stops the server
+  // once it is up, instead of killing the process half-started.
+  let signalled: NodeJS.Signals | undefined;
+  let wake: (() => void) | undefined;
+  const onSignal = (signal: NodeJS.Signals): void => {
+    process.off('SIGTERM', onSignal);
+    process.off('SIGINT', onSignal);
+    signalled = signal;
+    wake?.();
+  };
+  process.on('SIGTERM', onSignal);
+  process.on('SIGINT', onSignal);
+  let server: Server;
+  try {
+    server = await startServer(source);
+  } catch (err) {
+    process.off('SIGTERM', onSignal);
+    process.off('SIGINT', onSignal);
+    throw err;
+  }
+  if (!signalled) process.stderr.write(await readySummary(server));
+  if (!signalled) await new Promise<void>((resolve) => (wake = resolve));
+  server.log.info({ signal: signalled }, 'signal received, shutting down');
+  try {
+    await server.stop();
+  } catch (err) {
+    server.log.error({ err }, 'error during shutdown');
+  }
   return 0;
 }
 

@@ -343,8 +343,8 @@ function startChild(configPath: string, cwd: string): Promise<Child> {
     child.stderr!.on('data', (d: Buffer) => (out += d.toString()));
     child.stdout!.on('data', (d: Buffer) => {
       out += d.toString();
-      const http = /"url":"http:\/\/127\.0\.0\.1:(\d+)","msg":"listening"/.exec(out);
-      const c2s = /"port":(\d+),"msg":"c2s listening \(STARTTLS\)"/.exec(out);
+      const http = /"service":"http","address":"127\.0\.0\.1","port":(\d+),"msg":"http listening"/.exec(out);
+      const c2s = /"service":"c2s","address":"127\.0\.0\.1","port":(\d+),"msg":"c2s listening"/.exec(out);
       if (http) httpPort = Number(http[1]);
       if (httpPort && c2s) {
         clearTimeout(timer);

@@ -163,7 +163,7 @@ describe('xmppd CLI', () => {
     it('starts, and on SIGTERM stops cleanly with exit code 0', async () => {
       const run = await xmppd(['start', '--config', config], { cwd: dir, untilLine: /c2s listening/, signalAfterLine: 'SIGTERM' });
       assert.equal(run.code, 0, run.stderr);
-      assert.match(run.stdout, /"msg":"listening"/);
+      assert.match(run.stdout, /"msg":"http listening"/);
       assert.match(run.stdout, /"msg":"stopped"/);
       assert.match(run.stderr, /xmppd is running .*\n {2}HTTP {4}http:\/\/127\.0\.0\.1:\d+\//);
       assert.match(run.stderr, /No accounts yet: add one with {2}npm run xmppd -- adduser you@localhost/);

@@ -97,7 +97,7 @@ export class PortManager {
         }
         service.ports.push(open);
         server.on('error', (err) => this.deps.log.error({ err, service: item.name, port: open.port }, 'listener error'));
-        this.deps.log.info({ service: item.name, address, port: open.port }, 'listening');
+        this.deps.log.info({ service: item.name, address, port: open.port }, `${item.name} listening`);
       }
     }
   }
