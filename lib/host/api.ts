@@ -17,12 +17,12 @@ export { errorReply, cloneStanza, reply } from './util/stanza.js';
 export { serialize } from './util/serialize.js';
 export type { AuthResult, SaslUsers } from './util/sasl/sasl.js';
 export type { ScramCredentials } from './util/sasl/sasl-scram.js';
+export type { AuthAdmission, AuthAttempt } from './util/throttle.js';
 import type { AuthResult } from './util/sasl/sasl.js';
 import type { ScramCredentials } from './util/sasl/sasl-scram.js';
-export type { AuthAdmission, AuthAttempt } from './util/throttle.js';
+import type { AuthAdmission } from './util/throttle.js';
 export { HostError, StanzaError, type HostErrorCode, type StanzaErrorCondition } from './util/errors.js';
 
-import type { AuthAdmission } from './util/throttle.js';
 /** A stanza is an @xmpp/xml element named message, presence or iq. */
 export type Stanza = Element;
 

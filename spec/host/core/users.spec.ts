@@ -237,6 +237,15 @@ describe('CredentialCache', () => {
   });
 });
 
+describe('deriveScramOnEventLoop', () => {
+  it('derives the same keys as deriveScram, for both hashes', async () => {
+    const salt = Buffer.from('salt of sixteen!');
+    for (const hash of ['sha1', 'sha256'] as const) {
+      assert.deepEqual(await deriveScramOnEventLoop('pencil', salt, 4096, hash), await deriveScram('pencil', salt, 4096, hash));
+    }
+  });
+});
+
 describe('MemoryAuthThrottle: checks in flight', () => {
   const admitted = (a: AuthAdmission | Promise<AuthAdmission>) => {
     assert.ok(!(a instanceof Promise) && a.ok, 'admitted at once');
@@ -363,15 +372,6 @@ describe('HTTP Basic under parallel guessing (the real server)', () => {
       assert.deepEqual([...new Set(burst.map((a) => a.status))], [201]);
     } finally {
       await ts.stop();
-    }
-  });
-});
-
-describe('deriveScramOnEventLoop', () => {
-  it('derives the same keys as deriveScram, for both hashes', async () => {
-    const salt = Buffer.from('salt of sixteen!');
-    for (const hash of ['sha1', 'sha256'] as const) {
-      assert.deepEqual(await deriveScramOnEventLoop('pencil', salt, 4096, hash), await deriveScram('pencil', salt, 4096, hash));
     }
   });
 });

@@ -5,7 +5,7 @@
 import type { Socket } from 'node:net';
 import { createSecureContext, type SecureContext } from 'node:tls';
 import type { ModuleApi, ModuleDefinition } from '../../api.js';
-import { createStreamServer } from '../../net/tcp-listener.js';
+import { createStreamServer, UnauthenticatedLimit, type Admission } from '../../net/tcp-listener.js';
 import { TcpConnection } from '../../net/connection.js';
 import { C2sSession, type C2sSettings, type SessionContext } from './session.js';
 
@@ -42,20 +42,26 @@ function load(module: ModuleApi): void {
   );
 
   const sessions = new Set<C2sSession>();
+  // One count for both ports: an address's unauthenticated connections, until each authenticates or closes.
+  const unauthenticated = new UnauthenticatedLimit(setting('c2s_max_unauthenticated_per_ip'));
+  const admissions = new WeakMap<C2sSession, Admission>();
   const context: SessionContext = {
     settings,
     log: module.log,
     hostApi: (domain) => hosts.get(domain),
     onClosed: (s) => sessions.delete(s),
+    onAuthenticated: (s) => admissions.get(s)?.authenticated(),
   };
   // TLS 1.2 at least (RFC 7590 §3.1 and today's BCP 195); made once, from the pair the port manager hands in.
   let secureContext: SecureContext | undefined;
-  const onConnection = (socket: Socket, isSecure: boolean): void => {
-    sessions.add(new C2sSession(new TcpConnection(socket, isSecure, secureContext!), context));
+  const onConnection = (socket: Socket, isSecure: boolean, admission: Admission): void => {
+    const session = new C2sSession(new TcpConnection(socket, isSecure, secureContext!), context);
+    admissions.set(session, admission);
+    sessions.add(session);
   };
   const server = (kind: 'starttls' | 'direct_tls') => (tls: { key: string; cert: string } | undefined) => {
     secureContext ??= createSecureContext({ key: tls!.key, cert: tls!.cert, minVersion: 'TLSv1.2' });
-    return createStreamServer({ kind, tls: tls!, log: module.log, onConnection });
+    return createStreamServer({ kind, tls: tls!, log: module.log, handshakeTimeoutMs: settings.c2s_timeout * 1000, unauthenticated, onConnection });
   };
   // Both need the certificate: STARTTLS upgrades on the plain port.
   module.provides('net', { name: 'c2s', tls: true, createServer: server('starttls') });

@@ -33,6 +33,8 @@ export interface SessionContext {
   log: Logger;
   hostApi(domain: string): ModuleApi | undefined;
   onClosed(session: C2sSession): void;
+  /** The stream authenticated: it leaves its address's count of unauthenticated connections. */
+  onAuthenticated?(session: C2sSession): void;
 }
 
 type QueueItem =
@@ -460,6 +462,7 @@ export class C2sSession implements ClientSession, PresenceControl {
       this.account = result.jid;
       this.credential = credential;
       this.log.info({ jid: result.jid }, 'authenticated');
+      this.ctx.onAuthenticated?.(this);
       this.restartStream();
       return;
     }
