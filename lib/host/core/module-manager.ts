@@ -48,11 +48,17 @@ export interface Catalog extends ModuleCatalog {
   entries: ReadonlyMap<string, CatalogEntry>;
 }
 
-/** Every module this server could load: the bundled ones and each plugin.json found in the plugin paths. */
-export function discoverModules(bundled: readonly ModuleDefinition[], pluginPaths: readonly string[] = []): Catalog {
+/**
+ * Every module this server could load: the bundled ones (`bundled` always loaded, `optional` only when enabled, as
+ * Prosody ships mod_mam but loads it from modules_enabled) and each plugin.json found in the plugin paths.
+ */
+export function discoverModules(bundled: readonly ModuleDefinition[], pluginPaths: readonly string[] = [], optional: readonly ModuleDefinition[] = []): Catalog {
   const entries = new Map<string, CatalogEntry>();
   for (const def of bundled) {
     entries.set(def.manifest.id, { manifest: def.manifest, isCore: true, resolve: async () => def.load });
+  }
+  for (const def of optional) {
+    entries.set(def.manifest.id, { manifest: def.manifest, isCore: false, resolve: async () => def.load });
   }
   for (const dir of [CODE_ROOT, ...pluginPaths]) {
     const file = join(dir, 'plugin.json');

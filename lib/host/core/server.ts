@@ -3,16 +3,16 @@
 
 import type { DestinationStream, Logger } from 'pino';
 import { MemoryAuthThrottle } from '../util/throttle.js';
-import { coreModules } from '../modules/index.js';
+import { coreModules, optionalModules } from '../modules/index.js';
 import { pluginPathsOf, readRawConfig, validateConfig, type HostConfig, type RawConfig } from './config.js';
 import { EventBus } from './events.js';
 import { PortManager } from './ports.js';
 import { createLogger } from './log.js';
 import { discoverModules, ModuleManager, type Catalog } from './module-manager.js';
 
-/** The bundled modules plus every plugin.json in the plugin paths. */
+/** The bundled modules (core and optional) plus every plugin.json in the plugin paths. */
 export function moduleCatalog(pluginPaths: readonly string[] = []): Catalog {
-  return discoverModules(coreModules, pluginPaths);
+  return discoverModules(coreModules, pluginPaths, optionalModules);
 }
 import { StanzaRouter } from './stanza-router.js';
 import { MemorySessionRegistry } from './sessions.js';

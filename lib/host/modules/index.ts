@@ -12,3 +12,6 @@ import { presence } from './presence.js';
 import { roster } from './roster.js';
 
 export const coreModules: ModuleDefinition[] = [http, c2s, c2sHost, presence, message, roster, iq, ping, disco];
+
+/** Bundled modules loaded only where `modules_enabled` names them (Prosody ships these plugins off by default). */
+export const optionalModules: ModuleDefinition[] = [];
