@@ -134,6 +134,23 @@ export interface KeyValueStore<T = unknown> {
   set(user: string, value: T | undefined): Promise<void>;
 }
 
+/**
+ * Per-account maps of JSON values by key (Prosody's map store): one entry is read or written without the others,
+ * so a change costs the same however many entries the account has (a roster, item by item). `user` is the
+ * account's bare JID: deleting the account deletes its entries in every map of its host.
+ */
+export interface MapStore<T = unknown> {
+  get(user: string, key: string): Promise<T | undefined>;
+  /** Every entry of the account, in key order. */
+  getAll(user: string): Promise<Map<string, T>>;
+  /** undefined deletes the entry. */
+  set(user: string, key: string, value: T | undefined): Promise<void>;
+  /** Several entries in one transaction: all of them are written, or none. undefined deletes an entry. */
+  setKeys(user: string, entries: ReadonlyMap<string, T | undefined>): Promise<void>;
+  /** Delete every entry of the account in this map. */
+  clear(user: string): Promise<void>;
+}
+
 /** An item of an archive store (Prosody's archive: key, value, when, with). */
 export interface ArchiveItem {
   /** Unique in one account's archive: usable as an XEP-0359 stanza-id and as an RSM before/after cursor. */
@@ -402,6 +419,8 @@ export interface ModuleApi<O extends object = Record<string, OptionValue>> {
   fireGlobal<K extends keyof HostEvents>(event: K, payload: HostEvents[K]): Promise<void>;
   /** Open a per-account store of JSON documents for this host. */
   openStore<T = unknown>(name: string): KeyValueStore<T>;
+  /** Open a per-account map store for this host (Prosody's module:open_store(name, 'map')). */
+  openMap<T = unknown>(name: string): MapStore<T>;
   /** Open a per-account archive store for this host (Prosody's module:open_store(name, 'archive')). */
   openArchive(name: string): ArchiveStore;
   /** Disco features provided by all modules on this host. */

@@ -9,7 +9,7 @@ import { ItemRegistry } from './core/items.js';
 import { HostError, StanzaError } from './util/errors.js';
 import { parseJid } from './util/jid.js';
 import { withPolicy } from './util/http-policy.js';
-import type { AuthResult, HttpApp, HttpLogState, KeyValueStore, ModuleApi, OptionValue, Outcome, Stanza, StanzaEvent } from './api.js';
+import type { AuthResult, HttpApp, HttpLogState, KeyValueStore, MapStore, ModuleApi, OptionValue, Outcome, Stanza, StanzaEvent } from './api.js';
 
 export interface MockModuleOptions {
   /** The module's id; default `mock`. */
@@ -78,6 +78,7 @@ export function mockModule<O extends object = Record<string, OptionValue>>(opts:
   const states: HttpLogState[] = [];
   const cleanups: Array<() => void | Promise<void>> = [];
   const stores = new Map<string, Map<string, unknown>>();
+  const maps = new Map<string, Map<string, Map<string, unknown>>>();
   let sendResult: Outcome | StanzaError | Error = opts.sendResult ?? 'delivered';
   let throttleSeconds = 0;
   let service: { value: unknown } | undefined;
@@ -152,6 +153,29 @@ export function mockModule<O extends object = Record<string, OptionValue>>(opts:
       return {
         get: async (user) => structuredClone(d.get(user)) as T | undefined,
         set: async (user, value) => void (value === undefined ? d.delete(user) : d.set(user, structuredClone(value))),
+      };
+    },
+    openMap<T>(store: string): MapStore<T> {
+      let accounts = maps.get(store);
+      if (!accounts) maps.set(store, (accounts = new Map()));
+      const all = accounts;
+      const entries = (user: string): Map<string, unknown> => {
+        let m = all.get(user);
+        if (!m) all.set(user, (m = new Map()));
+        return m;
+      };
+      const write = (user: string, key: string, value: unknown): void => {
+        if (value === undefined) entries(user).delete(key);
+        else entries(user).set(key, structuredClone(value));
+      };
+      return {
+        get: async (user, key) => structuredClone(all.get(user)?.get(key)) as T | undefined,
+        getAll: async (user) => new Map([...(all.get(user) ?? [])].sort(([a], [b]) => (a < b ? -1 : a > b ? 1 : 0)).map(([k, v]) => [k, structuredClone(v) as T])),
+        set: async (user, key, value) => write(user, key, value),
+        setKeys: async (user, values) => {
+          for (const [key, value] of values) write(user, key, value);
+        },
+        clear: async (user) => void all.delete(user),
       };
     },
     discoFeatures: (kind) => {

@@ -19,6 +19,7 @@ import type {
   HostEvents,
   ItemInfo,
   KeyValueStore,
+  MapStore,
   ArchiveStore,
   Manifest,
   ModuleApi,
@@ -140,6 +141,7 @@ export interface ModuleHostServices {
   route(stanza: Stanza, origin: Origin): Promise<unknown>;
   openStore<T>(host: string, name: string): KeyValueStore<T>;
   openArchive(host: string, name: string): ArchiveStore;
+  openMap<T>(host: string, name: string): MapStore<T>;
 }
 
 interface LoadedModule {
@@ -369,6 +371,7 @@ export class ModuleManager {
         await services.globalBus.fire(event, payload);
       },
       openStore: <T>(store: string) => services.openStore<T>(host, store),
+      openMap: <T>(store: string) => services.openMap<T>(host, store),
       openArchive: (store: string) => services.openArchive(host, store),
       discoFeatures: (kind) => this.discoFeatures(host, kind),
       onUnload: (fn) => track(fn),

@@ -173,6 +173,7 @@ export async function startServer(opts: StartOptions = {}): Promise<Server> {
     route: (stanza, origin) => router.route(stanza, origin),
     openStore: (host, name) => storage.keyValue(host, name),
     openArchive: (host, name) => storage.archive(host, name),
+    openMap: (host, name) => storage.map(host, name),
   });
   // The listeners: each `net` item a module provides is opened on its ports, and closed when the module unloads.
   const ports = new PortManager({

@@ -41,6 +41,9 @@ function setup(defs: ModuleDefinition[] | Catalog, raw: Record<string, unknown>)
     openArchive: () => {
       throw new Error('unused');
     },
+    openMap: () => {
+      throw new Error('unused');
+    },
   });
   // As the server does until the http module consumes its items: mount each http item under its resolved path.
   const unmounts = new Map<unknown, () => void>();

@@ -9,6 +9,7 @@ import { join } from 'node:path';
 import { HostError, StanzaError } from '../../util/errors.js';
 import type { ArchiveFilter, ArchivePage, ArchiveQuery, ArchiveStore, KeyValueStore } from '../../api.js';
 import type { Storage, UserRecord, UserStore } from './types.js';
+import { MAP_SCHEMA, mapPurge, SqliteMapStore } from './sqlite-map.js';
 
 const SCHEMA = `
 CREATE TABLE IF NOT EXISTS users (
@@ -59,6 +60,7 @@ export const DATABASE_FILE = 'xmppd.sqlite';
 export function openSqliteStorage(dataDir: string): Storage {
   const db = openDatabase(dataDir);
   db.exec(SCHEMA);
+  db.exec(MAP_SCHEMA);
   migrateLists(db);
   // One store per (host, name), handed out again when a module is reloaded: its appends share one batch, and
   // reloads do not pile up stores that close() would have to visit.
@@ -69,6 +71,7 @@ export function openSqliteStorage(dataDir: string): Storage {
   return {
     users: new SqliteUserStore(db, flushArchives),
     keyValue: <T>(host: string, store: string) => new SqliteKeyValueStore<T>(db, host, store),
+    map: <T>(host: string, store: string) => new SqliteMapStore<T>(db, host, store),
     archive: (host: string, store: string) => {
       const key = `${host}\0${store}`;
       let archive = archives.get(key);
@@ -161,13 +164,15 @@ class SqliteUserStore implements UserStore {
     this.listAllStmt = db.prepare<[], { jid: string }>('SELECT jid FROM users ORDER BY jid');
     this.listHostStmt = db.prepare<[string], { jid: string }>("SELECT jid FROM users WHERE jid LIKE '%@' || ? ORDER BY jid");
     this.iterationsStmt = db.prepare<[], { iterations: number; accounts: number }>('SELECT iterations, COUNT(*) AS accounts FROM users GROUP BY iterations ORDER BY iterations');
-    // An account's data: every keyval document and archive item of its host stored under its bare JID.
+    // An account's data: every keyval document, map entry and archive item of its host stored under its bare JID.
     const purgeKeyval = db.prepare('DELETE FROM keyval WHERE host = ? AND user = ?');
     const purgeArchive = db.prepare('DELETE FROM archive WHERE host = ? AND user = ?');
+    const purgeMap = mapPurge(db);
     const purge = (jid: string): void => {
       const host = jid.slice(jid.indexOf('@') + 1);
       purgeKeyval.run(host, jid);
       purgeArchive.run(host, jid);
+      purgeMap(host, jid);
     };
     this.deleteTx = db.transaction((jid: string): boolean => {
       const existed = this.deleteStmt.run(jid).changes === 1;

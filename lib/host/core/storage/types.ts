@@ -1,7 +1,7 @@
 // Storage interfaces: SQLite implements them today; a PostgreSQL store for several nodes can implement
 // them tomorrow without touching modules (Prosody's storagemanager has the same split).
 
-import type { ArchiveStore, KeyValueStore } from '../../api.js';
+import type { ArchiveStore, KeyValueStore, MapStore } from '../../api.js';
 
 /** One account's SCRAM credentials (Prosody's internal_hashed): never the password itself. */
 export interface UserRecord {
@@ -23,7 +23,7 @@ export interface UserStore {
   update(record: UserRecord): Promise<boolean>;
   /**
    * Delete the account and, in the same transaction, everything stored for it on its host (every key-value
-   * document and archive item whose user is this JID): a new account of that name starts empty, even when the
+   * document, map entry and archive item whose user is this JID): a new account of that name starts empty, even when the
    * process stops half-way (Prosody's storagemanager.purge). Resolves false when the account did not exist.
    */
   delete(jid: string): Promise<boolean>;
@@ -44,5 +44,7 @@ export interface Storage {
   keyValue<T>(host: string, store: string): KeyValueStore<T>;
   /** One archive per (host, store): opened again (a module reloaded), it is the same object. */
   archive(host: string, store: string): ArchiveStore;
+  /** One map store per (host, store) (Prosody's map store kind). */
+  map<T>(host: string, store: string): MapStore<T>;
   close(): void;
 }

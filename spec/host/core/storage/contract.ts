@@ -1,5 +1,5 @@
 // The storage contract: what every Storage implementation (SQLite today, PostgreSQL later) must do for the user,
-// key-value and archive stores (Prosody's storagemanager drivers), and that deleting an account takes its data.
+// key-value, map and archive stores (Prosody's storagemanager drivers), and that deleting an account takes its data.
 // An implementation's spec calls storageContract() with a harness; see sqlite.spec.ts.
 
 import { describe, it } from 'node:test';
@@ -19,6 +19,7 @@ export function storageContract(name: string, harness: StorageHarness): void {
   describe(`${name} storage contract`, () => {
     userStoreContract(harness);
     keyValueContract(harness);
+    mapContract(harness);
     archiveContract(harness);
     accountDataContract(harness);
   });
@@ -111,6 +112,53 @@ export function keyValueContract(harness: StorageHarness): void {
         await storage.keyValue('localhost', 'settings').set('ann@localhost', { lang: 'fr' });
         const again = await harness.reopen(storage);
         assert.deepEqual(await again.keyValue('localhost', 'settings').get('ann@localhost'), { lang: 'fr' });
+        return again;
+      }));
+  });
+}
+
+export function mapContract(harness: StorageHarness): void {
+  describe('map store', () => {
+    it('reads and writes one entry of an account; undefined deletes it', () =>
+      withStorage(harness, async (storage) => {
+        const roster = storage.map<{ groups: string[] }>('localhost', 'roster');
+        assert.equal(await roster.get('ann@localhost', 'bob@localhost'), undefined);
+        await roster.set('ann@localhost', 'bob@localhost', { groups: ['a'] });
+        await roster.set('ann@localhost', 'cy@localhost', { groups: [] });
+        assert.deepEqual(await roster.get('ann@localhost', 'bob@localhost'), { groups: ['a'] });
+        await roster.set('ann@localhost', 'bob@localhost', { groups: ['b'] });
+        assert.deepEqual(await roster.get('ann@localhost', 'bob@localhost'), { groups: ['b'] });
+        await roster.set('ann@localhost', 'bob@localhost', undefined);
+        assert.equal(await roster.get('ann@localhost', 'bob@localhost'), undefined);
+        assert.deepEqual(await roster.getAll('ann@localhost'), new Map([['cy@localhost', { groups: [] }]]));
+      }));
+
+    it('writes several entries at once, lists all of an account in key order, and clears them', () =>
+      withStorage(harness, async (storage) => {
+        const map = storage.map<number>('localhost', 'm');
+        await map.set('ann@localhost', 'gone', 0);
+        await map.setKeys('ann@localhost', new Map<string, number | undefined>([['b', 2], ['', 0], ['a', 1], ['gone', undefined]]));
+        assert.deepEqual([...(await map.getAll('ann@localhost'))], [['', 0], ['a', 1], ['b', 2]]);
+        // Keys that are Object.prototype names are ordinary keys.
+        await map.set('ann@localhost', 'constructor', 3);
+        assert.equal(await map.get('ann@localhost', 'constructor'), 3);
+        assert.equal(await map.get('ann@localhost', 'toString'), undefined);
+        await map.clear('ann@localhost');
+        assert.equal((await map.getAll('ann@localhost')).size, 0);
+      }));
+
+    it('keeps hosts, maps and accounts apart, and entries across a restart', () =>
+      withStorage(harness, async (storage) => {
+        await storage.map('localhost', 'a').set('ann@localhost', 'k', 'a');
+        await storage.map('localhost', 'b').set('ann@localhost', 'k', 'b');
+        await storage.map('example.org', 'a').set('ann@localhost', 'k', 'other host');
+        await storage.map('localhost', 'a').set('bob@localhost', 'k', 'bob');
+        await storage.map('localhost', 'a').clear('bob@localhost');
+        const again = await harness.reopen(storage);
+        assert.equal(await again.map('localhost', 'a').get('ann@localhost', 'k'), 'a');
+        assert.equal(await again.map('localhost', 'b').get('ann@localhost', 'k'), 'b');
+        assert.equal(await again.map('example.org', 'a').get('ann@localhost', 'k'), 'other host');
+        assert.equal(await again.map('localhost', 'a').get('bob@localhost', 'k'), undefined);
         return again;
       }));
   });
@@ -294,6 +342,8 @@ export function accountDataContract(harness: StorageHarness): void {
     const fill = async (storage: Storage): Promise<void> => {
       await storage.keyValue('localhost', 'roster').set('ann@localhost', { version: 3 });
       await storage.keyValue('localhost', 'vcard').set('ann@localhost', { fn: 'Ann' });
+      await storage.map('localhost', 'roster').set('ann@localhost', 'bob@localhost', { groups: [] });
+      await storage.map('localhost', 'roster').set('bob@localhost', 'ann@localhost', { groups: [] });
       await storage.archive('localhost', 'offline').append('ann@localhost', { with: 'bob@localhost', value: 'hello' });
       await storage.archive('localhost', 'mam').append('ann@localhost', { with: 'bob@localhost', value: 'archived' });
       await storage.keyValue('localhost', 'roster').set('bob@localhost', { version: 1 });
@@ -303,12 +353,14 @@ export function accountDataContract(harness: StorageHarness): void {
     const annIsEmpty = async (storage: Storage): Promise<void> => {
       assert.equal(await storage.keyValue('localhost', 'roster').get('ann@localhost'), undefined);
       assert.equal(await storage.keyValue('localhost', 'vcard').get('ann@localhost'), undefined);
+      assert.equal((await storage.map('localhost', 'roster').getAll('ann@localhost')).size, 0);
       assert.equal(await storage.archive('localhost', 'offline').count('ann@localhost'), 0);
       assert.equal(await storage.archive('localhost', 'mam').count('ann@localhost'), 0);
     };
     const othersStay = async (storage: Storage): Promise<void> => {
       assert.deepEqual(await storage.keyValue('localhost', 'roster').get('bob@localhost'), { version: 1 });
       assert.equal(await storage.archive('localhost', 'offline').count('bob@localhost'), 1);
+      assert.deepEqual(await storage.map('localhost', 'roster').get('bob@localhost', 'ann@localhost'), { groups: [] });
       assert.deepEqual(await storage.keyValue('example.org', 'roster').get('ann@example.org'), { version: 9 });
     };
 
