@@ -1,11 +1,11 @@
 // Benchmark child: the ceiling — a bare koa app that parses the same HTTP Basic header, reads the body and
 // answers 201 with a JSON body shaped like post_msg's, doing no XMPP work. Run with BENCH_USER/BENCH_PASSWORD set;
-// BENCH_CEILING_TURN_END=1 holds each answer to the end of the event-loop turn as xmppd does (lib/host/end-of-turn.ts).
+// BENCH_CEILING_TURN_END=1 holds each answer to the end of the event-loop turn as xmppd does (lib/host/net/end-of-turn.ts).
 
 import { randomUUID, timingSafeEqual } from 'node:crypto';
 import type { IncomingMessage } from 'node:http';
 import Koa from 'koa';
-import { turnEnd } from '../lib/host/net/end-of-turn.js';
+import { TurnEnd } from '../lib/host/net/end-of-turn.js';
 
 const expectedUser = Buffer.from(process.env.BENCH_USER ?? '', 'utf8');
 const expectedPassword = Buffer.from(process.env.BENCH_PASSWORD ?? '', 'utf8');
@@ -39,6 +39,7 @@ async function readBody(req: IncomingMessage): Promise<number> {
 const app = new Koa();
 app.silent = true;
 if (process.env.BENCH_CEILING_TURN_END === '1') {
+  const turnEnd = new TurnEnd();
   app.use(async (_ctx, next) => {
     const begun = turnEnd.begin();
     await next();

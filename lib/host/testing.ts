@@ -6,6 +6,7 @@ import type Router from 'koa-router';
 import pino from 'pino';
 import { EventBus } from './core/events.js';
 import { ItemRegistry } from './core/items.js';
+import { TurnEnd } from './net/end-of-turn.js';
 import { HostError, StanzaError } from './util/errors.js';
 import { parseJid } from './util/jid.js';
 import { withPolicy } from './util/http-policy.js';
@@ -183,6 +184,7 @@ export function mockModule<O extends object = Record<string, OptionValue>>(opts:
       return [...new Set(list.map((e) => e.item as string))].sort();
     },
     onUnload: (fn) => void cleanups.push(fn),
+    writeBatcher: new TurnEnd(),
   };
   // What the mock does not implement throws when called, naming it, rather than passing silently.
   const api = new Proxy(Object.freeze(implemented), {

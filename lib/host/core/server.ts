@@ -20,7 +20,7 @@ import { openSqliteStorage } from './storage/sqlite.js';
 import type { Storage, UserStore } from './storage/types.js';
 import { loadOrCreateTls } from '../net/tls.js';
 import { CredentialCache, deriveScramOnEventLoop, UserService } from './users.js';
-import { turnEnd } from '../net/end-of-turn.js';
+import { TurnEnd } from '../net/end-of-turn.js';
 import type { NetItem, StanzaEvent, UsersApi } from '../api.js';
 
 export const DEFAULT_CONFIG_PATH = './xmppd.yaml';
@@ -72,7 +72,7 @@ export interface StartOptions extends ConfigSource {
   credentialCache?: boolean;
   /** Run PBKDF2 on the event loop instead of libuv's pool (default false). */
   pbkdf2OnEventLoop?: boolean;
-  /** Hold a turn's writes to its end (default true); false switches it off for the whole process. */
+  /** Hold a turn's writes to its end (default true); false switches it off for this server. */
   writesAtTurnEnd?: boolean;
 }
 
@@ -137,7 +137,6 @@ export class Server {
 
 export async function startServer(opts: StartOptions = {}): Promise<Server> {
   const { config, catalog } = readConfig(opts);
-  if (opts.writesAtTurnEnd === false) turnEnd.isOn = false;
   const log = opts.logger ?? createLogger(config.log_level, opts.logDestination);
   log.info({ config: config.source, hosts: Object.keys(config.virtual_hosts) }, 'starting');
 
@@ -173,6 +172,8 @@ export async function startServer(opts: StartOptions = {}): Promise<Server> {
     route: (stanza, origin) => router.route(stanza, origin),
     openStore: (host, name) => storage.keyValue(host, name),
     openArchive: (host, name) => storage.archive(host, name),
+    // One per server, handed to the transports through the module API: two servers in a process hold their own turns.
+    writeBatcher: new TurnEnd({ isOn: opts.writesAtTurnEnd !== false }),
     openMap: (host, name) => storage.map(host, name),
   });
   // The listeners: each `net` item a module provides is opened on its ports, and closed when the module unloads.

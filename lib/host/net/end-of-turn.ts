@@ -1,7 +1,8 @@
 // Writes held back to the end of the current event-loop turn (Node's check phase, one setImmediate for all): the
 // client streams written to during the turn are flushed together, then the HTTP answers of the turn leave together.
 // Netty's FlushConsolidationHandler does this for one connection; here it spans them (BENCHMARKS.md measures what
-// it is worth: the row with writes at the end of the turn off).
+// it is worth: the row with writes at the end of the turn off). The server makes one and hands it to the modules
+// (ModuleApi.writeBatcher), so every connection's writes of a turn share it.
 
 type Task = () => void;
 
@@ -89,6 +90,3 @@ export class TurnEnd {
     release?.();
   }
 }
-
-/** The process's one turn end: every connection's writes of a turn share it. */
-export const turnEnd = new TurnEnd();

@@ -8,7 +8,11 @@ import { ServerResponse } from 'node:http';
 import { TLSSocket } from 'node:tls';
 import type { Client } from '@xmpp/client';
 import { TurnEnd } from '../../../lib/host/net/end-of-turn.js';
-import { startTestServer, type TestServer } from '../../helpers/server.js';
+import { mkdtempSync, rmSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { startServer, type Server } from '../../../lib/host/core/server.js';
+import { startTestServer, testTls, type TestServer } from '../../helpers/server.js';
 import { goOnline, startClient, stopClient, trustTestCertificate, withTimeout } from '../c2s/helpers.js';
 import { basic } from '../../post_msg/helpers/http.js';
 
@@ -229,5 +233,36 @@ describe('Writes at the end of the turn, on the server', () => {
     assert.deepEqual([...received].sort(), expected.sort());
     assert.ok(heldWrites >= 1, 'no delivery was held to the end of the turn: the requests were not gathered');
     assert.deepEqual(answersWhileHeld, []);
+  });
+});
+
+describe('The write batcher as a service', () => {
+  it('is no module-level singleton: net/end-of-turn.ts exports only the class', async () => {
+    assert.deepEqual(Object.keys(await import('../../../lib/host/net/end-of-turn.js')), ['TurnEnd']);
+  });
+
+  it('is one per server, shared by http and c2s; writesAtTurnEnd: false turns off that server\'s only', async () => {
+    const dataDir = mkdtempSync(join(tmpdir(), 'xmppd-spec-'));
+    const config = {
+      data_dir: dataDir, log_level: 'silent', http_ports: [0], c2s_ports: [0], tls: testTls(),
+      modules_enabled: [], virtual_hosts: { localhost: {} },
+    };
+    const off = await startServer({ config, writesAtTurnEnd: false });
+    const on = await startServer({ config: { ...config, data_dir: join(dataDir, 'on') } });
+    try {
+      const batcher = (server: Server, module: string) => server.modules.apiOf('*', module)!.writeBatcher;
+      assert.equal(batcher(off, 'http'), batcher(off, 'c2s'));
+      assert.notEqual(batcher(off, 'http'), batcher(on, 'http'));
+      for (const server of [off, on]) {
+        batcher(server, 'http').begin();
+        batcher(server, 'http').begin();
+      }
+      assert.equal(batcher(off, 'http').isGathering(), false);
+      assert.equal(batcher(on, 'http').isGathering(), true);
+      await nextTurn();
+    } finally {
+      await Promise.all([off.stop(), on.stop()]);
+      rmSync(dataDir, { recursive: true, force: true });
+    }
   });
 });

@@ -48,6 +48,7 @@ function load(module: ModuleApi): void {
   const context: SessionContext = {
     settings,
     log: module.log,
+    writeBatcher: module.writeBatcher,
     hostApi: (domain) => hosts.get(domain),
     onClosed: (s) => sessions.delete(s),
     onAuthenticated: (s) => admissions.get(s)?.authenticated(),

@@ -10,8 +10,7 @@ import { serialize } from '../../util/serialize.js';
 import { reply } from '../../util/stanza.js';
 import { filterOwner } from '../../util/filters.js';
 import type { Connection } from '../../net/connection.js';
-import { turnEnd } from '../../net/end-of-turn.js';
-import type { ClientSession, ModuleApi, Origin, Stanza, StanzaFilterChain } from '../../api.js';
+import type { ClientSession, ModuleApi, Origin, Stanza, StanzaFilterChain, WriteBatcher } from '../../api.js';
 import type { PresenceControl } from '../presence-state.js';
 import { NS_BIND, NS_CLIENT, NS_ROSTER_VER, NS_SASL, NS_SESSION, NS_STANZAS, NS_STREAM, NS_TLS } from '../../util/xmpp-stream/namespaces.js';
 import { SaslNegotiation, offeredMechanisms } from '../../util/sasl/sasl.js';
@@ -31,6 +30,8 @@ export interface C2sSettings {
 export interface SessionContext {
   settings: C2sSettings;
   log: Logger;
+  /** The server's end-of-turn batching: a turn's deliveries leave in one write. */
+  writeBatcher: WriteBatcher;
   hostApi(domain: string): ModuleApi | undefined;
   onClosed(session: C2sSession): void;
   /** The stream authenticated: it leaves its address's count of unauthenticated connections. */
@@ -212,10 +213,11 @@ export class C2sSession implements ClientSession, PresenceControl {
    * answers of the turn; close() uncorks at once (ending the connection does).
    */
   private corkForTurn(): void {
-    if (this.isCorked || !this.connection.isWritable || !turnEnd.isGathering()) return;
+    const batcher = this.ctx.writeBatcher;
+    if (this.isCorked || !this.connection.isWritable || !batcher.isGathering()) return;
     this.isCorked = true;
     this.connection.cork();
-    turnEnd.defer(() => {
+    batcher.defer(() => {
       this.isCorked = false;
       this.connection.uncork();
     });

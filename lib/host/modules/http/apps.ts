@@ -7,8 +7,7 @@ import type { BlockList } from 'node:net';
 import type { Logger } from 'pino';
 import { HostError } from '../../util/errors.js';
 import { sendProblem } from '../../util/problem.js';
-import type { HttpLogState } from '../../api.js';
-import { turnEnd } from '../../net/end-of-turn.js';
+import type { HttpLogState, WriteBatcher } from '../../api.js';
 import { withPolicy, type HttpAppPolicy } from '../../util/http-policy.js';
 import { clientAddress } from './client-address.js';
 
@@ -88,13 +87,13 @@ export function hostName(header: string): string {
  * The koa app: answers at the end of the turn, the client address (trusted proxies), request log line, error
  * boundary, dispatch to the mounted apps.
  */
-export function createHttpApp(apps: HttpApps, log: Logger, opts: { trustedProxies?: BlockList } = {}): Koa {
+export function createHttpApp(apps: HttpApps, log: Logger, opts: { trustedProxies?: BlockList; writeBatcher?: WriteBatcher } = {}): Koa {
   const app = new Koa();
   // Koa's own proxy mode believes the leftmost X-Forwarded-For, which the client writes; see clientAddress.
   app.proxy = false;
   // Koa's default handler prints errors to stderr; ours are logged with their module instead.
   app.silent = true;
-  app.use(answerAtEndOfTurn);
+  if (opts.writeBatcher) app.use(answerAtEndOfTurn(opts.writeBatcher));
   if (opts.trustedProxies) app.use(forwardedClient(opts.trustedProxies));
   app.use(requestLog(log));
   app.use(dispatch(apps, log));
@@ -109,10 +108,12 @@ export function createHttpApp(apps: HttpApps, log: Logger, opts: { trustedProxie
  * (BENCHMARKS.md measures it). A request on its own (requests come one at a time), and one that finishes after its turn's end
  * (a message stored on disk in the check phase), is answered at once.
  */
-async function answerAtEndOfTurn(_ctx: Context, next: Next): Promise<void> {
-  const begun = turnEnd.begin();
-  await next();
-  await turnEnd.wait(begun);
+function answerAtEndOfTurn(batcher: WriteBatcher): Middleware {
+  return async (_ctx: Context, next: Next): Promise<void> => {
+    const begun = batcher.begin();
+    await next();
+    await batcher.wait(begun);
+  };
 }
 
 /** ctx.request.ip (what throttles use) becomes the client behind a trusted proxy. */
