@@ -1,6 +1,7 @@
-// Roster get/set with versioning (RFC 6121 §2, §2.6), stored per account in the keyval store `roster`.
-// Prosody: plugins/mod_roster.lua + core/rostermanager.lua. DIFF: subscription states are kept but not yet
-// changed by presence subscriptions (RFC 6121 §3), which come later.
+// Roster get/set with versioning (RFC 6121 §2, §2.6), stored item by item in the map store `roster`, with limits.
+// Prosody: plugins/mod_roster.lua + core/rostermanager.lua (which keeps a roster as a map too: one row per contact and
+// the version under its own key). DIFF: subscription states are kept but not yet changed by presence subscriptions
+// (RFC 6121 §3), which come later; Prosody has no roster limits, these are ours (options under `roster:`).
 
 import { randomBytes } from 'node:crypto';
 import {
@@ -9,16 +10,15 @@ import {
   xml,
   type ClientSession,
   type Element,
+  type KeyValueStore,
+  type MapStore,
   type ModuleApi,
   type ModuleDefinition,
+  type OptionSpec,
   type StanzaEvent,
 } from '../api.js';
 
 const NS_ROSTER = 'jabber:iq:roster';
-/** Bounds so a roster stays a roster (RFC 6121 §2.3.3 lets the server refuse with not-acceptable). */
-const MAX_NAME_LENGTH = 1023;
-const MAX_GROUPS = 64;
-const MAX_ITEMS = 10_000;
 
 export type Subscription = 'none' | 'to' | 'from' | 'both';
 
@@ -30,13 +30,67 @@ export interface RosterItem {
   groups: string[];
 }
 
+/**
+ * Kept under its own key beside the items, and written in the same transaction as each change, so a change never
+ * reads the other items: the version, and the count and size the limits are checked against.
+ */
+export interface RosterMeta {
+  /** Bumped on every change (RFC 6121 §2.6). */
+  version: number;
+  /**
+   * Random, chosen when the roster is first written: a roster that was deleted with its account and begun again
+   * counts its versions anew, and a client that cached the old one must not take version 3 of the new for its own.
+   */
+  epoch: string;
+  items: number;
+  /** UTF-8 bytes of the stored items (their JSON), what max_bytes bounds. */
+  bytes: number;
+}
+
+/** The roster as a get answers it. */
 export interface Roster {
-  /** Roster version (RFC 6121 §2.6): bumped on every change, sent as the `ver` string. */
+  ver: string;
+  items: RosterItem[];
+}
+
+/** What earlier versions stored: one JSON document per account in the key-value store `roster`. */
+export interface LegacyRoster {
   version: number;
   items: Record<string, RosterItem>;
 }
 
-export const emptyRoster = (): Roster => ({ version: 0, items: {} });
+type Entry = RosterItem | RosterMeta;
+/** The key of the meta entry: never a JID, which is never empty. */
+const META = '';
+
+export interface RosterLimits {
+  maxItems: number;
+  maxGroupsPerItem: number;
+  maxNameLength: number;
+  maxGroupLength: number;
+  maxBytes: number;
+}
+
+/**
+ * Defaults: a person's contacts fit with room to spare (jabberd2's sm.xml suggests a roster maxitems of the same
+ * order), while one account cannot turn its roster into a store of megabytes that every login sends back whole.
+ * 1023 characters is RFC 7622's bound of a JID part, the usual measure of a name in XMPP.
+ */
+export const rosterOptions = {
+  max_items: { type: 'integer', default: 1000, min: 1, max: 1_000_000, description: 'Contacts one account may have on its roster; one more is refused with policy-violation.' },
+  max_groups_per_item: { type: 'integer', default: 64, min: 0, max: 10_000, description: 'Groups one roster item may be in; more is refused with not-acceptable (RFC 6121 §2.3.3).' },
+  max_name_length: { type: 'integer', default: 1023, min: 1, max: 65_535, description: "Characters in a roster item's name; longer is refused with not-acceptable." },
+  max_group_length: { type: 'integer', default: 1023, min: 1, max: 65_535, description: 'Characters in a group name; longer is refused with not-acceptable.' },
+  max_bytes: { type: 'integer', default: 1_048_576, min: 1024, max: 1_073_741_824, description: "Bytes of one account's whole roster as stored (its items' JSON); a change that grows it past this is refused with policy-violation." },
+} satisfies Record<string, OptionSpec>;
+
+export const DEFAULT_LIMITS: RosterLimits = {
+  maxItems: rosterOptions.max_items.default,
+  maxGroupsPerItem: rosterOptions.max_groups_per_item.default,
+  maxNameLength: rosterOptions.max_name_length.default,
+  maxGroupLength: rosterOptions.max_group_length.default,
+  maxBytes: rosterOptions.max_bytes.default,
+};
 
 export function itemElement(item: RosterItem | { jid: string; subscription: 'remove' }): Element {
   const attrs: Record<string, string | undefined> = { jid: item.jid, subscription: item.subscription };
@@ -48,34 +102,35 @@ export function itemElement(item: RosterItem | { jid: string; subscription: 'rem
 }
 
 export function rosterQuery(roster: Roster): Element {
-  const query = xml('query', { xmlns: NS_ROSTER, ver: String(roster.version) });
-  for (const item of Object.values(roster.items)) query.append(itemElement(item));
+  const query = xml('query', { xmlns: NS_ROSTER, ver: roster.ver });
+  for (const item of roster.items) query.append(itemElement(item));
   return query;
-}
-
-/** Own-property lookup: `constructor` or `tostring` is a valid domain JID, so plain indexing is not safe. */
-function ownItem(items: Record<string, RosterItem>, jid: string): RosterItem | undefined {
-  return Object.hasOwn(items, jid) ? items[jid] : undefined;
-}
-
-function withItem(items: Record<string, RosterItem>, jid: string, item: RosterItem | undefined): Record<string, RosterItem> {
-  const entries = Object.entries(items).filter(([k]) => k !== jid);
-  if (item) entries.push([jid, item]);
-  return Object.fromEntries(entries);
 }
 
 /** The payload of a roster get's result (RFC 6121 §2.1.3): the roster, or none when the client's `ver` is current (§2.6.3). */
 export function rosterResult(roster: Roster, clientVer: string | undefined): Element | true {
-  return clientVer !== undefined && clientVer === String(roster.version) ? true : rosterQuery(roster);
+  return clientVer !== undefined && clientVer === roster.ver ? true : rosterQuery(roster);
 }
 
+/** The `ver` of a roster: "0" for one never written (or deleted), else epoch and version. */
+export function verOf(meta: RosterMeta | undefined): string {
+  return meta ? `${meta.epoch}-${meta.version}` : '0';
+}
+
+export type RosterRequest = { jid: string; remove: true } | { jid: string; remove?: false; name?: string; groups: string[] };
 export type RosterChange = { item: RosterItem } | { removed: string };
 
+const characters = (s: string): number => {
+  let n = 0;
+  for (const _ of s) n++;
+  return n;
+};
+
 /**
- * Apply a roster set (RFC 6121 §2.3, §2.5) to a copy of the roster. Throws StanzaError for what §2.3.3 refuses.
- * `owner` is the account's bare JID: it cannot put itself on its roster (as in Prosody).
+ * Read and check a roster set (RFC 6121 §2.3, §2.5). Throws StanzaError for what §2.3.3 refuses and for what the
+ * limits refuse, each saying what to change. `owner` (the account's bare JID) cannot put itself on its roster.
  */
-export function applyRosterSet(roster: Roster, query: Element, owner: string): { roster: Roster; change: RosterChange } {
+export function parseRosterSet(query: Element, owner: string, limits: RosterLimits = DEFAULT_LIMITS): RosterRequest {
   const items = query.getChildren('item');
   if (items.length !== 1) throw new StanzaError('bad-request', 'A roster set carries exactly one item.');
   const el = items[0]!;
@@ -83,42 +138,152 @@ export function applyRosterSet(roster: Roster, query: Element, owner: string): {
   if (!parsed.ok) throw new StanzaError('bad-request', 'The item needs a valid jid.');
   const jid = parsed.jid.full;
   if (parsed.jid.bare === owner && parsed.jid.resource === null) throw new StanzaError('not-allowed', 'Your own JID cannot be on your roster.');
-  const version = roster.version + 1;
+  if (el.attrs.subscription === 'remove') return { jid, remove: true };
 
-  if (el.attrs.subscription === 'remove') {
-    if (!ownItem(roster.items, jid)) throw new StanzaError('item-not-found');
-    return { roster: { version, items: withItem(roster.items, jid, undefined) }, change: { removed: jid } };
+  const groupEls = el.getChildren('group');
+  if (groupEls.length > limits.maxGroupsPerItem) {
+    throw new StanzaError('not-acceptable', `The item is in ${groupEls.length} groups; at most ${limits.maxGroupsPerItem} are allowed per item (roster max_groups_per_item): leave some out.`);
   }
-  const groups = el.getChildren('group').map((g) => g.getText());
-  if (groups.some((g) => g === '' || g.length > MAX_NAME_LENGTH)) throw new StanzaError('not-acceptable', 'Group names are 1 to 1023 characters.');
+  const groups = groupEls.map((g) => g.getText());
+  if (groups.some((g) => g === '')) throw new StanzaError('not-acceptable', 'A group name is empty; name the group or leave it out.');
+  const longGroup = groups.find((g) => characters(g) > limits.maxGroupLength);
+  if (longGroup !== undefined) {
+    throw new StanzaError('not-acceptable', `A group name has ${characters(longGroup)} characters; at most ${limits.maxGroupLength} are allowed (roster max_group_length): shorten it.`);
+  }
   if (new Set(groups).size !== groups.length) throw new StanzaError('bad-request', 'A group is listed twice.');
-  if (groups.length > MAX_GROUPS) throw new StanzaError('not-acceptable', `At most ${MAX_GROUPS} groups per item.`);
   const name = el.attrs.name;
-  if (name !== undefined && name.length > MAX_NAME_LENGTH) throw new StanzaError('not-acceptable', 'The name is too long.');
-  const previous = ownItem(roster.items, jid);
-  if (!previous && Object.keys(roster.items).length >= MAX_ITEMS) throw new StanzaError('resource-constraint', 'The roster is full.');
-  // §2.1.2.5: `subscription` (other than remove) and `ask` from the client are ignored; the server owns them.
-  const item: RosterItem = { jid, subscription: previous?.subscription ?? 'none', groups, ...(name ? { name } : {}), ...(previous?.ask ? { ask: previous.ask } : {}) };
-  return { roster: { version, items: withItem(roster.items, jid, item) }, change: { item } };
+  if (name !== undefined && characters(name) > limits.maxNameLength) {
+    throw new StanzaError('not-acceptable', `The name has ${characters(name)} characters; at most ${limits.maxNameLength} are allowed (roster max_name_length): shorten it.`);
+  }
+  return { jid, groups, ...(name ? { name } : {}) };
+}
+
+/** The item stored for a set: §2.1.2.5, `subscription` (other than remove) and `ask` from the client are ignored; the server owns them. */
+export function mergeItem(request: { jid: string; name?: string; groups: string[] }, previous: RosterItem | undefined): RosterItem {
+  return {
+    jid: request.jid,
+    subscription: previous?.subscription ?? 'none',
+    groups: request.groups,
+    ...(request.name ? { name: request.name } : {}),
+    ...(previous?.ask ? { ask: previous.ask } : {}),
+  };
+}
+
+export const itemBytes = (item: RosterItem): number => Buffer.byteLength(JSON.stringify(item));
+
+const isMeta = (entry: Entry | undefined): entry is RosterMeta => entry !== undefined && !('jid' in entry);
+const isItem = (entry: Entry | undefined): entry is RosterItem => entry !== undefined && 'jid' in entry;
+
+/**
+ * Rosters on a map store: a change reads its item and the meta entry and writes both in one transaction, whatever
+ * the roster's size. Changes of one account run one at a time. A roster still stored the earlier way (one document)
+ * moves to the map the first time its account's roster is read or changed.
+ */
+export class RosterStore {
+  /** One change at a time per account, so two sets do not overwrite each other's meta. */
+  private readonly locks = new Map<string, Promise<unknown>>();
+
+  constructor(
+    private readonly map: MapStore<Entry>,
+    private readonly legacy: KeyValueStore<LegacyRoster> | undefined,
+    private readonly limits: RosterLimits = DEFAULT_LIMITS,
+  ) {}
+
+  async read(user: string): Promise<Roster> {
+    return this.withLock(user, async () => {
+      const meta = await this.meta(user);
+      if (!meta) return { ver: verOf(undefined), items: [] };
+      const items = [...(await this.map.getAll(user)).values()].filter(isItem);
+      return { ver: verOf(meta), items };
+    });
+  }
+
+  /** Apply a roster set; resolves to the new `ver` and what changed, for the pushes. Throws StanzaError. */
+  async apply(user: string, query: Element): Promise<{ ver: string; change: RosterChange }> {
+    const request = parseRosterSet(query, user, this.limits);
+    return this.withLock(user, async () => {
+      const meta = (await this.meta(user)) ?? { version: 0, epoch: randomBytes(6).toString('base64url'), items: 0, bytes: 0 };
+      const stored = await this.map.get(user, request.jid);
+      const previous = isItem(stored) ? stored : undefined;
+      const previousBytes = previous ? itemBytes(previous) : 0;
+      if (request.remove) {
+        if (!previous) throw new StanzaError('item-not-found');
+        const next: RosterMeta = { ...meta, version: meta.version + 1, items: meta.items - 1, bytes: meta.bytes - previousBytes };
+        await this.map.setKeys(user, new Map<string, Entry | undefined>([[request.jid, undefined], [META, next]]));
+        return { ver: verOf(next), change: { removed: request.jid } };
+      }
+      if (!previous && meta.items >= this.limits.maxItems) {
+        throw new StanzaError('policy-violation', `Your roster is full: it has ${meta.items} items, the most allowed (roster max_items); remove a contact first.`);
+      }
+      const item = mergeItem(request, previous);
+      const bytes = meta.bytes - previousBytes + itemBytes(item);
+      // A change that does not grow the roster is always allowed, so a roster over the limit can be trimmed.
+      if (bytes > this.limits.maxBytes && bytes > meta.bytes) {
+        throw new StanzaError('policy-violation', `Your roster would take ${bytes} bytes, more than the ${this.limits.maxBytes} allowed (roster max_bytes); shorten names and groups or remove contacts.`);
+      }
+      const next: RosterMeta = { ...meta, version: meta.version + 1, items: meta.items + (previous ? 0 : 1), bytes };
+      await this.map.setKeys(user, new Map<string, Entry | undefined>([[request.jid, item], [META, next]]));
+      return { ver: verOf(next), change: { item } };
+    });
+  }
+
+  /** Forget the account's roster (both ways it may be stored). */
+  async delete(user: string): Promise<void> {
+    await this.withLock(user, async () => {
+      await this.map.clear(user);
+      await this.legacy?.set(user, undefined);
+    });
+  }
+
+  /** The meta entry; a roster of the earlier kind moves to the map first (map written, then the document deleted). */
+  private async meta(user: string): Promise<RosterMeta | undefined> {
+    const meta = await this.map.get(user, META);
+    if (isMeta(meta)) return meta;
+    const old = await this.legacy?.get(user);
+    if (!old) return undefined;
+    const items = Object.values(old.items ?? {}).filter(isItem);
+    const migrated: RosterMeta = {
+      version: old.version ?? 0,
+      epoch: randomBytes(6).toString('base64url'),
+      items: items.length,
+      bytes: items.reduce((sum, i) => sum + itemBytes(i), 0),
+    };
+    const entries = new Map<string, Entry | undefined>(items.map((i) => [i.jid, i]));
+    entries.set(META, migrated);
+    // If the process stops between the two, the map (which has its meta entry) wins and the document is left over
+    // until the account goes.
+    await this.map.setKeys(user, entries);
+    await this.legacy!.set(user, undefined);
+    return migrated;
+  }
+
+  private withLock<T>(user: string, fn: () => Promise<T>): Promise<T> {
+    const previous = this.locks.get(user) ?? Promise.resolve();
+    const run = previous.then(fn, fn);
+    const tail = run.catch(() => undefined);
+    this.locks.set(user, tail);
+    void tail.then(() => {
+      if (this.locks.get(user) === tail) this.locks.delete(user);
+    });
+    return run;
+  }
+}
+
+export function limitsOf(options: Readonly<Record<string, unknown>>): RosterLimits {
+  const n = (key: keyof typeof rosterOptions): number => (typeof options[key] === 'number' ? (options[key] as number) : rosterOptions[key].default);
+  return {
+    maxItems: n('max_items'),
+    maxGroupsPerItem: n('max_groups_per_item'),
+    maxNameLength: n('max_name_length'),
+    maxGroupLength: n('max_group_length'),
+    maxBytes: n('max_bytes'),
+  };
 }
 
 export function load(module: ModuleApi): void {
-  const store = module.openStore<Roster>('roster');
+  const store = new RosterStore(module.openMap<Entry>('roster'), module.openStore<LegacyRoster>('roster'), limitsOf(module.options));
   /** Resources that asked for the roster: they get pushes (RFC 6121 §2.1.6 "interested resources"). */
   const interested = new WeakSet<ClientSession>();
-  /** One change at a time per account, so two sets do not overwrite each other. */
-  const locks = new Map<string, Promise<unknown>>();
-
-  const withLock = <T>(user: string, fn: () => Promise<T>): Promise<T> => {
-    const previous = locks.get(user) ?? Promise.resolve();
-    const run = previous.then(fn, fn);
-    const tail = run.catch(() => undefined);
-    locks.set(user, tail);
-    void tail.then(() => {
-      if (locks.get(user) === tail) locks.delete(user);
-    });
-    return run;
-  };
 
   const ownerOf = (origin: StanzaEvent['origin']): string => {
     const parsed = origin.jid ? parseJid(origin.jid) : undefined;
@@ -126,11 +291,9 @@ export function load(module: ModuleApi): void {
     return parsed.jid.bare;
   };
 
-  const read = async (user: string): Promise<Roster> => (await store.get(user)) ?? emptyRoster();
-
   const onGet = async ({ stanza, origin }: StanzaEvent): Promise<Element | true> => {
     const user = ownerOf(origin);
-    const roster = await read(user);
+    const roster = await store.read(user);
     const session = origin.jid ? module.sessions.byFull(origin.jid) : undefined;
     if (session) interested.add(session);
     return rosterResult(roster, stanza.getChild('query', NS_ROSTER)?.attrs.ver);
@@ -138,37 +301,32 @@ export function load(module: ModuleApi): void {
 
   const onSet = async ({ stanza, origin }: StanzaEvent): Promise<true> => {
     const user = ownerOf(origin);
-    const query = stanza.getChild('query', NS_ROSTER)!;
-    const { roster, change } = await withLock(user, async () => {
-      const applied = applyRosterSet(await read(user), query, user);
-      await store.set(user, applied.roster);
-      return applied;
-    });
+    const { ver, change } = await store.apply(user, stanza.getChild('query', NS_ROSTER)!);
     // Result first, then the pushes, as Prosody's mod_roster: the wrapper sends the result in this tick's promise
     // jobs, and next-tick callbacks run only once those are done.
-    process.nextTick(() => push(user, roster.version, change));
+    process.nextTick(() => push(user, ver, change));
     return true;
   };
 
   /** §2.1.6: a roster push to every interested resource of the account, with the new version. */
-  const push = (user: string, version: number, change: RosterChange): void => {
+  const push = (user: string, ver: string, change: RosterChange): void => {
     const item = 'removed' in change ? itemElement({ jid: change.removed, subscription: 'remove' }) : itemElement(change.item);
     for (const session of module.sessions.byBare(user)) {
       if (!interested.has(session)) continue;
       const id = `push-${randomBytes(6).toString('base64url')}`;
-      session.deliver(xml('iq', { type: 'set', id, to: session.full }, xml('query', { xmlns: NS_ROSTER, ver: String(version) }, item)));
+      session.deliver(xml('iq', { type: 'set', id, to: session.full }, xml('query', { xmlns: NS_ROSTER, ver }, item)));
     }
   };
 
   // The roster went with the account (storage deletes it in the same step); this catches a set that was under way.
   module.hookGlobal('user-deleted', async ({ jid, host }) => {
-    if (host === module.host) await withLock(jid, () => store.set(jid, undefined));
+    if (host === module.host) await store.delete(jid);
   });
   module.handleIq('get', NS_ROSTER, 'query', onGet, { to: ['self'] });
   module.handleIq('set', NS_ROSTER, 'query', onSet, { to: ['self'] });
 }
 
 export const roster: ModuleDefinition = {
-  manifest: { id: 'roster', description: 'Roster storage with versioning (RFC 6121 §2).' },
+  manifest: { id: 'roster', description: 'Roster storage with versioning (RFC 6121 §2), item by item, with per-account limits.', options: rosterOptions },
   load,
 };
