@@ -308,7 +308,7 @@ export class ModuleManager {
     const track = (cleanup: () => void | Promise<void>): void => {
       instance.cleanups.push(cleanup);
     };
-    const isLocalHost = (domain: string): boolean => domain in services.config.virtual_hosts;
+    const isLocalHost = (domain: string): boolean => Object.hasOwn(services.config.virtual_hosts, domain);
     // A global module's hooks go on the global bus (Prosody's prosody.events).
     const bus = (): EventBus<StanzaEvent> => (host === GLOBAL_HOST ? (services.globalBus as EventBus<StanzaEvent>) : services.bus(host));
 
@@ -349,7 +349,7 @@ export class ModuleManager {
       users: services.users,
       sessions: services.sessions,
       isLocalHost,
-      isComponent: (domain: string): boolean => domain in services.config.components,
+      isComponent: (domain: string): boolean => Object.hasOwn(services.config.components, domain),
       send: async (stanza: Stanza): Promise<Outcome> => {
         const from = stanza.attrs.from ? parseJid(stanza.attrs.from) : undefined;
         const isAccount = from?.ok === true && from.jid.local !== null && isLocalHost(from.jid.domain);
@@ -391,6 +391,7 @@ export class ModuleManager {
 
 /** `http_paths` of the virtual host, then the global one, then the app's default (Prosody's mod_http). */
 export function resolveHttpPath(config: HostConfig, host: string, module: string, defaultPath: string): string {
-  const path = config.virtual_hosts[host]?.http_paths[module] ?? config.http_paths[module] ?? defaultPath;
+  // Own properties only: a host or module named `constructor` is not a key of these maps.
+  const path = (Object.hasOwn(config.virtual_hosts, host) ? config.virtual_hosts[host]?.http_paths : undefined)?.[module] ?? (Object.hasOwn(config.http_paths, module) ? config.http_paths[module] : undefined) ?? defaultPath;
   return normaliseHttpPath(path);
 }

@@ -184,9 +184,11 @@ export interface OptionSources {
  * modules it depends on read the global section. Sections are checked already (config.ts).
  */
 export function resolveOptions(config: OptionSources, host: string, manifest: Manifest): Readonly<Record<string, OptionValue>> {
-  const component = config.components[host];
+  // Own properties only: `constructor` is not a host.
+  const component = Object.hasOwn(config.components, host) ? config.components[host] : undefined;
   if (component?.module === manifest.id) return firstSet(manifest, component.options);
-  return firstSet(manifest, config.virtual_hosts[host]?.module_options[manifest.id], config.module_options[manifest.id]);
+  const own = Object.hasOwn(config.virtual_hosts, host) ? config.virtual_hosts[host] : undefined;
+  return firstSet(manifest, own?.module_options[manifest.id], config.module_options[manifest.id]);
 }
 
 /** Each declared option from the first section that sets it, else its default. */

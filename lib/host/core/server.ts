@@ -55,7 +55,7 @@ export function openUsers(
     store: storage.users,
     throttle,
     iterations: config.pbkdf2_iterations,
-    isLocalHost: (domain) => domain in config.virtual_hosts,
+    isLocalHost: (domain) => Object.hasOwn(config.virtual_hosts, domain),
     cache: options.credentialCache === false ? undefined : new CredentialCache(),
     ...(options.pbkdf2OnEventLoop ? { derive: deriveScramOnEventLoop } : {}),
     onChange,

@@ -6,6 +6,7 @@ import { isIPv4 } from 'node:net';
 import { domainToASCII, domainToUnicode } from 'node:url';
 import { HostError } from './errors.js';
 import { describeCodePoint, findIllegalXmlChar } from './xml-text.js';
+import { escapeInvisible } from './invisible.js';
 
 export interface Jid {
   local: string | null;
@@ -29,10 +30,6 @@ const MAX_LABEL_BYTES = 63;
 const ENDS_IN_NUMBER = /(^|\.)(\d+|0x[0-9a-f]*)$/i;
 // Quoting a 256 KiB input back in full would turn an error message into a second payload.
 const MAX_QUOTED_CHARS = 80;
-// Escaped when quoting input in an error: controls, format, private-use, unassigned, separators other
-// than U+0020 (the Zs list is spelled out because character-class subtraction needs the `v` flag).
-const INVISIBLE =
-  /[\p{Cc}\p{Cf}\p{Default_Ignorable_Code_Point}\p{Co}\p{Cn}\p{Zl}\p{Zp}\p{Noncharacter_Code_Point}\u00A0\u1680\u2000-\u200A\u202F\u205F\u3000]/gu;
 
 // RFC 7622 §3.3.1: characters a localpart may not contain even though IdentifierClass allows them.
 const LOCALPART_FORBIDDEN = new Set(['"', '&', "'", '/', ':', '<', '>', '@']);
@@ -136,15 +133,6 @@ function quote(input: string): string {
   return `${escapeInvisible(JSON.stringify(input.slice(0, end)))}… (${input.length} characters)`;
 }
 
-// JSON.stringify escapes only C0 controls, quotes, backslashes and lone surrogates; a \u escape for the
-// rest keeps the quote valid JSON.
-function escapeInvisible(json: string): string {
-  return json.replace(INVISIBLE, (char) => {
-    let escaped = '';
-    for (let i = 0; i < char.length; i++) escaped += `\\u${char.charCodeAt(i).toString(16).padStart(4, '0')}`;
-    return escaped;
-  });
-}
 
 // ---------------------------------------------------------------------------------------------------------
 // localpart: RFC 7622 §3.3, PRECIS UsernameCaseMapped (RFC 8265 §3.3).

@@ -7,6 +7,7 @@ import type { BlockList } from 'node:net';
 import type { Logger } from 'pino';
 import { HostError } from '../../util/errors.js';
 import { sendProblem } from '../../util/problem.js';
+import { parseJid } from '../../util/jid.js';
 import type { HttpLogState, WriteBatcher } from '../../api.js';
 import { withPolicy, type HttpAppPolicy } from '../../util/http-policy.js';
 import { clientAddress } from './client-address.js';
@@ -21,10 +22,22 @@ interface MountedApp {
 export class HttpApps {
   private readonly apps = new Map<string, Map<string, MountedApp>>();
 
-  constructor(private readonly defaultHost: () => string | undefined) {}
+  /** Each served virtual host by its normalised name (hostName()), so any spelling of a Host header finds it. */
+  private readonly served = new Map<string, string>();
+
+  /** `servedHosts`: every virtual host of the server, also those without an app (they answer 404, never another's app). */
+  constructor(private readonly defaultHost: () => string | undefined, servedHosts: Iterable<string> = []) {
+    for (const host of servedHosts) this.serve(host);
+  }
+
+  private serve(host: string): void {
+    const key = hostName(host);
+    if (key !== undefined && !this.served.has(key)) this.served.set(key, host);
+  }
 
   /** Mount an app's router under its base path, behind its policy (methods, CORS, cross-site guard). */
   mount(host: string, module: string, basePath: string, router: Router, policy: HttpAppPolicy = {}): () => void {
+    this.serve(host);
     let hostApps = this.apps.get(host);
     if (!hostApps) this.apps.set(host, (hostApps = new Map()));
     for (const other of hostApps.values()) {
@@ -47,12 +60,14 @@ export class HttpApps {
   }
 
   /**
-   * The app for a request: the virtual host named by Host (port ignored, case-insensitive), else
-   * http_default_host, else the only host that has an app at this path.
+   * The app for a request (post_msg.md §1): a served virtual host named by Host (normalised as a JID domain) answers
+   * with its own app or not at all; an unknown or missing Host goes to http_default_host, else to the only host that
+   * has an app at this path.
    */
   find(hostHeader: string, path: string): { host: string; app: MountedApp } | undefined {
     const named = hostName(hostHeader);
-    const host = this.apps.has(named) ? named : this.defaultHost();
+    const served = named === undefined ? undefined : this.served.get(named);
+    const host = served ?? this.defaultHost();
     if (host !== undefined) {
       const app = this.match(host, path);
       return app && { host, app };
@@ -75,12 +90,28 @@ export class HttpApps {
   }
 }
 
-/** `Example.org:5280` → `example.org`; `[::1]:5280` → `[::1]`. */
-export function hostName(header: string): string {
-  const h = header.trim().toLowerCase();
-  if (h.startsWith('[')) return h.slice(0, h.indexOf(']') + 1);
-  const colon = h.indexOf(':');
-  return colon === -1 ? h : h.slice(0, colon);
+/**
+ * The host a Host header names, normalised as a JID domain (RFC 7622 §3.2: IDNA U-label for an A-label, any case,
+ * one trailing dot dropped; IPv6 literals canonical), port ignored: `Bücher.Example.:5280` and
+ * `xn--bcher-kva.example` are both `bücher.example`; `[0:0::1]:5280` is `[::1]`. undefined for what is no domain.
+ */
+export function hostName(header: string): string | undefined {
+  let h = header.trim();
+  if (h.startsWith('[')) {
+    const end = h.indexOf(']');
+    if (end === -1 || (end + 1 < h.length && !/^:\d*$/.test(h.slice(end + 1)))) return undefined;
+    h = h.slice(0, end + 1);
+  } else {
+    const colon = h.indexOf(':');
+    if (colon !== -1) {
+      if (!/^:\d*$/.test(h.slice(colon))) return undefined;
+      h = h.slice(0, colon);
+    }
+  }
+  // A domain only: "user@host" or "host/x" parse as JIDs too, and are not a Host.
+  if (h === '' || h.includes('@') || h.includes('/')) return undefined;
+  const parsed = parseJid(h);
+  return parsed.ok && parsed.jid.local === null && parsed.jid.resource === null ? parsed.jid.domain : undefined;
 }
 
 /**

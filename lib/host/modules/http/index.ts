@@ -14,13 +14,13 @@ type PathMap = Readonly<Record<string, string>>;
 /** `http_paths` of the virtual host, then the global one, then the app's default (Prosody's mod_http get_base_path). */
 export function resolveHttpPath(module: ModuleApi, host: string, app: string, defaultPath: string): string {
   const hosts = (module.setting('virtual_hosts') ?? {}) as Readonly<Record<string, { http_paths?: PathMap }>>;
-  const path = hosts[host]?.http_paths?.[app] ?? (module.setting('http_paths') as PathMap | undefined)?.[app] ?? defaultPath;
+  const path = (Object.hasOwn(hosts, host) ? hosts[host] : undefined)?.http_paths?.[app] ?? (module.setting('http_paths') as PathMap | undefined)?.[app] ?? defaultPath;
   const trimmed = path.replace(/\/+$/, '');
   return trimmed === '' ? '/' : trimmed;
 }
 
 function load(module: ModuleApi): void {
-  const apps = new HttpApps(() => module.setting('http_default_host') as string | undefined);
+  const apps = new HttpApps(() => module.setting('http_default_host') as string | undefined, Object.keys((module.setting('virtual_hosts') ?? {}) as object));
   const koa = createHttpApp(apps, module.log, {
     trustedProxies: trustedProxies((module.setting('trusted_proxies') as string[] | undefined) ?? []),
     writeBatcher: module.writeBatcher,

@@ -7,6 +7,7 @@ import pino from 'pino';
 import Router from 'koa-router';
 import { HttpApps, createHttpApp, hostName } from '../../../../lib/host/modules/http/apps.js';
 import type { HttpLogState } from '../../../../lib/host/api.js';
+import { sendProblem } from '../../../../lib/host/util/problem.js';
 
 function app(name: string): Router {
   const r = new Router();
@@ -52,14 +53,38 @@ describe('HTTP', () => {
       assert.equal(hostName('[::1]:5280'), '[::1]');
       assert.equal(hostName('localhost'), 'localhost');
     });
+
+    it('normalises like a JID domain: trailing dot, A-label and U-label, any case, IPv6 canonical', () => {
+      assert.equal(hostName('example.org.'), 'example.org');
+      assert.equal(hostName('EXAMPLE.org.:80'), 'example.org');
+      assert.equal(hostName('xn--bcher-kva.example'), 'bücher.example');
+      assert.equal(hostName('XN--BCHER-KVA.Example.:8080'), 'bücher.example');
+      assert.equal(hostName('BÜCHER.example'), 'bücher.example');
+      assert.equal(hostName('[0:0::1]:5280'), '[::1]');
+      assert.equal(hostName('[2001:DB8::1]'), '[2001:db8::1]');
+      assert.equal(hostName('127.0.0.1:5280'), '127.0.0.1');
+    });
+
+    it('answers undefined for what names no domain', () => {
+      for (const bad of ['', ':80', 'alice@example.org', 'example.org/x', '[::1', '[::1]x', 'a:b:c', 'a b', 'exa_mple.org', '[zz]']) {
+        assert.equal(hostName(bad), undefined, bad);
+      }
+    });
+
+    it('reads Object.prototype names as plain domains, not as keys of anything', () => {
+      assert.equal(hostName('constructor'), 'constructor');
+      assert.equal(hostName('__proto__'), undefined, 'an underscore is not LDH');
+    });
   });
 
   describe('dispatcher', () => {
     let srv: Awaited<ReturnType<typeof serve>>;
     let defaultHost: string | undefined;
     before(async () => {
-      const apps = new HttpApps(() => defaultHost);
+      // c.test is served but has no app; bücher.example is an IDN host.
+      const apps = new HttpApps(() => defaultHost, ['a.test', 'b.test', 'c.test', 'bücher.example']);
       apps.mount('a.test', 'one', '/one', app('a-one'));
+      apps.mount('bücher.example', 'idn', '/idn', app('idn'));
       apps.mount('b.test', 'one', '/one', app('b-one'));
       apps.mount('b.test', 'two', '/two', app('b-two'));
       const boom = new Router();
@@ -74,6 +99,10 @@ describe('HTTP', () => {
         ctx.body = { ok: true };
       });
       apps.mount('b.test', 'careless', '/careless', careless);
+      // A detail that quotes input, as apps' details do (a name from the query, decoded).
+      const echo = new Router();
+      echo.get('/', (ctx) => sendProblem(ctx, { status: 400, detail: `There is no ${String(ctx.query.name)}; check the name.` }));
+      apps.mount('b.test', 'echo', '/echo', echo);
       srv = await serve(apps);
     });
     after(() => srv.close());
@@ -100,6 +129,41 @@ describe('HTTP', () => {
       assert.equal(body.title, 'Not Found');
       assert.equal(body.status, 404);
       assert.match(String(body.detail), /Nothing is served at \/one\/x/);
+    });
+
+    it('finds a virtual host by any spelling of its name: A-label, case, trailing dot, port', async () => {
+      for (const host of ['xn--bcher-kva.example', 'XN--BCHER-KVA.EXAMPLE.:8080', 'A.Test.:1']) {
+        const res = await getOn(host.startsWith('A') ? '/one/x' : '/idn/x', host);
+        assert.equal(res.status, 200, host);
+      }
+    });
+
+    it("a served virtual host without the app answers 404, never another host's app, with or without a default", async () => {
+      for (const fallback of [undefined, 'a.test']) {
+        defaultHost = fallback;
+        assert.equal((await getOn('/one/x', 'c.test')).status, 404, 'a.test and b.test have /one');
+        assert.equal((await getOn('/two/x', 'C.TEST.')).status, 404, 'only b.test has /two');
+        assert.equal((await getOn('/two/x', 'a.test')).status, 404, 'a.test has /one only');
+      }
+      defaultHost = undefined;
+    });
+
+    it('treats Host: constructor, __proto__ and toString as unknown hosts (default host, or the only one with the app)', async () => {
+      for (const host of ['constructor', '__proto__', 'toString', 'hasOwnProperty:80']) {
+        assert.deepEqual(await (await getOn('/two/x', host)).json(), { app: 'b-two', path: '/two/x' }, host);
+        assert.equal((await getOn('/one/x', host)).status, 404, host);
+        defaultHost = 'a.test';
+        assert.deepEqual(await (await getOn('/one/x', host)).json(), { app: 'a-one', path: '/one/x' }, host);
+        defaultHost = undefined;
+      }
+    });
+
+    it('escapes bidi and invisible characters of quoted input in a problem detail (sendProblem)', async () => {
+      const res = await getOn('/echo?name=nothing%E2%80%AEtxt.exe%E2%81%A6%E2%80%8B', 'b.test');
+      assert.equal(res.status, 400);
+      const detail = String(((await res.json()) as Record<string, unknown>).detail);
+      assert.ok(!/[\u202e\u2066\u200b]/u.test(detail), detail);
+      assert.match(detail, /nothing\\u202etxt\.exe\\u2066\\u200b/);
     });
 
     it('does not match a path that only starts like the base path', async () => {
