@@ -6,6 +6,7 @@ import { c2s, c2sHost } from './c2s/index.js';
 import { http } from './http/index.js';
 import { disco } from './disco.js';
 import { iq } from './iq.js';
+import { mam } from './mam/index.js';
 import { message } from './message.js';
 import { ping } from './ping.js';
 import { presence } from './presence.js';
@@ -14,4 +15,4 @@ import { roster } from './roster.js';
 export const coreModules: ModuleDefinition[] = [http, c2s, c2sHost, presence, message, roster, iq, ping, disco];
 
 /** Bundled modules loaded only where `modules_enabled` names them (Prosody ships these plugins off by default). */
-export const optionalModules: ModuleDefinition[] = [];
+export const optionalModules: ModuleDefinition[] = [mam];

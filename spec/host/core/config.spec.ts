@@ -4,7 +4,7 @@ import assert from 'node:assert/strict';
 import { mkdtempSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { loadConfig, validateConfig, normaliseHttpPath } from '../../../lib/host/core/config.js';
+import { HOST_KEYS, loadConfig, validateConfig, normaliseHttpPath } from '../../../lib/host/core/config.js';
 import type { ModuleCatalog } from '../../../lib/host/core/config.js';
 import { HostError } from '../../../lib/host/util/errors.js';
 import type { Manifest } from '../../../lib/host/api.js';
@@ -158,7 +158,9 @@ describe('Config', () => {
 
   describe('loadConfig()', () => {
     it('runs the embedded default when the default file is absent', () => {
-      const c = loadConfig(join(mkdtempSync(join(tmpdir(), 'cfg-')), 'xmppd.yaml'), { ...catalog, manifests: new Map([...catalog.manifests, ['post_msg', { id: 'post_msg', description: '' }]]) }, { isDefaultPath: true });
+      // Every module the default modules_enabled names must be known.
+      const enabled = (HOST_KEYS.modules_enabled!.default as string[]).map((id): [string, Manifest] => [id, { id, description: '' }]);
+      const c = loadConfig(join(mkdtempSync(join(tmpdir(), 'cfg-')), 'xmppd.yaml'), { ...catalog, manifests: new Map([...catalog.manifests, ...enabled]) }, { isDefaultPath: true });
       assert.equal(c.source, '(embedded default)');
       assert.deepEqual(Object.keys(c.virtual_hosts), ['localhost']);
       assert.equal(c.http_default_host, 'localhost');
