@@ -117,8 +117,9 @@ export function deliveryProblem(err: StanzaError, to: string): Problem & { isInt
     case 'item-not-found':
     case 'recipient-unavailable':
       return { status: 404, detail: `The recipient ${to} does not exist or cannot receive messages.`, isInternal: false };
+    // What a recipient answers when it takes no messages from this sender, a block included (XEP-0191 §3.5): final, not a retry.
     case 'service-unavailable':
-      return { status: 503, detail: `The message to ${to} could not be delivered now (service-unavailable); try again later.`, isInternal: false };
+      return { status: 403, detail: `The recipient ${to} does not accept messages from this account (service-unavailable).`, isInternal: false };
     case 'resource-constraint':
       return { status: 503, detail: 'The server is too busy to take the message now; try again later.', headers: { 'Retry-After': '5' }, isInternal: false };
     case 'forbidden':
@@ -126,7 +127,7 @@ export function deliveryProblem(err: StanzaError, to: string): Problem & { isInt
     case 'not-acceptable':
     case 'not-authorized':
     case 'policy-violation':
-      return { status: 403, detail: `The server refused the message to ${to} (${err.condition}).`, isInternal: false };
+      return { status: 403, detail: `The server refused the message to ${to} (${err.condition})${err.text ? `: ${err.text}` : '.'}`, isInternal: false };
     case 'remote-server-not-found':
       return { status: 422, detail: `Remote domains are not supported: ${to} cannot be reached.`, isInternal: false };
     case 'jid-malformed':

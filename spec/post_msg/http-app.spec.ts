@@ -291,11 +291,11 @@ describe('post_msg HTTP adapter', () => {
       assert.equal(h.fake.sent.length, before);
     });
 
-    it('maps routing errors: service-unavailable 503, internal ones 500 with a generic detail and a log line', async () => {
+    it('maps routing errors: service-unavailable 403, internal ones 500 with a generic detail and a log line', async () => {
       const other = await harness();
       try {
         other.fake.setSendResult(new StanzaError('service-unavailable'));
-        assertProblem(await other.post('/msg/alice'), 503);
+        assertProblem(await other.post('/msg/alice'), 403);
         other.fake.setSendResult(new StanzaError('internal-server-error', 'sqlite: disk I/O error'));
         const res = await other.post('/msg/alice');
         const body = assertProblem(res, 500);

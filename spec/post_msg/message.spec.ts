@@ -298,7 +298,7 @@ describe('post_msg core', () => {
 
   describe('#deliveryProblem()', () => {
     it('maps routing errors to statuses; internal ones get a generic detail', () => {
-      assert.equal(deliveryProblem(new StanzaError('service-unavailable'), 'a@b').status, 503);
+      assert.equal(deliveryProblem(new StanzaError('service-unavailable'), 'a@b').status, 403);
       assert.equal(deliveryProblem(new StanzaError('item-not-found'), 'a@b').status, 404);
       assert.equal(deliveryProblem(new StanzaError('not-acceptable'), 'a@b').status, 403);
       const internal = deliveryProblem(new StanzaError('internal-server-error', 'disk full at /var/lib/x'), 'a@b');

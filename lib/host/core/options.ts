@@ -70,8 +70,6 @@ export function parseOptionValue(spec: OptionSpec, value: unknown): CheckedOptio
 
 /** One string or number: type, format, enum and bounds. */
 function parseScalar(spec: OptionSpec, value: unknown): ParsedFormat {
-  // A duration may also be one of its declared words (`never`), kept as it is.
-  if (spec.format === 'duration' && typeof value === 'string' && spec.enum?.includes(value)) return { ok: true, value };
   let v: unknown = value;
   if (spec.format) {
     const formatted = parseFormat(spec.format, value);
@@ -152,7 +150,7 @@ export function expectedText(spec: OptionSpec): string {
     case 'integer':
     case 'number': {
       const kind = spec.type === 'integer' ? 'an integer' : 'a number';
-      if (spec.format === 'duration') return `${spec.type === 'integer' ? 'an integer number' : 'a number'} of seconds${bounds}, or a duration such as 30s, 15m, 12h, 90d, 1w${spec.enum ? `, or ${spec.enum.join(', ')}` : ''}`;
+      if (spec.format === 'duration') return `${spec.type === 'integer' ? 'an integer number' : 'a number'} of seconds${bounds}, or a duration such as 30s, 15m, 12h, 90d, 1w`;
       return format && !bounds ? format.one : `${kind}${bounds}`;
     }
     case 'string[]':
@@ -168,7 +166,7 @@ export function expectedText(spec: OptionSpec): string {
 /** The type column of the README: `integer`, `port[]`, `duration`, `map of path`. */
 export function typeText(spec: OptionSpec): string {
   if (spec.type === 'map') return spec.format ? `map of ${spec.format}` : 'map';
-  if (spec.enum && spec.format !== 'duration') return spec.type.endsWith('[]') ? 'enum[]' : 'enum';
+  if (spec.enum) return spec.type.endsWith('[]') ? 'enum[]' : 'enum';
   if (!spec.format) return spec.type;
   return spec.type.endsWith('[]') ? `${spec.format}[]` : spec.format;
 }

@@ -28,9 +28,12 @@ export function load(module: ModuleApi): void {
     if (queryNode(stanza, NS_INFO)) throw new StanzaError('item-not-found');
     return infoQuery({ category: 'server', type: 'im', name: 'xmppd' }, module.discoFeatures('server'));
   });
+  // Every component domain of the server, named by its `name` option or else its module (Prosody lists components).
   module.handleIq('get', NS_ITEMS, 'query', ({ stanza }) => {
     if (queryNode(stanza, NS_ITEMS)) throw new StanzaError('item-not-found');
-    return xml('query', { xmlns: NS_ITEMS });
+    const components = (module.setting('components') ?? {}) as Record<string, { module: string; options?: Record<string, unknown> }>;
+    const items = Object.entries(components).map(([jid, c]) => xml('item', { jid, name: typeof c.options?.name === 'string' ? c.options.name : c.module }));
+    return xml('query', { xmlns: NS_ITEMS }, ...items);
   });
   module.handleIq('get', NS_INFO, 'query', async (event) => {
     await account(event);

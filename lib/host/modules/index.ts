@@ -2,17 +2,23 @@
 // Each uses only the plugin API (lib/host/api.ts), like any third-party module.
 
 import type { ModuleDefinition } from '../api.js';
+import { blocklist } from './blocklist.js';
 import { c2s, c2sHost } from './c2s/index.js';
 import { http } from './http/index.js';
 import { disco } from './disco.js';
 import { iq } from './iq.js';
-import { mam } from './mam/index.js';
+import { lastactivity } from './lastactivity.js';
 import { message } from './message.js';
 import { ping } from './ping.js';
 import { presence } from './presence.js';
+import { privateStorage } from './private.js';
 import { roster } from './roster.js';
+import { time } from './time.js';
+import { uptime } from './uptime.js';
+import { vcardLegacy } from './vcard-legacy.js';
+import { version } from './version.js';
 
 export const coreModules: ModuleDefinition[] = [http, c2s, c2sHost, presence, message, roster, iq, ping, disco];
 
 /** Bundled modules loaded only where `modules_enabled` names them (Prosody ships these plugins off by default). */
-export const optionalModules: ModuleDefinition[] = [mam];
+export const optionalModules: ModuleDefinition[] = [version, uptime, time, lastactivity, privateStorage, vcardLegacy, blocklist];
