@@ -20,6 +20,7 @@ import { openSqliteStorage } from './storage/sqlite.js';
 import type { Storage, UserStore } from './storage/types.js';
 import { loadOrCreateTls } from '../net/tls.js';
 import { CredentialCache, deriveScramOnEventLoop, UserService } from './users.js';
+import { readOrCreateSecret } from './secret-file.js';
 import { TurnEnd } from '../net/end-of-turn.js';
 import type { NetItem, StanzaEvent, UsersApi } from '../api.js';
 
@@ -55,6 +56,8 @@ export function openUsers(
     store: storage.users,
     throttle,
     iterations: config.pbkdf2_iterations,
+    // Kept in data_dir: per process, the decoys of unknown names would change at a restart while real accounts' do not.
+    decoySecret: readOrCreateSecret(config.data_dir, 'decoy.key'),
     isLocalHost: (domain) => Object.hasOwn(config.virtual_hosts, domain),
     cache: options.credentialCache === false ? undefined : new CredentialCache(),
     ...(options.pbkdf2OnEventLoop ? { derive: deriveScramOnEventLoop } : {}),

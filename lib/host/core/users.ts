@@ -101,17 +101,24 @@ export interface UserServiceOptions {
   cache?: CredentialCache;
   /** The key derivation (specs count its calls); default deriveScram. */
   derive?: typeof deriveScram;
+  /**
+   * Keys the decoys of unknown names; the server keeps it in data_dir, so a name's decoy is the same after a restart
+   * (a per-process one would change while a real account's salt does not, telling them apart). Default: random.
+   */
+  decoySecret?: Buffer;
 }
 
 /** The user store as the host uses it: admin operations (CLI) plus the UsersApi that modules see. */
 export class UserService implements Omit<UsersApi, 'beginAuthAttempt' | 'authRetryAfter'> {
   /** Keys the decoy accounts of unknown names: same shape and cost as a real one, stable per name. */
-  private readonly decoySecret = randomBytes(32);
+  private readonly decoySecret: Buffer;
   /** Accounts per iteration count, re-read at most once a minute (decoys are drawn from it). */
   private iterationProfile: { counts: Array<{ iterations: number; accounts: number }>; readAt: number } | undefined;
   private profileReading: Promise<void> | undefined;
 
-  constructor(private readonly opts: UserServiceOptions) {}
+  constructor(private readonly opts: UserServiceOptions) {
+    this.decoySecret = opts.decoySecret ?? randomBytes(32);
+  }
 
   /** SCRAM stand-in for an unknown account: salt and keys from the name, its iteration count drawn like a real account's. */
   async scramDecoy(bareJid: string, hash: Hash): Promise<ScramCredentials> {
