@@ -6,6 +6,8 @@ import type Router from 'koa-router';
 import type { Context } from 'koa';
 import type { Logger } from 'pino';
 import type { Server as NetServer } from 'node:net';
+import type { IncomingMessage } from 'node:http';
+import type { Duplex } from 'node:stream';
 
 export type { Element } from '@xmpp/xml';
 export { xml } from '@xmpp/xml';
@@ -56,6 +58,8 @@ export interface OptionSpec {
   enum?: string[];
   /** For `map`: exactly these keys. */
   fields?: string[];
+  /** The value may also be true or false (Prosody's switch-or-list options, such as cross_domain_websocket). */
+  orBoolean?: boolean;
 }
 
 /** A module's manifest: what it is called, what it needs, which options it takes. */
@@ -234,6 +238,8 @@ export interface HttpApp extends HttpAppPolicy {
   /** Default base path, e.g. `/msg`; `http_paths` overrides it (virtual host > global > default). */
   defaultPath: string;
   router: Router;
+  /** What the app is, for people: the host's index page (http_index) lists it under this name. */
+  title?: string;
   /**
    * The methods the app answers (`['POST']`). Then the http module answers OPTIONS (204, `Allow`) and any other
    * method (405) before the app runs; without them the app answers both itself.
@@ -248,6 +254,24 @@ export interface HttpApp extends HttpAppPolicy {
   corsOrigins?: readonly string[];
   /** `Access-Control-Allow-Headers` for allowed origins; default Authorization, Content-Type. */
   corsHeaders?: string[];
+  /**
+   * Take over an HTTP Upgrade request under the app's base path (a WebSocket, RFC 6455 §4). The handler owns the
+   * socket: it answers the handshake or refuses it and closes the socket. Without it an upgrade there is refused.
+   */
+  upgrade?(request: HttpUpgrade): void;
+}
+
+/** An HTTP Upgrade request handed to an app (Node's `upgrade` event, plus what the http module knows about it). */
+export interface HttpUpgrade {
+  req: IncomingMessage;
+  socket: Duplex;
+  head: Buffer;
+  /** The client's address (behind trusted_proxies, the forwarded one), as ctx.request.ip for other requests. */
+  clientAddress: string | undefined;
+  /** The connection came over TLS (the https listener). */
+  isTls: boolean;
+  /** The virtual host the request was dispatched to. */
+  host: string;
 }
 
 /**

@@ -33,6 +33,7 @@ export function checkOptionValue(spec: OptionSpec, value: unknown): string | und
 /** Check a value against its spec and return it normalised (durations become seconds), or what was expected. */
 export function parseOptionValue(spec: OptionSpec, value: unknown): CheckedOption {
   const fail = (): CheckedOption => ({ ok: false, expected: expectedText(spec) });
+  if (spec.orBoolean && typeof value === 'boolean') return { ok: true, value };
   switch (spec.type) {
     case 'boolean':
       return typeof value === 'boolean' ? { ok: true, value } : fail();
@@ -70,6 +71,8 @@ export function parseOptionValue(spec: OptionSpec, value: unknown): CheckedOptio
 
 /** One string or number: type, format, enum and bounds. */
 function parseScalar(spec: OptionSpec, value: unknown): ParsedFormat {
+  // A duration may also be one of its declared words (`never`), kept as it is.
+  if (spec.format === 'duration' && typeof value === 'string' && spec.enum?.includes(value)) return { ok: true, value };
   let v: unknown = value;
   if (spec.format) {
     const formatted = parseFormat(spec.format, value);
@@ -139,6 +142,7 @@ function isAddressOrRange(v: unknown): boolean {
 
 /** What a spec accepts, as one phrase: `an integer from 1 to 100`, `a list of web origins such as …`. */
 export function expectedText(spec: OptionSpec): string {
+  if (spec.orBoolean) return `true, false or ${expectedText({ ...spec, orBoolean: false })}`;
   const format = spec.format && FORMAT_TEXT[spec.format];
   const bounds = spec.min !== undefined || spec.max !== undefined ? ` from ${spec.min ?? '-∞'} to ${spec.max ?? '∞'}` : '';
   const oneOf = spec.enum ? `one of ${spec.enum.join(', ')}` : undefined;
@@ -150,7 +154,7 @@ export function expectedText(spec: OptionSpec): string {
     case 'integer':
     case 'number': {
       const kind = spec.type === 'integer' ? 'an integer' : 'a number';
-      if (spec.format === 'duration') return `${spec.type === 'integer' ? 'an integer number' : 'a number'} of seconds${bounds}, or a duration such as 30s, 15m, 12h, 90d, 1w`;
+      if (spec.format === 'duration') return `${spec.type === 'integer' ? 'an integer number' : 'a number'} of seconds${bounds}, or a duration such as 30s, 15m, 12h, 90d, 1w${spec.enum ? `, or ${spec.enum.join(', ')}` : ''}`;
       return format && !bounds ? format.one : `${kind}${bounds}`;
     }
     case 'string[]':
@@ -165,8 +169,9 @@ export function expectedText(spec: OptionSpec): string {
 
 /** The type column of the README: `integer`, `port[]`, `duration`, `map of path`. */
 export function typeText(spec: OptionSpec): string {
+  if (spec.orBoolean) return `boolean or ${typeText({ ...spec, orBoolean: false })}`;
   if (spec.type === 'map') return spec.format ? `map of ${spec.format}` : 'map';
-  if (spec.enum) return spec.type.endsWith('[]') ? 'enum[]' : 'enum';
+  if (spec.enum && spec.format !== 'duration') return spec.type.endsWith('[]') ? 'enum[]' : 'enum';
   if (!spec.format) return spec.type;
   return spec.type.endsWith('[]') ? `${spec.format}[]` : spec.format;
 }

@@ -4,6 +4,7 @@
 import type { ModuleDefinition } from '../api.js';
 import { blocklist } from './blocklist.js';
 import { c2s, c2sHost } from './c2s/index.js';
+import { conversejs, httpIndex } from './conversejs/index.js';
 import { http } from './http/index.js';
 import { disco } from './disco.js';
 import { iq } from './iq.js';
@@ -13,6 +14,7 @@ import { ping } from './ping.js';
 import { presence } from './presence.js';
 import { privateStorage } from './private.js';
 import { roster } from './roster.js';
+import { httpAltconnect, websocket } from './websocket/index.js';
 import { time } from './time.js';
 import { uptime } from './uptime.js';
 import { vcardLegacy } from './vcard-legacy.js';
@@ -21,4 +23,4 @@ import { version } from './version.js';
 export const coreModules: ModuleDefinition[] = [http, c2s, c2sHost, presence, message, roster, iq, ping, disco];
 
 /** Bundled modules loaded only where `modules_enabled` names them (Prosody ships these plugins off by default). */
-export const optionalModules: ModuleDefinition[] = [version, uptime, time, lastactivity, privateStorage, vcardLegacy, blocklist];
+export const optionalModules: ModuleDefinition[] = [version, uptime, time, lastactivity, privateStorage, vcardLegacy, blocklist, websocket, httpAltconnect, conversejs, httpIndex];

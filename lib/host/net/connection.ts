@@ -21,6 +21,11 @@ export interface Connection {
   readonly isSecure: boolean;
   /** Writes still make sense (not ended or destroyed). */
   readonly isWritable: boolean;
+  /**
+   * Message framing (RFC 7395 WebSocket): each `data` chunk is one complete element and each `write` is sent as one
+   * message; the session reads frames (`<open/>`, `<close/>`) instead of a stream. Absent or false: a byte stream.
+   */
+  readonly isFramed?: boolean;
   /** Bytes queued but not sent: a peer that does not read lets it grow. */
   readonly writableLength: number;
   /** Set the session's callbacks; once, right after the connection is made. */

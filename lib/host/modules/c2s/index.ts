@@ -6,7 +6,7 @@ import type { Socket } from 'node:net';
 import { createSecureContext, type SecureContext } from 'node:tls';
 import type { ModuleApi, ModuleDefinition } from '../../api.js';
 import { createStreamServer, UnauthenticatedLimit, type Admission } from '../../net/tcp-listener.js';
-import { TcpConnection } from '../../net/connection.js';
+import { TcpConnection, type Connection } from '../../net/connection.js';
 import { C2sSession, type C2sSettings, type SessionContext } from './session.js';
 
 declare module '../../api.js' {
@@ -14,6 +14,20 @@ declare module '../../api.js' {
     /** A virtual host's API for its client sessions (the c2s_host module of that host). */
     c2s_host: ModuleApi;
   }
+  interface Services {
+    /** Client sessions over other transports (a WebSocket): the same stream, SASL, limits and shutdown as TCP. */
+    c2s: C2sService;
+  }
+}
+
+export interface C2sService {
+  /**
+   * Start a client session on a connection. False (and nothing started) when its address already holds
+   * c2s_max_unauthenticated_per_ip unauthenticated connections: the caller closes the connection.
+   */
+  open(connection: Connection): boolean;
+  /** The c2s_stanza_size_limit: the largest frame a framed transport should accept. */
+  readonly stanzaSizeLimit: number;
 }
 
 /** Streams rechecked per turn of the event loop, so 10,000 sessions do not hold up everything else at once. */
@@ -50,7 +64,11 @@ function load(module: ModuleApi): void {
     log: module.log,
     writeBatcher: module.writeBatcher,
     hostApi: (domain) => hosts.get(domain),
-    onClosed: (s) => sessions.delete(s),
+    onClosed: (s) => {
+      sessions.delete(s);
+      // A transport without a TCP socket of its own (WebSocket) frees its place here; a second call does nothing.
+      admissions.get(s)?.authenticated();
+    },
     onAuthenticated: (s) => admissions.get(s)?.authenticated(),
   };
   // TLS 1.2 at least (RFC 7590 §3.1 and today's BCP 195); made once, from the pair the port manager hands in.
@@ -66,6 +84,17 @@ function load(module: ModuleApi): void {
   };
   // Both need the certificate: STARTTLS upgrades on the plain port.
   module.provides('net', { name: 'c2s', tls: true, createServer: server('starttls') });
+  module.setService({
+    open: (connection) => {
+      const admission = unauthenticated.admit(connection.remoteAddress);
+      if (!admission) return false;
+      const session = new C2sSession(connection, context);
+      admissions.set(session, admission);
+      sessions.add(session);
+      return true;
+    },
+    stanzaSizeLimit: settings.c2s_stanza_size_limit,
+  });
   module.provides('net', { name: 'c2s_direct_tls', interfacesSetting: 'c2s_interfaces', tls: true, createServer: server('direct_tls') });
 
   // Close the streams of an account deleted or whose password changed: at once for a change made through this

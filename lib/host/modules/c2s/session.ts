@@ -16,6 +16,7 @@ import { NS_BIND, NS_CLIENT, NS_ROSTER_VER, NS_SASL, NS_SESSION, NS_STANZAS, NS_
 import { SaslNegotiation, offeredMechanisms } from '../../util/sasl/sasl.js';
 import { StreamParser, type StreamFailure } from '../../util/xmpp-stream/stream-parser.js';
 import { STREAM_CLOSE, streamError, streamHeader, type StreamErrorCondition } from '../../util/xmpp-stream/stream-errors.js';
+import { CLOSE_FRAME, FrameReader, openFrame } from './frame-reader.js';
 
 export interface C2sSettings {
   c2s_ports: readonly number[];
@@ -64,7 +65,8 @@ export class C2sSession implements ClientSession, PresenceControl {
   readonly address: string;
   private readonly log: Logger;
   private readonly connection: Connection;
-  private parser: StreamParser;
+  /** A byte stream's parser, or the frame reader of a framed transport (WebSocket). */
+  private parser: StreamParser | FrameReader;
   private generation = 0;
   private readonly queue: QueueItem[] = [];
   private isDraining = false;
@@ -171,7 +173,7 @@ export class C2sSession implements ClientSession, PresenceControl {
     this.clearTimeout();
     if (!this.isHeaderSent) this.sendHeader();
     if (condition) this.write(streamError(condition as StreamErrorCondition, text).toString());
-    this.write(STREAM_CLOSE);
+    this.write(this.connection.isFramed ? CLOSE_FRAME : STREAM_CLOSE);
     this.log.debug({ condition }, 'closing stream');
     this.connection.end();
     this.closeTimer = setTimeout(() => this.connection.destroy(), CLOSE_GRACE_MS);
@@ -241,9 +243,10 @@ export class C2sSession implements ClientSession, PresenceControl {
     }
   }
 
-  private newParser(): StreamParser {
+  private newParser(): StreamParser | FrameReader {
     const generation = ++this.generation;
-    return new StreamParser(this.ctx.settings.c2s_stanza_size_limit, {
+    const Parser = this.connection.isFramed ? FrameReader : StreamParser;
+    return new Parser(this.ctx.settings.c2s_stanza_size_limit, {
       onStreamStart: (header) => this.enqueue({ kind: 'start', header, generation }),
       onElement: (el) => this.enqueue({ kind: 'element', el, generation }),
       onStreamEnd: () => this.enqueue({ kind: 'end', generation }),
@@ -326,7 +329,8 @@ export class C2sSession implements ClientSession, PresenceControl {
 
   private sendHeader(): void {
     this.isHeaderSent = true;
-    this.write(streamHeader({ id: randomBytes(9).toString('base64url'), from: this.domain || undefined }));
+    const header = { id: randomBytes(9).toString('base64url'), from: this.domain || undefined };
+    this.write(this.connection.isFramed ? openFrame(header) : streamHeader(header));
   }
 
   private onStreamStart(header: Element): void {
@@ -340,10 +344,13 @@ export class C2sSession implements ClientSession, PresenceControl {
   }
 
   private checkHeader(header: Element): { condition: StreamErrorCondition; text: string } | undefined {
-    const [prefix, local] = header.name.includes(':') ? header.name.split(':', 2) : ['', header.name];
-    const streamNs = prefix ? header.attrs[`xmlns:${prefix}`] : header.attrs.xmlns;
-    if (local !== 'stream' || streamNs !== NS_STREAM) return { condition: 'invalid-namespace', text: `Expected <stream:stream xmlns:stream='${NS_STREAM}'>.` };
-    if (header.attrs.xmlns !== NS_CLIENT) return { condition: 'invalid-namespace', text: `This port serves ${NS_CLIENT} streams.` };
+    // A framed stream's header is <open/>, whose namespace the frame reader checked (RFC 7395 §3.4).
+    if (!this.connection.isFramed) {
+      const [prefix, local] = header.name.includes(':') ? header.name.split(':', 2) : ['', header.name];
+      const streamNs = prefix ? header.attrs[`xmlns:${prefix}`] : header.attrs.xmlns;
+      if (local !== 'stream' || streamNs !== NS_STREAM) return { condition: 'invalid-namespace', text: `Expected <stream:stream xmlns:stream='${NS_STREAM}'>.` };
+      if (header.attrs.xmlns !== NS_CLIENT) return { condition: 'invalid-namespace', text: `This port serves ${NS_CLIENT} streams.` };
+    }
     const version = header.attrs.version;
     // A missing version means pre-1.0 XMPP (RFC 6120 §4.7.5), which we do not speak.
     if (!version || !/^1\.\d+$/.test(version)) return { condition: 'unsupported-version', text: 'Only XMPP 1.0 streams are supported.' };

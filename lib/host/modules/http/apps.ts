@@ -8,7 +8,7 @@ import type { Logger } from 'pino';
 import { HostError } from '../../util/errors.js';
 import { sendProblem } from '../../util/problem.js';
 import { parseJid } from '../../util/jid.js';
-import type { HttpLogState, WriteBatcher } from '../../api.js';
+import type { HttpLogState, HttpUpgrade, WriteBatcher } from '../../api.js';
 import { withPolicy, type HttpAppPolicy } from '../../util/http-policy.js';
 import { clientAddress } from './client-address.js';
 
@@ -16,6 +16,8 @@ interface MountedApp {
   module: string;
   basePath: string;
   middleware: Middleware;
+  /** Takes HTTP Upgrade requests under the base path (a WebSocket endpoint). */
+  upgrade?: (request: HttpUpgrade) => void;
 }
 
 /** host → module → app. */
@@ -36,7 +38,7 @@ export class HttpApps {
   }
 
   /** Mount an app's router under its base path, behind its policy (methods, CORS, cross-site guard). */
-  mount(host: string, module: string, basePath: string, router: Router, policy: HttpAppPolicy = {}): () => void {
+  mount(host: string, module: string, basePath: string, router: Router, policy: HttpAppPolicy & Pick<MountedApp, 'upgrade'> = {}): () => void {
     this.serve(host);
     let hostApps = this.apps.get(host);
     if (!hostApps) this.apps.set(host, (hostApps = new Map()));
@@ -46,7 +48,8 @@ export class HttpApps {
       }
     }
     if (basePath !== '/') router.prefix(basePath);
-    const app: MountedApp = { module, basePath, middleware: withPolicy(policy, router.routes() as unknown as Middleware) };
+    const upgrade = policy.upgrade?.bind(policy);
+    const app: MountedApp = { module, basePath, middleware: withPolicy(policy, router.routes() as unknown as Middleware), upgrade };
     hostApps.set(module, app);
     return () => {
       if (hostApps.get(module) === app) hostApps.delete(module);

@@ -8,8 +8,21 @@ import type { HttpApp, ModuleApi, ModuleDefinition } from '../../api.js';
 import { closeHttpServer } from '../../net/http-server.js';
 import { createHttpApp, HttpApps } from './apps.js';
 import { trustedProxies } from './client-address.js';
+import { upgradeHandler, UpgradedSockets } from './upgrade.js';
 
 type PathMap = Readonly<Record<string, string>>;
+
+declare module '../../api.js' {
+  interface Services {
+    /** The http module: where apps are mounted. */
+    http: HttpService;
+  }
+}
+
+export interface HttpService {
+  /** The base path of `app` on `host` (http_paths: virtual host > global > `defaultPath`), e.g. `/xmpp-websocket`. */
+  path(host: string, app: string, defaultPath: string): string;
+}
 
 /** `http_paths` of the virtual host, then the global one, then the app's default (Prosody's mod_http get_base_path). */
 export function resolveHttpPath(module: ModuleApi, host: string, app: string, defaultPath: string): string {
@@ -21,8 +34,9 @@ export function resolveHttpPath(module: ModuleApi, host: string, app: string, de
 
 function load(module: ModuleApi): void {
   const apps = new HttpApps(() => module.setting('http_default_host') as string | undefined, Object.keys((module.setting('virtual_hosts') ?? {}) as object));
+  const proxies = trustedProxies((module.setting('trusted_proxies') as string[] | undefined) ?? []);
   const koa = createHttpApp(apps, module.log, {
-    trustedProxies: trustedProxies((module.setting('trusted_proxies') as string[] | undefined) ?? []),
+    trustedProxies: proxies,
     writeBatcher: module.writeBatcher,
   });
   const virtualHosts = (): string[] => Object.keys((module.setting('virtual_hosts') ?? {}) as object);
@@ -49,15 +63,24 @@ function load(module: ModuleApi): void {
   );
 
   const callback = koa.callback();
-  const close = (server: import('node:net').Server): Promise<void> => closeHttpServer(server as HttpServer);
-  module.provides('net', { name: 'http', createServer: () => createHttpServer(callback), close });
+  const upgraded = new UpgradedSockets();
+  const withUpgrades = (server: HttpServer, isTls: boolean): HttpServer =>
+    server.on('upgrade', upgradeHandler(server, { apps, log: module.log, isTls, trustedProxies: proxies, upgraded }));
+  const close = async (server: import('node:net').Server): Promise<void> => {
+    const done = upgraded.closeLater(server as HttpServer, 2000);
+    await closeHttpServer(server as HttpServer);
+    done();
+  };
+  module.provides('net', { name: 'http', createServer: () => withUpgrades(createHttpServer(callback), false), close });
   module.provides('net', {
     name: 'https',
     interfacesSetting: 'http_interfaces',
     tls: true,
-    createServer: (tls) => createHttpsServer({ key: tls!.key, cert: tls!.cert, minVersion: 'TLSv1.2' }, callback),
+    createServer: (tls) => withUpgrades(createHttpsServer({ key: tls!.key, cert: tls!.cert, minVersion: 'TLSv1.2' }, callback), true),
     close,
   });
+  // Prosody's module:http_url(): where an app of a host is mounted, for modules that link to one another's apps.
+  module.setService({ path: (host: string, app: string, defaultPath: string) => resolveHttpPath(module, host, app, defaultPath) });
 }
 
 export const http: ModuleDefinition = {

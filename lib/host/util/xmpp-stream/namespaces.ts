@@ -9,3 +9,5 @@ export const NS_SASL = 'urn:ietf:params:xml:ns:xmpp-sasl';
 export const NS_BIND = 'urn:ietf:params:xml:ns:xmpp-bind';
 export const NS_SESSION = 'urn:ietf:params:xml:ns:xmpp-session';
 export const NS_ROSTER_VER = 'urn:xmpp:features:rosterver';
+/** RFC 7395 §3.3.1: `<open/>` and `<close/>` on a WebSocket. */
+export const NS_FRAMING = 'urn:ietf:params:xml:ns:xmpp-framing';

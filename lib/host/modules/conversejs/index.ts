@@ -1,0 +1,95 @@
+// The Converse.js web client served by this server (Prosody's mod_conversejs): its page at /conversejs, set up for
+// this host's WebSocket endpoint, and its files from the converse.js npm package, so the browser asks nothing of
+// any other site.
+
+import Router from 'koa-router';
+import { createRequire } from 'node:module';
+import { dirname } from 'node:path';
+import type { ModuleApi, ModuleDefinition } from '../../api.js';
+import { sendStatic } from './static-files.js';
+
+const DEFAULT_PATH = '/conversejs';
+
+/** The package's dist folder (converse.min.js, its CSS, fonts, sounds, emoji data and locale chunks). */
+function distFolder(): string {
+  return dirname(createRequire(import.meta.url).resolve('converse.js/dist/converse.min.js'));
+}
+
+/** `</script>` and friends cannot end the inline script: JSON with <, >, & and line separators escaped. */
+function scriptJson(value: unknown): string {
+  return JSON.stringify(value).replace(/[<>&\u2028\u2029]/g, (c) => `\\u${c.charCodeAt(0).toString(16).padStart(4, '0')}`);
+}
+
+function escapeHtml(text: string): string {
+  return text.replace(/[&<>"']/g, (c) => `&#${c.charCodeAt(0)};`);
+}
+
+/** The page: Converse.js in full screen, logging in to this host over its own WebSocket endpoint. */
+export function clientPage(opts: { host: string; basePath: string; websocketPath: string }): string {
+  const assets = `${opts.basePath === '/' ? '' : opts.basePath}/dist`;
+  const settings = {
+    assets_path: assets,
+    authentication: 'login',
+    // The endpoint is this page's own origin; discovery would ask https://<domain>/.well-known, maybe elsewhere.
+    discover_connection_methods: false,
+    default_domain: opts.host,
+    domain_placeholder: opts.host,
+    // Alerts come from scripts (post_msg), which are not in anyone's roster.
+    allow_non_roster_messaging: true,
+    allow_registration: false,
+    view_mode: 'fullscreen',
+    // System emojis and English: no image CDN, no locale download.
+    use_system_emojis: true,
+    i18n: 'en',
+  };
+  return `<!DOCTYPE html>
+<html lang="en">
+<head>
+<meta charset="utf-8">
+<meta name="viewport" content="width=device-width, initial-scale=1">
+<title>Chat on ${escapeHtml(opts.host)}</title>
+<link rel="stylesheet" href="${escapeHtml(assets)}/converse.min.css">
+<script src="${escapeHtml(assets)}/converse.min.js"></script>
+</head>
+<body class="converse-fullscreen">
+<noscript>This web chat needs JavaScript.</noscript>
+<script>
+const settings = ${scriptJson(settings)};
+settings.websocket_url = (location.protocol === 'https:' ? 'wss://' : 'ws://') + location.host + ${scriptJson(opts.websocketPath)};
+converse.initialize(settings);
+</script>
+</body>
+</html>
+`;
+}
+
+function load(module: ModuleApi): void {
+  const http = module.depends('http');
+  const websocketPath = module.depends('websocket').path;
+  const basePath = http.path(module.host, module.name, DEFAULT_PATH);
+  const dist = distFolder();
+  const page = clientPage({ host: module.host, basePath, websocketPath });
+
+  const router = new Router();
+  router.get('/', (ctx) => {
+    ctx.type = 'text/html; charset=utf-8';
+    // The page may not be framed by another site (clickjacking a logged-in chat).
+    ctx.set({ 'X-Frame-Options': 'DENY', 'Content-Security-Policy': "frame-ancestors 'none'", 'Cache-Control': 'no-cache' });
+    ctx.body = page;
+  });
+  router.get('/dist/:file(.+)', async (ctx, next) => {
+    if (!(await sendStatic(ctx, dist, (ctx.params as { file: string }).file))) return next();
+  });
+  module.provides('http', { defaultPath: DEFAULT_PATH, router, methods: ['GET', 'HEAD'], title: 'Web chat (Converse.js)' });
+}
+
+export const conversejs: ModuleDefinition = {
+  manifest: {
+    id: 'conversejs',
+    description: 'The Converse.js web client at /conversejs, set up for this host and its WebSocket endpoint; its files come from this server (Prosody\'s mod_conversejs).',
+    depends: ['http', 'websocket', 'http_index'],
+  },
+  load,
+};
+
+export { httpIndex } from './http-index.js';
