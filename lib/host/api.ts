@@ -54,7 +54,7 @@ export interface OptionSpec {
   /** Bounds of a number (after a duration is resolved to seconds), of each element of an integer list. */
   min?: number;
   max?: number;
-  /** For strings and string lists: the allowed values. */
+  /** For strings and string lists: the allowed values; for a duration, words allowed besides durations (`never`), kept as they are. */
   enum?: string[];
   /** For `map`: exactly these keys. */
   fields?: string[];
@@ -388,6 +388,12 @@ export interface HostEvents {
   /** A resource became available (initial presence): offline delivery listens. */
   'resource-available': { session: ClientSession };
   /**
+   * Before the account's offline messages are pushed to a session that just became available (Prosody's
+   * message/offline/broadcast): a handler returning a value keeps them back for that session (mam does, for a
+   * session that fetched the archive first); they stay stored.
+   */
+  'message/offline/broadcast': { session: ClientSession };
+  /**
    * A stanza for a domain this server does not serve (`host` is that domain); s2s claims it by returning a value.
    * Unclaimed, the sender gets remote-server-not-found (Prosody's route/remote).
    */
@@ -456,8 +462,8 @@ export interface ModuleApi<O extends object = Record<string, OptionValue>> {
   readonly writeBatcher: WriteBatcher;
   /** Subscribe to a host-wide event. */
   hookGlobal<K extends keyof HostEvents>(event: K, handler: (payload: HostEvents[K]) => unknown, priority?: number): void;
-  /** Fire a host-wide event. */
-  fireGlobal<K extends keyof HostEvents>(event: K, payload: HostEvents[K]): Promise<void>;
+  /** Fire a host-wide event; resolves to the value of the handler that claimed it (Prosody's fire_event), else undefined. */
+  fireGlobal<K extends keyof HostEvents>(event: K, payload: HostEvents[K]): Promise<unknown>;
   /** Open a per-account store of JSON documents for this host. */
   openStore<T = unknown>(name: string): KeyValueStore<T>;
   /** Open a per-account map store for this host (Prosody's module:open_store(name, 'map')). */

@@ -376,8 +376,8 @@ export class ModuleManager {
       hookGlobal: <K extends keyof HostEvents>(event: K, handler: (payload: HostEvents[K]) => unknown, priority = 0): void => {
         track(services.globalBus.add(event, handler as (p: unknown) => unknown, priority, name));
       },
-      fireGlobal: async <K extends keyof HostEvents>(event: K, payload: HostEvents[K]): Promise<void> => {
-        await services.globalBus.fire(event, payload);
+      fireGlobal: async <K extends keyof HostEvents>(event: K, payload: HostEvents[K]): Promise<unknown> => {
+        return services.globalBus.fire(event, payload);
       },
       openStore: <T>(store: string) => services.openStore<T>(host, store),
       openMap: <T>(store: string) => services.openMap<T>(host, store),

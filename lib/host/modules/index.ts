@@ -9,6 +9,7 @@ import { http } from './http/index.js';
 import { disco } from './disco.js';
 import { iq } from './iq.js';
 import { lastactivity } from './lastactivity.js';
+import { mam } from './mam/index.js';
 import { message } from './message.js';
 import { ping } from './ping.js';
 import { presence } from './presence.js';
@@ -23,4 +24,4 @@ import { version } from './version.js';
 export const coreModules: ModuleDefinition[] = [http, c2s, c2sHost, presence, message, roster, iq, ping, disco];
 
 /** Bundled modules loaded only where `modules_enabled` names them (Prosody ships these plugins off by default). */
-export const optionalModules: ModuleDefinition[] = [version, uptime, time, lastactivity, privateStorage, vcardLegacy, blocklist, websocket, httpAltconnect, conversejs, httpIndex];
+export const optionalModules: ModuleDefinition[] = [mam, version, uptime, time, lastactivity, privateStorage, vcardLegacy, blocklist, websocket, httpAltconnect, conversejs, httpIndex];

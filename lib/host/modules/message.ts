@@ -109,6 +109,8 @@ export function load(module: ModuleApi): void {
   /** XEP-0160: on initial presence, the stored messages go to that resource with a delay, then are deleted. */
   const onResourceAvailable = async ({ session }: { session: ClientSession }): Promise<void> => {
     if (session.host !== module.host || session.priority < 0 || flushing.has(session.bare)) return;
+    // A module may keep them back for this session (mam, when it fetched the archive first).
+    if ((await module.fireGlobal('message/offline/broadcast', { session })) !== undefined) return;
     flushing.add(session.bare);
     try {
       const { items } = await offline.find(session.bare);
