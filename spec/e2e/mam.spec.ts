@@ -1,0 +1,94 @@
+// End to end: slixmpp's XEP-0313 plugin (Debian python3-slixmpp) fetches an archive that post_msg filled over HTTP,
+// paging with XEP-0059 forward and backward and filtering by `with`, against the real server on ephemeral ports.
+// CI must run: apt-get install -y python3-slixmpp
+
+import { after, before, describe, it } from 'node:test';
+import assert from 'node:assert/strict';
+import { spawn } from 'node:child_process';
+import { existsSync } from 'node:fs';
+import { fileURLToPath } from 'node:url';
+import { startTestServer, testTls, type TestServer } from '../helpers/server.js';
+import { withTimeout } from '../host/c2s/helpers.js';
+import { basic, request } from '../post_msg/helpers/http.js';
+
+const PYTHON = '/usr/bin/python3';
+const FETCHER = fileURLToPath(new URL('./slixmpp_mam.py', import.meta.url));
+const APT_LINE = 'apt-get update && apt-get install -y python3-slixmpp';
+
+function hasSlixmpp(): Promise<boolean> {
+  if (!existsSync(PYTHON)) return Promise.resolve(false);
+  const probe = spawn(PYTHON, ['-c', 'import slixmpp.plugins.xep_0313'], { stdio: 'ignore' });
+  return withTimeout(new Promise<boolean>((resolve) => probe.on('close', (code) => resolve(code === 0))), 'the slixmpp probe', 10_000).catch(() => false);
+}
+
+interface Line {
+  event: string;
+  bodies?: string[];
+  ids?: string[];
+  vars?: string[];
+}
+
+function runFetcher(args: string[], ms: number): Promise<{ code: number | null; lines: Line[]; stdout: string; stderr: string }> {
+  const child = spawn(PYTHON, [FETCHER, ...args], { stdio: ['ignore', 'pipe', 'pipe'] });
+  let stdout = '';
+  let stderr = '';
+  child.stdout.on('data', (d: Buffer) => (stdout += d.toString()));
+  child.stderr.on('data', (d: Buffer) => (stderr += d.toString()));
+  const timer = setTimeout(() => child.kill('SIGKILL'), ms);
+  return new Promise((resolve) =>
+    child.on('close', (code) => {
+      clearTimeout(timer);
+      const lines = stdout.split('\n').filter((l) => l.startsWith('{')).map((l) => JSON.parse(l) as Line);
+      resolve({ code, lines, stdout, stderr });
+    }),
+  );
+}
+
+describe('mam with slixmpp (XEP-0313, XEP-0059)', async () => {
+  const installed = await hasSlixmpp();
+  if (!installed && process.env.CI) {
+    it('has python3-slixmpp installed', () => assert.fail(`missing python3-slixmpp; CI must run: ${APT_LINE}`));
+    return;
+  }
+  const skip = installed ? false : `missing python3-slixmpp; install with: ${APT_LINE}`;
+  let ts: TestServer;
+
+  before(async () => {
+    if (skip) return;
+    ts = await startTestServer({
+      config: { modules_enabled: ['post_msg', 'mam'] },
+      users: [
+        ['monitor@localhost', 'monitor-secret'],
+        ['backup@localhost', 'backup-secret'],
+        ['reader@localhost', 'reader-secret'],
+      ],
+    });
+  });
+
+  after(async () => {
+    await ts?.stop();
+  });
+
+  it('pages through what post_msg sent, both ways, and filters by sender', { skip, timeout: 90_000 }, async () => {
+    const expected: string[] = [];
+    for (let i = 1; i <= 25; i++) {
+      const [user, password] = i % 5 === 0 ? ['backup@localhost', 'backup-secret'] : ['monitor@localhost', 'monitor-secret'];
+      const body = `alert ${i}`;
+      const res = await request(`${ts.httpUrl}/msg/reader`, { headers: { Authorization: basic(user, password), 'Content-Type': 'text/plain' }, body });
+      assert.equal(res.status, 201, res.text);
+      expected.push(body);
+    }
+    const run = await runFetcher(
+      ['--jid', 'reader@localhost/slix', '--password', 'reader-secret', '--port', String(ts.c2sPort), '--ca', testTls().cert, '--max', '10', '--with', 'backup@localhost', '--timeout', '60'],
+      80_000,
+    );
+    const by = (event: string): Line | undefined => run.lines.find((l) => l.event === event);
+    const context = `exit ${run.code}\nstdout: ${run.stdout}\nstderr: ${run.stderr.slice(-3000)}`;
+    assert.equal(run.code, 0, context);
+    assert.deepEqual(by('fields')?.vars, ['FORM_TYPE', 'with', 'start', 'end', 'before-id', 'after-id', 'ids'], context);
+    assert.deepEqual(by('forward')?.bodies, expected, context);
+    assert.equal(new Set(by('forward')?.ids).size, 25, 'every item has its own id');
+    assert.deepEqual(by('backward')?.bodies, [...expected].reverse(), context);
+    assert.deepEqual(by('with')?.bodies, ['alert 5', 'alert 10', 'alert 15', 'alert 20', 'alert 25'], context);
+  });
+});
