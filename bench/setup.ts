@@ -6,8 +6,8 @@ import { randomBytes } from 'node:crypto';
 import { mkdtempSync, readFileSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { openUsers, readConfig } from '../lib/host/core/server.js';
-import { openSqliteStorage } from '../lib/host/core/storage/sqlite.js';
+import { moduleCatalog, openUsers, readConfig } from '../lib/host/core/server.js';
+import { loadStorage } from '../lib/host/core/storage/manager.js';
 import { scramRecord } from '../lib/host/core/users.js';
 
 export interface BenchDir {
@@ -68,7 +68,7 @@ export interface Account {
 /** Create accounts the ordinary way (UserService.create: SASLprep, two PBKDF2 derivations each). */
 export async function createAccounts(configPath: string, accounts: readonly Account[]): Promise<void> {
   const { config } = readConfig({ configPath });
-  const { storage, users } = openUsers(config);
+  const { storage, users } = await openUsers(config);
   try {
     for (const a of accounts) await users.create(`${a.username}@${DOMAIN}`, a.password);
   } finally {
@@ -83,7 +83,7 @@ export async function createAccounts(configPath: string, accounts: readonly Acco
  */
 export async function createIdleAccounts(configPath: string, usernames: readonly string[], password: string): Promise<void> {
   const { config } = readConfig({ configPath });
-  const storage = openSqliteStorage(config.data_dir);
+  const storage = await loadStorage(config, moduleCatalog(config.plugin_paths));
   try {
     const record = await scramRecord('', password, randomBytes(16), config.pbkdf2_iterations);
     for (const username of usernames) await storage.users.create({ ...record, jid: `${username}@${DOMAIN}` });

@@ -209,6 +209,70 @@ export interface ArchiveStore {
   delete(user: string, filter?: ArchiveFilter): Promise<number>;
 }
 
+/** One account's SCRAM credentials (Prosody's internal_hashed): never the password itself. */
+export interface UserRecord {
+  /** Normalised bare JID. */
+  jid: string;
+  iterations: number;
+  salt: Buffer;
+  sha1StoredKey: Buffer;
+  sha1ServerKey: Buffer;
+  sha256StoredKey: Buffer;
+  sha256ServerKey: Buffer;
+}
+
+/** The accounts, as a storage backend keeps them (the host's user service sits on it). */
+export interface UserStore {
+  get(jid: string): Promise<UserRecord | undefined>;
+  /** Insert; resolves false when the account exists already. */
+  create(record: UserRecord): Promise<boolean>;
+  /** Replace the credentials; resolves false when the account does not exist. */
+  update(record: UserRecord): Promise<boolean>;
+  /**
+   * Delete the account and, in the same transaction, everything stored for it on its host (every key-value
+   * document, map entry and archive item whose user is this JID): a new account of that name starts empty, even
+   * when the process stops half-way (Prosody's storagemanager.purge). Resolves false when the account did not exist.
+   */
+  delete(jid: string): Promise<boolean>;
+  /** Bare JIDs, sorted; only those of `host` when given. */
+  list(host?: string): Promise<string[]>;
+  /** How many accounts have each PBKDF2 iteration count, by count: decoys for unknown names are drawn from it. */
+  iterationCounts(): Promise<Array<{ iterations: number; accounts: number }>>;
+  /**
+   * A count that moves when another writer (the CLI, another node) may have changed accounts (SQLite:
+   * `PRAGMA data_version`; a PostgreSQL store could use LISTEN/NOTIFY). This store's own writes do not move it:
+   * the host announces those itself ('user-changed'). The host polls it to recheck open client streams.
+   */
+  outsideChangeCount(): number;
+}
+
+/**
+ * Everything a storage backend keeps: accounts and every module's stores. SQLite implements it
+ * (modules/storage_sqlite); a PostgreSQL backend for several nodes can implement it without touching modules
+ * (Prosody's storagemanager has the same split). spec/host/core/storage/contract.ts is the suite each runs.
+ */
+export interface Storage {
+  users: UserStore;
+  keyValue<T>(host: string, store: string): KeyValueStore<T>;
+  /** One archive per (host, store): opened again (a module reloaded), it is the same object. */
+  archive(host: string, store: string): ArchiveStore;
+  /** One map store per (host, store) (Prosody's map store kind). */
+  map<T>(host: string, store: string): MapStore<T>;
+  close(): void;
+}
+
+/**
+ * A storage backend (Prosody's storage drivers): the host key `storage: <name>` picks the one the module
+ * `storage_<name>` provides. The host loads that module and opens the backend before any other module loads,
+ * and closes it after the last one unloaded.
+ */
+export interface StorageBackend {
+  /** What `storage:` names, e.g. `sqlite`. */
+  name: string;
+  /** Open the server's storage; `dataDir` is the resolved `data_dir`. */
+  open(options: { dataDir: string }): Storage | Promise<Storage>;
+}
+
 /** The host's user store as modules see it. JIDs are bare and normalised (parseJid). */
 export interface UsersApi {
   exists(bareJid: string): Promise<boolean>;
@@ -318,6 +382,8 @@ export interface Provides {
   disco_feature: string;
   /** A disco#info feature var advertised on accounts' bare JIDs. */
   account_disco_feature: string;
+  /** A storage backend (`storage_<name>` modules); the host opens the one the `storage` key names. */
+  storage: StorageBackend;
 }
 
 /** Who provided an item: the host it was provided on (`*` for a global module) and the module. */

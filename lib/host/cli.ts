@@ -138,14 +138,15 @@ async function readySummary(server: Server): Promise<string> {
 function check(source: ConfigSource): number {
   const { config, catalog } = readConfig(source);
   const hosts = Object.keys(config.virtual_hosts);
-  const optional = [...catalog.manifests.keys()].filter((id) => !catalog.core.has(id));
-  process.stdout.write(`${config.source}: OK — virtual hosts ${hosts.join(', ')}; optional modules available: ${optional.join(', ') || 'none'}\n`);
+  // Storage backends are chosen by the `storage` key, not modules_enabled.
+  const optional = [...catalog.manifests.keys()].filter((id) => !catalog.core.has(id) && !id.startsWith('storage_'));
+  process.stdout.write(`${config.source}: OK — virtual hosts ${hosts.join(', ')}; storage ${config.storage}; optional modules available: ${optional.join(', ') || 'none'}\n`);
   return 0;
 }
 
 async function userCommand(command: 'adduser' | 'passwd' | 'deluser', jid: string, source: ConfigSource, fromStdin: boolean): Promise<number> {
   const { config } = readConfig(source);
-  const { storage, users } = openUsers(config);
+  const { storage, users } = await openUsers(config);
   try {
     if (command === 'deluser') {
       process.stdout.write(`Deleted ${await users.delete(jid)}.\n`);
@@ -163,7 +164,7 @@ async function userCommand(command: 'adduser' | 'passwd' | 'deluser', jid: strin
 
 async function listUsers(source: ConfigSource, host: string | undefined): Promise<number> {
   const { config } = readConfig(source);
-  const { storage, users } = openUsers(config);
+  const { storage, users } = await openUsers(config);
   try {
     const list = await users.list(host?.toLowerCase());
     process.stdout.write(list.length > 0 ? `${list.join('\n')}\n` : 'No accounts yet; add one with: xmppd adduser alice@localhost\n');

@@ -8,7 +8,7 @@ import { execFile } from 'node:child_process';
 import { writeFileSync } from 'node:fs';
 import { join, resolve } from 'node:path';
 import Database from 'better-sqlite3';
-import { DATABASE_FILE } from '../../lib/host/core/storage/sqlite.js';
+import { DATABASE_FILE } from '../../lib/host/modules/storage_sqlite/sqlite.js';
 import { startTestServer, type TestServer } from '../helpers/server.js';
 import { rawLogin, type RawClient } from '../host/c2s/helpers.js';
 

@@ -79,7 +79,7 @@ describe('Reliability', () => {
         ].join('\n'),
       );
       const { config } = readConfig({ configPath });
-      const { storage, users } = openUsers(config);
+      const { storage, users } = await openUsers(config);
       await users.create('bob@localhost', 'bob-crash-pw');
       await users.create('alice@localhost', 'alice-crash-pw');
       storage.close();

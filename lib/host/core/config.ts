@@ -87,7 +87,7 @@ export const HOST_KEYS: Readonly<Record<string, OptionSpec>> = {
   http_paths: { type: 'map', format: 'path', default: {}, description: 'Base path per HTTP app, e.g. `{ post_msg: /msg }` (a virtual host\'s own map wins).' },
   plugin_paths: { type: 'string[]', default: [], description: 'Extra folders holding a plugin.json manifest each.' },
   modules_disabled: { type: 'string[]', default: [], description: 'Modules never loaded, even those loaded automatically (e.g. c2s).' },
-  storage: { type: 'string', default: 'sqlite', description: 'Storage backend.' },
+  storage: { type: 'string', default: 'sqlite', description: 'Storage backend: `sqlite` (bundled), or `<name>` from a plugin module storage_<name>.' },
   trusted_proxies: { type: 'string[]', format: 'address', default: ['127.0.0.1', '::1'], description: 'Addresses or CIDR ranges of reverse proxies whose X-Forwarded-For header is believed.' },
 };
 
@@ -173,6 +173,8 @@ export function validateConfig(raw: unknown, catalog: ModuleCatalog, where: { so
   checkModuleNames('modules_enabled', out.modules_enabled as string[], catalog, problems);
   checkModuleNames('modules_disabled', out.modules_disabled as string[], catalog, problems);
   checkPathMapNames('http_paths', out.http_paths as Record<string, string>, catalog, problems);
+  // The default's module is bundled: only a configured backend can be missing (a spec's made-up catalog has none).
+  if ('storage' in raw) checkStorage(out.storage as string, catalog, problems);
 
   const vhosts: Record<string, VirtualHostConfig> = {};
   const rawHosts = raw.virtual_hosts ?? EMBEDDED_DEFAULT.virtual_hosts;
@@ -293,6 +295,18 @@ function checkModuleNames(key: string, names: string[] | undefined, catalog: Mod
       problems.push(`${key}: unknown module ${JSON.stringify(name)}; known modules are ${[...catalog.manifests.keys()].join(', ')}`);
     }
   }
+}
+
+/** The module that provides storage backend `name` (Prosody's storage drivers: mod_storage_<name>). */
+export function storageModuleId(name: string): string {
+  return `storage_${name}`;
+}
+
+/** `storage` names a backend some module of the catalog provides (bundled or in plugin_paths). */
+function checkStorage(name: string, catalog: ModuleCatalog, problems: string[]): void {
+  if (catalog.manifests.has(storageModuleId(name))) return;
+  const known = [...catalog.manifests.keys()].filter((id) => id.startsWith('storage_')).map((id) => id.slice('storage_'.length));
+  problems.push(`storage: unknown storage backend ${JSON.stringify(name)}; known backends are ${known.join(', ')} (a backend <name> is the module storage_<name>)`);
 }
 
 function checkPathMapNames(key: string, paths: Record<string, string> | undefined, catalog: ModuleCatalog, problems: string[]): void {

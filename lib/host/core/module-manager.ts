@@ -211,7 +211,8 @@ export class ModuleManager {
   async loadAll(): Promise<void> {
     const { config } = this.services;
     for (const host of [GLOBAL_HOST, ...Object.keys(config.virtual_hosts), ...Object.keys(config.components)]) {
-      for (const id of this.enabledOn(host)) await this.load(host, id);
+      // The storage backend's module is loaded already (core/storage/manager.ts), should modules_enabled name it too.
+      for (const id of this.enabledOn(host)) if (!this.isLoaded(host, id)) await this.load(host, id);
     }
   }
 

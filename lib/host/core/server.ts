@@ -3,26 +3,25 @@
 
 import type { DestinationStream, Logger } from 'pino';
 import { MemoryAuthThrottle } from '../util/throttle.js';
-import { coreModules, optionalModules } from '../modules/index.js';
+import { coreModules, optionalModules, storageModules } from '../modules/index.js';
 import { pluginPathsOf, readRawConfig, validateConfig, type HostConfig, type RawConfig } from './config.js';
 import { EventBus } from './events.js';
 import { PortManager } from './ports.js';
 import { createLogger } from './log.js';
 import { discoverModules, ModuleManager, type Catalog } from './module-manager.js';
 
-/** The bundled modules (core and optional) plus every plugin.json in the plugin paths. */
+/** The bundled modules (core, optional and storage backends) plus every plugin.json in the plugin paths. */
 export function moduleCatalog(pluginPaths: readonly string[] = []): Catalog {
-  return discoverModules(coreModules, pluginPaths, optionalModules);
+  return discoverModules(coreModules, pluginPaths, [...optionalModules, ...storageModules]);
 }
 import { StanzaRouter } from './stanza-router.js';
 import { MemorySessionRegistry } from './sessions.js';
-import { openSqliteStorage } from './storage/sqlite.js';
-import type { Storage, UserStore } from './storage/types.js';
+import { loadStorage, openStorage } from './storage/manager.js';
 import { loadOrCreateTls } from '../net/tls.js';
 import { CredentialCache, deriveScramOnEventLoop, UserService } from './users.js';
 import { readOrCreateSecret } from './secret-file.js';
 import { TurnEnd } from '../net/end-of-turn.js';
-import type { NetItem, StanzaEvent, UsersApi } from '../api.js';
+import type { NetItem, StanzaEvent, Storage, UserStore, UsersApi } from '../api.js';
 
 export const DEFAULT_CONFIG_PATH = './xmppd.yaml';
 
@@ -44,13 +43,23 @@ export function readConfig(source: ConfigSource): { config: HostConfig; catalog:
   return { config: validateConfig(raw.raw, catalog, raw), catalog };
 }
 
-/** Storage and the user service without listeners: what the admin CLI needs. */
-export function openUsers(
+/** Storage and the user service without listeners: what the admin CLI needs (only the storage module loads). */
+export async function openUsers(
   config: HostConfig,
-  onChange?: (jid: string, change: 'created' | 'password' | 'deleted') => void,
   options: Pick<StartOptions, 'credentialCache' | 'pbkdf2OnEventLoop'> = {},
-): { storage: Storage; users: UserService; throttle: MemoryAuthThrottle } {
-  const storage = openSqliteStorage(config.data_dir);
+): Promise<{ storage: Storage; users: UserService; throttle: MemoryAuthThrottle }> {
+  const storage = await loadStorage(config, moduleCatalog(config.plugin_paths));
+  return { storage, ...userService(config, storage, undefined, options) };
+}
+
+type UserChange = (jid: string, change: 'created' | 'password' | 'deleted') => void;
+
+function userService(
+  config: HostConfig,
+  storage: Storage,
+  onChange: UserChange | undefined,
+  options: Pick<StartOptions, 'credentialCache' | 'pbkdf2OnEventLoop'>,
+): { users: UserService; throttle: MemoryAuthThrottle } {
   const throttle = new MemoryAuthThrottle(config.auth_failures_per_minute);
   const users = new UserService({
     store: storage.users,
@@ -63,7 +72,7 @@ export function openUsers(
     ...(options.pbkdf2OnEventLoop ? { derive: deriveScramOnEventLoop } : {}),
     onChange,
   });
-  return { storage, users, throttle };
+  return { users, throttle };
 }
 
 export interface StartOptions extends ConfigSource {
@@ -144,13 +153,13 @@ export async function startServer(opts: StartOptions = {}): Promise<Server> {
   log.info({ config: config.source, hosts: Object.keys(config.virtual_hosts) }, 'starting');
 
   const globalBus = new EventBus<unknown>();
-  const { storage, users, throttle } = openUsers(config, (jid, change) => {
+  const onUserChange: UserChange = (jid, change) => {
     globalBus.fire('user-changed', { jid, change }).catch((err: unknown) => log.error({ err, jid }, 'a user-changed handler failed'));
     if (change === 'deleted') {
       const host = jid.slice(jid.indexOf('@') + 1);
       globalBus.fire('user-deleted', { jid, host }).catch((err: unknown) => log.error({ err, jid }, 'a user-deleted handler failed'));
     }
-  }, opts);
+  };
   const sessions = new MemorySessionRegistry();
   // Each virtual host and each component has its own bus; the router finds a stanza's domain here.
   const buses = new Map([...Object.keys(config.virtual_hosts), ...Object.keys(config.components)].map((h) => [h, new EventBus<StanzaEvent>()]));
@@ -179,6 +188,15 @@ export async function startServer(opts: StartOptions = {}): Promise<Server> {
     writeBatcher: new TurnEnd({ isOn: opts.writesAtTurnEnd !== false }),
     openMap: (host, name) => storage.map(host, name),
   });
+  // The storage backend first (the module the `storage` key names, on `*`): accounts and every module's stores.
+  let storage: Storage;
+  try {
+    storage = await openStorage(modules, config);
+  } catch (err) {
+    await modules.unloadAll();
+    throw err;
+  }
+  const { users, throttle } = userService(config, storage, onUserChange, opts);
   // The listeners: each `net` item a module provides is opened on its ports, and closed when the module unloads.
   const ports = new PortManager({
     setting: (key) => (config as unknown as Record<string, unknown>)[key],

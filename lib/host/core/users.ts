@@ -9,7 +9,7 @@ import { parseJid } from '../util/jid.js';
 import type { AuthResult, ScramCredentials, UsersApi } from '../api.js';
 import type { AuthAdmission, AuthThrottle } from '../util/throttle.js';
 import { decoyCredentials, decoyIterations } from '../util/sasl/sasl-scram.js';
-import type { UserRecord, UserStore } from './storage/types.js';
+import type { UserRecord, UserStore } from '../api.js';
 
 const pbkdf2Async = promisify(pbkdf2);
 /** How long the accounts' iteration counts are trusted before they are read again. */
@@ -52,7 +52,7 @@ function scramKeys(salted: Buffer, hash: Hash): { storedKey: Buffer; serverKey: 
  * the value is the StoredKey the password matched. A hit counts only while the account's current
  * StoredKey is still that one, so a password change or deletion invalidates it: at once when made by
  * this process, within 1 ms when made by the CLI or another node (the user store's cache, see
- * storage/sqlite.ts).
+ * modules/storage_sqlite/sqlite.ts).
  */
 export class CredentialCache {
   // One SHA-256 block of secret; crypto.hash is one native call, where createHmac builds an OpenSSL context per request.

@@ -15,11 +15,15 @@ import { ping } from './ping.js';
 import { presence } from './presence.js';
 import { privateStorage } from './private.js';
 import { roster } from './roster.js';
+import { storageSqlite } from './storage_sqlite/index.js';
 import { httpAltconnect, websocket } from './websocket/index.js';
 import { time } from './time.js';
 import { uptime } from './uptime.js';
 import { vcardLegacy } from './vcard-legacy.js';
 import { version } from './version.js';
+
+/** Storage backends (`storage_<name>`): the host loads the one the `storage` key names, before any other module. */
+export const storageModules: ModuleDefinition[] = [storageSqlite];
 
 export const coreModules: ModuleDefinition[] = [http, c2s, c2sHost, presence, message, roster, iq, ping, disco];
 

@@ -8,7 +8,7 @@ import { join } from 'node:path';
 import { readOrCreateSecret } from '../../../lib/host/core/secret-file.js';
 import { UserService } from '../../../lib/host/core/users.js';
 import { MemoryAuthThrottle } from '../../../lib/host/util/throttle.js';
-import type { UserStore } from '../../../lib/host/core/storage/types.js';
+import type { UserStore } from '../../../lib/host/api.js';
 
 const dirs: string[] = [];
 const newDir = (): string => {

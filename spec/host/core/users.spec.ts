@@ -5,10 +5,10 @@ import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import Database from 'better-sqlite3';
-import { openSqliteStorage, DATABASE_FILE } from '../../../lib/host/core/storage/sqlite.js';
+import { openSqliteStorage, DATABASE_FILE } from '../../../lib/host/modules/storage_sqlite/sqlite.js';
 import { MemoryAuthThrottle } from '../../../lib/host/util/throttle.js';
 import { UserService, deriveScram, deriveScramOnEventLoop, CredentialCache } from '../../../lib/host/core/users.js';
-import type { Storage } from '../../../lib/host/core/storage/types.js';
+import type { Storage } from '../../../lib/host/api.js';
 import type { AuthAdmission } from '../../../lib/host/util/throttle.js';
 import { startTestServer } from '../../helpers/server.js';
 import { basic, post } from '../../helpers/load.js';
@@ -175,7 +175,7 @@ describe('CredentialCache', () => {
   });
 
   const check = (pw: string, jid = 'dave@localhost'): Promise<boolean> => server.verifyPassword(jid, pw);
-  // The store asks SQLite whether another connection wrote at most once per millisecond (storage/sqlite.ts).
+  // The store asks SQLite whether another connection wrote at most once per millisecond (storage_sqlite/sqlite.ts).
   const pastRecheck = (): Promise<void> => new Promise((r) => setTimeout(r, 2));
 
   it('remembers a verified password and answers the next check without PBKDF2', async () => {

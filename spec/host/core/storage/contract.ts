@@ -1,11 +1,10 @@
 // The storage contract: what every Storage implementation (SQLite today, PostgreSQL later) must do for the user,
 // key-value, map and archive stores (Prosody's storagemanager drivers), and that deleting an account takes its data.
-// An implementation's spec calls storageContract() with a harness; see sqlite.spec.ts.
+// An implementation's spec calls storageContract() with a harness; see spec/host/modules/storage_sqlite/sqlite.spec.ts.
 
 import { describe, it } from 'node:test';
 import assert from 'node:assert/strict';
-import { StanzaError, type ArchiveStore } from '../../../../lib/host/api.js';
-import type { Storage, UserRecord } from '../../../../lib/host/core/storage/types.js';
+import { StanzaError, type ArchiveStore, type Storage, type UserRecord } from '../../../../lib/host/api.js';
 
 export interface StorageHarness {
   /** A new storage holding nothing. */

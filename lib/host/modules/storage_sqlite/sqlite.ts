@@ -7,8 +7,7 @@ import { randomUUID } from 'node:crypto';
 import { mkdirSync, accessSync, constants } from 'node:fs';
 import { join } from 'node:path';
 import { HostError, StanzaError } from '../../util/errors.js';
-import type { ArchiveFilter, ArchivePage, ArchiveQuery, ArchiveStore, KeyValueStore } from '../../api.js';
-import type { Storage, UserRecord, UserStore } from './types.js';
+import type { ArchiveFilter, ArchivePage, ArchiveQuery, ArchiveStore, KeyValueStore, Storage, UserRecord, UserStore } from '../../api.js';
 import { MAP_SCHEMA, mapPurge, SqliteMapStore } from './sqlite-map.js';
 
 const SCHEMA = `

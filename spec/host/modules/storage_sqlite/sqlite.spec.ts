@@ -1,16 +1,17 @@
-// SQLite storage: the storage contract (contract.ts), then what is SQLite's own: an archive append is on disk
-// (seen by another connection) when it resolves, a failed batch rejects each append in it, the offline lists of
-// earlier versions move into archives, an account deleted by another process (xmppd deluser) takes its data, and
-// the user store's outside-change count moves with another connection's commits, not its own writes.
+// SQLite storage (modules/storage_sqlite): the storage contract (spec/host/core/storage/contract.ts), then what is
+// SQLite's own: an archive append is on disk (seen by another connection) when it resolves, a failed batch rejects
+// each append in it, the offline lists of earlier versions move into archives, an account deleted by another
+// process (xmppd deluser) takes its data, and the user store's outside-change count moves with another
+// connection's commits, not its own writes.
 import { describe, it, before, after } from 'node:test';
 import assert from 'node:assert/strict';
 import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import Database from 'better-sqlite3';
-import { openSqliteStorage, timeOrderedId, DATABASE_FILE } from '../../../../lib/host/core/storage/sqlite.js';
-import type { Storage } from '../../../../lib/host/core/storage/types.js';
-import { record, storageContract } from './contract.js';
+import { openSqliteStorage, timeOrderedId, DATABASE_FILE } from '../../../../lib/host/modules/storage_sqlite/sqlite.js';
+import type { Storage } from '../../../../lib/host/api.js';
+import { record, storageContract } from '../../core/storage/contract.js';
 
 const dirs: string[] = [];
 const dirOf = new WeakMap<Storage, string>();
