@@ -460,6 +460,17 @@ export interface HostEvents {
    */
   'message/offline/broadcast': { session: ClientSession };
   /**
+   * A client stream is about to be offered its features (Prosody's stream-features): a module appends its own to
+   * `features`. `session.bare` is '' before authentication, `session.full` '' before bind; check `session.host`.
+   */
+  'stream-features': { session: ClientSession; features: Element };
+  /**
+   * A top-level element of an authenticated client stream outside jabber:client (a nonza: XEP-0352 `<inactive/>`,
+   * XEP-0198 `<r/>`), fired as `stanza/<xmlns>:<name>` (Prosody's name). Claim it by returning a value; unclaimed,
+   * the stream closes with unsupported-stanza-type (RFC 6120 §4.9.3.24).
+   */
+  [event: `stanza/${string}`]: { session: ClientSession; stanza: Element };
+  /**
    * A stanza for a domain this server does not serve (`host` is that domain); s2s claims it by returning a value.
    * Unclaimed, the sender gets remote-server-not-found (Prosody's route/remote).
    */

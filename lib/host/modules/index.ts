@@ -4,6 +4,8 @@
 import type { ModuleDefinition } from '../api.js';
 import { blocklist } from './blocklist.js';
 import { c2s, c2sHost } from './c2s/index.js';
+import { carbons } from './carbons.js';
+import { csiSimple } from './csi-simple.js';
 import { conversejs, httpIndex } from './conversejs/index.js';
 import { http } from './http/index.js';
 import { disco } from './disco.js';
@@ -28,4 +30,4 @@ export const storageModules: ModuleDefinition[] = [storageSqlite];
 export const coreModules: ModuleDefinition[] = [http, c2s, c2sHost, presence, message, roster, iq, ping, disco];
 
 /** Bundled modules loaded only where `modules_enabled` names them (Prosody ships these plugins off by default). */
-export const optionalModules: ModuleDefinition[] = [mam, version, uptime, time, lastactivity, privateStorage, vcardLegacy, blocklist, websocket, httpAltconnect, conversejs, httpIndex];
+export const optionalModules: ModuleDefinition[] = [carbons, csiSimple, mam, version, uptime, time, lastactivity, privateStorage, vcardLegacy, blocklist, websocket, httpAltconnect, conversejs, httpIndex];

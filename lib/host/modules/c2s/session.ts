@@ -333,14 +333,20 @@ export class C2sSession implements ClientSession, PresenceControl {
     this.write(this.connection.isFramed ? openFrame(header) : streamHeader(header));
   }
 
-  private onStreamStart(header: Element): void {
+  private async onStreamStart(header: Element): Promise<void> {
     const problem = this.checkHeader(header);
     if (problem) {
       this.close(problem.condition, problem.text);
       return;
     }
     this.sendHeader();
-    this.write(this.features().toString());
+    const features = this.features();
+    // Modules add theirs (XEP-0352 csi, XEP-0198 sm); a failing one is logged and the rest are offered.
+    await this.api!.fireGlobal('stream-features', { session: this, features }).catch((err: unknown) =>
+      this.log.error({ err, module: filterOwner(err) }, 'a stream-features handler failed'),
+    );
+    if (this.isClosedNow) return;
+    this.write(features.toString());
   }
 
   private checkHeader(header: Element): { condition: StreamErrorCondition; text: string } | undefined {
@@ -398,7 +404,8 @@ export class C2sSession implements ClientSession, PresenceControl {
     if (el === undefined) return;
     const ns = el.attrs.xmlns ?? NS_CLIENT;
     if (!this.account) return this.onUnauthenticated(el, ns);
-    if (ns !== NS_CLIENT || !STANZA_KINDS.has(el.name)) {
+    if (ns !== NS_CLIENT) return this.onNonza(el, ns);
+    if (!STANZA_KINDS.has(el.name)) {
       this.close('unsupported-stanza-type', `<${el.name}/> in ${ns} is not a stanza.`);
       return;
     }
@@ -413,6 +420,12 @@ export class C2sSession implements ClientSession, PresenceControl {
       return;
     }
     await this.route(el);
+  }
+
+  /** Another namespace's top-level element after authentication goes to the module that claims it (Prosody's stanza/<xmlns>:<name>). */
+  private async onNonza(el: Element, ns: string): Promise<void> {
+    const claimed = await this.api!.fireGlobal(`stanza/${ns}:${el.name}`, { session: this, stanza: el });
+    if (claimed === undefined && !this.isClosedNow) this.close('unsupported-stanza-type', `<${el.name}/> in ${ns} is not supported here.`);
   }
 
   private async onUnauthenticated(el: Element, ns: string): Promise<void> {
