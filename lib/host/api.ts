@@ -28,8 +28,8 @@ export { HostError, StanzaError, type HostErrorCode, type StanzaErrorCondition }
 /** A stanza is an @xmpp/xml element named message, presence or iq. */
 export type Stanza = Element;
 
-/** What local routing did with a message (RFC 6121 §8.5). */
-export type Outcome = 'delivered' | 'stored' | 'discarded';
+/** What local routing did with a message (RFC 6121 §8.5); `sent`: written to an authenticated stream to its server (s2s). */
+export type Outcome = 'delivered' | 'stored' | 'discarded' | 'sent';
 
 /** An option value (module option or host key), as declared by an OptionSpec. */
 export type OptionValue = string | number | boolean | string[] | number[] | Record<string, string>;
@@ -77,7 +77,7 @@ export interface Manifest {
 /** Where a stanza came from. A local account's client, the server itself, or a module acting for an account. */
 export interface Origin {
   /** `c2s`: a client session; `local`: injected by a module (post_msg); `host`: the server itself. */
-  type: 'c2s' | 'local' | 'host';
+  type: 'c2s' | 'local' | 'host' | 's2s';
   /** The virtual host this origin belongs to. */
   host: string;
   /** Full or bare JID of the account, for `c2s` and `local`. */

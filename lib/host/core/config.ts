@@ -36,6 +36,15 @@ export interface HostConfig {
   readonly c2s_stanza_size_limit: number;
   readonly c2s_timeout: number;
   readonly c2s_max_unauthenticated_per_ip: number;
+  readonly s2s_ports: readonly number[];
+  readonly s2s_direct_tls_ports: readonly number[];
+  readonly s2s_interfaces: readonly string[];
+  readonly s2s_require_encryption: boolean;
+  readonly s2s_secure_auth: boolean;
+  readonly s2s_ca_file: string | undefined;
+  readonly s2s_timeout: number;
+  readonly s2s_stanza_size_limit: number;
+  readonly dns_servers: readonly string[];
   readonly tls: Readonly<{ cert: string; key: string }> | undefined;
   readonly auth_failures_per_minute: number;
   readonly pbkdf2_iterations: number;
@@ -79,6 +88,15 @@ export const HOST_KEYS: Readonly<Record<string, OptionSpec>> = {
   c2s_stanza_size_limit: { type: 'integer', default: 262144, min: 10000, max: 104857600, description: 'Largest stanza a client may send, in bytes; larger ones end the stream with policy-violation.' },
   c2s_timeout: { type: 'integer', format: 'duration', default: 60, min: 1, max: 86400, description: 'How long an unauthenticated client stream may stay open, in seconds.' },
   c2s_max_unauthenticated_per_ip: { type: 'integer', default: 64, min: 1, max: 1000000, description: 'Client connections one address may hold before authenticating (TLS handshake included); one more is closed at once.' },
+  s2s_ports: { type: 'integer[]', format: 'port', default: [5269], description: 'Server-to-server ports with STARTTLS (RFC 6120); [] for no incoming federation.' },
+  s2s_direct_tls_ports: { type: 'integer[]', format: 'port', default: [], description: 'Server-to-server ports with direct TLS (XEP-0368).' },
+  s2s_interfaces: { type: 'string[]', default: ['127.0.0.1'], description: 'Addresses the server-to-server ports listen on (0.0.0.0 and :: to federate with the Internet).' },
+  s2s_require_encryption: { type: 'boolean', default: true, description: 'Server-to-server streams must use TLS before authentication, both ways.' },
+  s2s_secure_auth: { type: 'boolean', default: false, description: 'Accept only peers whose certificate is valid for their domain (no dialback).' },
+  s2s_ca_file: { type: 'string', description: "PEM trust anchors for peers' certificates (e.g. /etc/ssl/certs/ca-certificates.crt); absent: Node's bundled roots." },
+  s2s_timeout: { type: 'integer', format: 'duration', default: 90, min: 1, max: 3600, description: 'How long a server-to-server stream may take to be set up and authenticated, in seconds.' },
+  s2s_stanza_size_limit: { type: 'integer', default: 524288, min: 10000, max: 104857600, description: 'Largest stanza a remote server may send, in bytes; larger ones end its stream with policy-violation.' },
+  dns_servers: { type: 'string[]', default: [], description: 'DNS servers (address or address:port) for finding remote servers (SRV, A, AAAA); [] uses the system resolver.' },
   tls: { type: 'map', fields: ['cert', 'key'], description: '`{ cert: path, key: path }` (PEM). Absent: a self-signed pair is generated under data_dir on first start.' },
   auth_failures_per_minute: { type: 'integer', default: 10, min: 1, max: 100000, description: 'Failed credential checks allowed per client address per 60 s, HTTP and c2s together; then 429 / delayed failure.' },
   pbkdf2_iterations: { type: 'integer', default: 10000, min: 4096, max: 10000000, description: 'PBKDF2 iteration count for new and changed passwords (SCRAM, RFC 5802).' },

@@ -358,7 +358,7 @@ export class ModuleManager {
           ? { type: 'local', host: from.jid.domain, jid: from.jid.full }
           : { type: 'host', host };
         const result = await services.route(stanza, origin);
-        if (result === 'delivered' || result === 'stored' || result === 'discarded') return result;
+        if (result === 'delivered' || result === 'stored' || result === 'discarded' || result === 'sent') return result;
         return result === undefined ? 'discarded' : 'delivered';
       },
       route: (stanza, origin) => services.route(stanza, origin),

@@ -4,6 +4,7 @@
 import type { ModuleDefinition } from '../api.js';
 import { blocklist } from './blocklist.js';
 import { c2s, c2sHost } from './c2s/index.js';
+import { s2s } from './s2s/index.js';
 import { carbons } from './carbons.js';
 import { csiSimple } from './csi-simple.js';
 import { conversejs, httpIndex } from './conversejs/index.js';
@@ -27,7 +28,7 @@ import { version } from './version.js';
 /** Storage backends (`storage_<name>`): the host loads the one the `storage` key names, before any other module. */
 export const storageModules: ModuleDefinition[] = [storageSqlite];
 
-export const coreModules: ModuleDefinition[] = [http, c2s, c2sHost, presence, message, roster, iq, ping, disco];
+export const coreModules: ModuleDefinition[] = [http, c2s, c2sHost, s2s, presence, message, roster, iq, ping, disco];
 
 /** Bundled modules loaded only where `modules_enabled` names them (Prosody ships these plugins off by default). */
 export const optionalModules: ModuleDefinition[] = [carbons, csiSimple, mam, version, uptime, time, lastactivity, privateStorage, vcardLegacy, blocklist, websocket, httpAltconnect, conversejs, httpIndex];

@@ -43,6 +43,7 @@ export type StanzaErrorCondition =
   | 'policy-violation'
   | 'recipient-unavailable'
   | 'remote-server-not-found'
+  | 'remote-server-timeout'
   | 'resource-constraint'
   | 'service-unavailable'
   | 'undefined-condition';
@@ -62,6 +63,7 @@ const ERROR_TYPES: Record<StanzaErrorCondition, 'auth' | 'cancel' | 'modify' | '
   'policy-violation': 'modify',
   'recipient-unavailable': 'wait',
   'remote-server-not-found': 'cancel',
+  'remote-server-timeout': 'wait',
   'resource-constraint': 'wait',
   'service-unavailable': 'cancel',
   'undefined-condition': 'cancel',

@@ -12,6 +12,7 @@ export type StreamErrorCondition =
   | 'host-unknown'
   | 'improper-addressing'
   | 'internal-server-error'
+  | 'invalid-from'
   | 'invalid-namespace'
   | 'not-authorized'
   | 'not-well-formed'

@@ -1,0 +1,309 @@
+// An outgoing server-to-server stream (RFC 6120 §§4-5, XEP-0220, XEP-0368): resolve, connect, STARTTLS, then
+// dialback for our domain; or a short-lived stream that asks the authoritative server to verify a key.
+// Prosody's plugins/mod_s2s.lua (s2sout) with mod_dialback's initiating side.
+
+import { connect as connectTcp, type Socket } from 'node:net';
+import { connect as connectTls, checkServerIdentity, type TLSSocket } from 'node:tls';
+import type { Element } from '@xmpp/xml';
+import type { Logger } from 'pino';
+import { StreamParser } from '../../util/xmpp-stream/stream-parser.js';
+import { NS_STREAM, NS_STREAMS_ERRORS, NS_TLS } from '../../util/xmpp-stream/namespaces.js';
+import { STREAM_CLOSE } from '../../util/xmpp-stream/stream-errors.js';
+import { dialbackKey } from './dialback.js';
+import { NS_DIALBACK, dialbackElement, s2sHeader } from './stream.js';
+import type { Target, TargetResolver } from './resolve.js';
+
+export interface S2sSettings {
+  requireEncryption: boolean;
+  secureAuth: boolean;
+  timeoutMs: number;
+  idleMs: number;
+  stanzaSizeLimit: number;
+  /** PEM trust anchors for peer certificates; undefined: Node's bundled roots. */
+  ca: string | undefined;
+}
+
+export interface OutgoingContext {
+  settings: S2sSettings;
+  log: Logger;
+  secret: Buffer;
+  resolver: TargetResolver;
+}
+
+export type FailureCondition = 'remote-server-not-found' | 'remote-server-timeout';
+
+/** Why a remote domain could not be reached or authenticated; the message names the domain and the reason. */
+export class S2sFailure extends Error {
+  constructor(readonly condition: FailureCondition, message: string) {
+    super(message);
+    this.name = 'S2sFailure';
+  }
+}
+
+/** After our `</stream:stream>`, wait this long for the peer's before dropping the connection. */
+const CLOSE_GRACE_MS = 3_000;
+/** A peer that does not read: close rather than buffer without bound. */
+const MAX_WRITE_BUFFER = 8 * 1024 * 1024;
+
+export type Purpose = { kind: 'route' } | { kind: 'verify'; id: string; key: string };
+
+export class OutgoingStream {
+  /** Resolves once the stream may carry stanzas (route) or the key was answered (verify); rejects with S2sFailure. */
+  readonly ready: Promise<void>;
+  /** For a verify stream: the authoritative server said the key is valid. */
+  isVerified = false;
+  /** The peer's certificate is valid for the remote domain (RFC 6125) against s2s_ca_file. */
+  isCertificateValid = false;
+  onClosed: (() => void) | undefined;
+  /** Why setup failed, once it did. */
+  failure: S2sFailure | undefined;
+  private resolveReady!: () => void;
+  private rejectReady!: (err: S2sFailure) => void;
+  private isSettled = false;
+  private isClosed = false;
+  private socket: Socket | undefined;
+  private parser: StreamParser | undefined;
+  private streamId = '';
+  private isSecure = false;
+  private setupTimer: NodeJS.Timeout | undefined;
+  private idleTimer: NodeJS.Timeout | undefined;
+  private readonly log: Logger;
+
+  constructor(private readonly ctx: OutgoingContext, readonly local: string, readonly remote: string, private readonly purpose: Purpose) {
+    this.log = ctx.log.child({ s2sout: remote, from: local, purpose: purpose.kind });
+    this.ready = new Promise<void>((resolve, reject) => {
+      this.resolveReady = resolve;
+      this.rejectReady = reject;
+    });
+    // Callers may attach later; an unobserved failure must not crash the process.
+    this.ready.catch(() => undefined);
+    this.setupTimer = setTimeout(() => this.fail('remote-server-timeout', `${remote} did not complete a stream within ${ctx.settings.timeoutMs / 1000} s`), ctx.settings.timeoutMs);
+    this.setupTimer.unref();
+    void this.start();
+  }
+
+  get isReady(): boolean {
+    return this.isSettled && !this.isClosed;
+  }
+
+  /** Write a serialized stanza on an authenticated stream; false when it cannot take it. */
+  send(text: string): boolean {
+    if (!this.isReady || !this.socket || this.socket.destroyed) return false;
+    if (this.socket.writableLength > MAX_WRITE_BUFFER) {
+      this.close();
+      return false;
+    }
+    this.socket.write(text);
+    this.touch();
+    return true;
+  }
+
+  close(): void {
+    if (this.isClosed) return;
+    this.isClosed = true;
+    this.clearTimers();
+    this.parser?.stop();
+    const socket = this.socket;
+    if (socket && !socket.destroyed) {
+      socket.end(STREAM_CLOSE);
+      setTimeout(() => socket.destroy(), CLOSE_GRACE_MS).unref();
+    }
+    if (!this.isSettled) this.settle(new S2sFailure('remote-server-not-found', `the stream to ${this.remote} was closed during setup`));
+    this.onClosed?.();
+  }
+
+  private async start(): Promise<void> {
+    let targets: Target[];
+    try {
+      targets = await this.ctx.resolver.targets(this.remote);
+    } catch (err) {
+      return this.fail('remote-server-not-found', `${this.remote}: ${(err as Error).message}`);
+    }
+    const reasons: string[] = [];
+    for (const target of targets) {
+      if (this.isClosed) return;
+      try {
+        const socket = await this.connect(target);
+        if (this.isClosed) {
+          socket.destroy();
+          return;
+        }
+        this.log.debug({ address: target.address, port: target.port, directTls: target.isDirectTls }, 'connected');
+        return this.attach(socket, target.isDirectTls);
+      } catch (err) {
+        reasons.push(`${target.host}:${target.port} ${describe(err)}`);
+      }
+    }
+    this.fail('remote-server-not-found', `${this.remote} cannot be reached (${reasons.join('; ')})`);
+  }
+
+  private connect(target: Target): Promise<Socket> {
+    return new Promise((resolve, reject) => {
+      const socket = target.isDirectTls
+        ? connectTls({ host: target.address, port: target.port, ...this.tlsOptions(), ALPNProtocols: ['xmpp-server'] })
+        : connectTcp({ host: target.address, port: target.port });
+      const onError = (err: Error): void => {
+        socket.destroy();
+        reject(err);
+      };
+      socket.once('error', onError);
+      socket.once(target.isDirectTls ? 'secureConnect' : 'connect', () => {
+        socket.off('error', onError);
+        if (target.isDirectTls) this.onSecured(socket as TLSSocket);
+        resolve(socket);
+      });
+    });
+  }
+
+  private tlsOptions(): { servername: string; ca: string | undefined; rejectUnauthorized: false; minVersion: 'TLSv1.2' } {
+    // Not rejected here: an unverified certificate still allows dialback unless s2s_secure_auth (XEP-0220 §1.2).
+    return { servername: this.remote, ca: this.ctx.settings.ca, rejectUnauthorized: false, minVersion: 'TLSv1.2' };
+  }
+
+  private onSecured(socket: TLSSocket): void {
+    this.isSecure = true;
+    const cert = socket.getPeerCertificate();
+    this.isCertificateValid = socket.authorized && cert !== undefined && checkServerIdentity(this.remote, cert) === undefined;
+  }
+
+  private attach(socket: Socket, isSecure: boolean): void {
+    this.socket = socket;
+    socket.setNoDelay(true);
+    socket.on('data', (chunk: Buffer) => this.parser?.write(chunk));
+    socket.on('error', (err) => this.log.debug({ err: err.message }, 'socket error'));
+    socket.on('close', () => {
+      if (!this.isSettled) this.fail('remote-server-not-found', `${this.remote} closed the connection during setup`);
+      else this.close();
+    });
+    this.isSecure = isSecure;
+    this.openStream();
+  }
+
+  private openStream(): void {
+    this.parser?.stop();
+    this.streamId = '';
+    this.parser = new StreamParser(this.ctx.settings.stanzaSizeLimit, {
+      onStreamStart: (header) => (this.streamId = header.attrs.id ?? ''),
+      onElement: (el) => this.onElement(el),
+      onStreamEnd: () => this.close(),
+      onError: (failure) => this.fail('remote-server-not-found', `${this.remote} sent a broken stream (${failure.condition})`),
+    });
+    this.socket!.write(s2sHeader({ from: this.local, to: this.remote }));
+  }
+
+  private onElement(el: Element): void {
+    const ns = el.attrs.xmlns;
+    if (ns === NS_STREAM && el.name === 'features') return this.onFeatures(el);
+    if (ns === NS_STREAM && el.name === 'error') {
+      const condition = el.children.find((c): c is Element => typeof c !== 'string' && c.attrs.xmlns === NS_STREAMS_ERRORS && c.name !== 'text');
+      return this.fail('remote-server-not-found', `${this.remote} ended the stream with ${condition?.name ?? 'an error'}`);
+    }
+    if (ns === NS_TLS && el.name === 'proceed') return this.upgrade();
+    if (ns === NS_TLS && el.name === 'failure') return this.fail('remote-server-not-found', `${this.remote} failed STARTTLS`);
+    if (ns === NS_DIALBACK && el.name === 'result' && this.purpose.kind === 'route') return this.onResult(el);
+    if (ns === NS_DIALBACK && el.name === 'verify' && this.purpose.kind === 'verify') return this.onVerify(el);
+    // RFC 6120 §4.1: this stream carries our stanzas only; anything else from the peer is not for us.
+    this.log.debug({ element: el.name, ns }, 'ignored an element on an outgoing stream');
+  }
+
+  private onFeatures(features: Element): void {
+    const starttls = features.getChild('starttls', NS_TLS);
+    if (!this.isSecure && starttls) {
+      this.socket!.write(`<starttls xmlns='${NS_TLS}'/>`);
+      return;
+    }
+    if (!this.isSecure && this.ctx.settings.requireEncryption) {
+      return this.fail('remote-server-not-found', `${this.remote} does not offer TLS and s2s_require_encryption is on`);
+    }
+    if (this.ctx.settings.secureAuth && !this.isCertificateValid) {
+      return this.fail('remote-server-not-found', `${this.remote} has no certificate valid for it and s2s_secure_auth is on`);
+    }
+    if (this.purpose.kind === 'verify') {
+      const p = this.purpose;
+      this.socket!.write(dialbackElement('verify', { from: this.local, to: this.remote, id: p.id }, p.key));
+      return;
+    }
+    if (!this.streamId) return this.fail('remote-server-not-found', `${this.remote} gave its stream no id, which dialback needs`);
+    // XEP-0220 §2.1.1: the key binds receiving domain, originating domain and the stream the receiver chose.
+    const key = dialbackKey(this.ctx.secret, this.remote, this.local, this.streamId);
+    this.socket!.write(dialbackElement('result', { from: this.local, to: this.remote }, key));
+  }
+
+  private upgrade(): void {
+    const raw = this.socket!;
+    this.parser?.stop();
+    raw.removeAllListeners('data');
+    raw.removeAllListeners('close');
+    const secured = connectTls({ socket: raw, ...this.tlsOptions() });
+    secured.once('secureConnect', () => {
+      this.onSecured(secured);
+      this.socket = undefined;
+      this.attach(secured, true);
+    });
+    secured.once('error', (err) => this.fail('remote-server-not-found', `TLS with ${this.remote} failed (${err.message})`));
+    raw.once('close', () => secured.destroy());
+  }
+
+  private onResult(el: Element): void {
+    if (el.attrs.from !== this.remote || el.attrs.to !== this.local) return;
+    if (el.attrs.type === 'valid') {
+      this.log.info({ secure: this.isSecure }, 'outgoing s2s stream authenticated (dialback)');
+      this.touch();
+      return this.settle();
+    }
+    const error = el.getChild('error')?.children.find((c): c is Element => typeof c !== 'string');
+    this.fail('remote-server-not-found', `${this.remote} refused our dialback (${el.attrs.type ?? 'no type'}${error ? `: ${error.name}` : ''})`);
+  }
+
+  private onVerify(el: Element): void {
+    if (this.purpose.kind !== 'verify' || el.attrs.id !== this.purpose.id) return;
+    this.isVerified = el.attrs.type === 'valid';
+    this.settle();
+    this.close();
+  }
+
+  /** Close an authenticated stream nobody used for a while (Prosody closes idle s2s too). */
+  private touch(): void {
+    if (this.idleTimer) clearTimeout(this.idleTimer);
+    this.idleTimer = setTimeout(() => {
+      this.log.debug('closing an idle outgoing stream');
+      this.close();
+    }, this.ctx.settings.idleMs);
+    this.idleTimer.unref();
+  }
+
+  private settle(failure?: S2sFailure): void {
+    if (this.isSettled) return;
+    this.isSettled = true;
+    if (this.setupTimer) clearTimeout(this.setupTimer);
+    this.setupTimer = undefined;
+    this.failure = failure;
+    if (failure) this.rejectReady(failure);
+    else this.resolveReady();
+  }
+
+  private fail(condition: FailureCondition, reason: string): void {
+    if (this.isSettled && !this.isClosed) {
+      this.log.info({ reason }, 'outgoing s2s stream ended');
+      this.close();
+      return;
+    }
+    if (this.isSettled) return;
+    this.log.info({ reason, condition }, 'outgoing s2s stream failed');
+    this.settle(new S2sFailure(condition, reason));
+    this.close();
+  }
+
+  private clearTimers(): void {
+    if (this.setupTimer) clearTimeout(this.setupTimer);
+    if (this.idleTimer) clearTimeout(this.idleTimer);
+  }
+}
+
+function describe(err: unknown): string {
+  const code = (err as NodeJS.ErrnoException).code;
+  if (code === 'ECONNREFUSED') return 'connection refused';
+  if (code === 'ETIMEDOUT') return 'timed out';
+  if (code === 'EHOSTUNREACH' || code === 'ENETUNREACH') return 'unreachable';
+  return code ?? (err as Error).message;
+}

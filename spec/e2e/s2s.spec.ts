@@ -1,0 +1,219 @@
+// Federation between two instances of xmppd (a.test and b.test) on loopback, found through a DNS server the spec
+// runs (SRV and A records): messages both ways, offline storage for a remote sender, bounces, a peer speaking for
+// a domain it did not authenticate (invalid-from), a forged dialback, and a refused connection (RFC 6120, XEP-0220).
+
+import { after, before, describe, it } from 'node:test';
+import assert from 'node:assert/strict';
+import { createServer, type Server as NetServer, type Socket } from 'node:net';
+import { TLSSocket } from 'node:tls';
+import { readFileSync } from 'node:fs';
+import { startTestServer, testTls, type TestServer } from '../helpers/server.js';
+import { startTestDns, type TestDns } from '../helpers/dns.js';
+import { RawClient } from '../host/c2s/helpers.js';
+
+const open = (to: string, ns = 'jabber:client', extra = ''): string =>
+  `<?xml version='1.0'?><stream:stream xmlns='${ns}' xmlns:stream='http://etherx.jabber.org/streams' to='${to}' version='1.0'${extra}>`;
+
+/** STARTTLS, PLAIN and bind for an account of `domain`, then initial presence. */
+async function login(port: number, domain: string, user: string, password: string): Promise<RawClient> {
+  const raw = await RawClient.connect(port);
+  raw.send(open(domain));
+  await raw.waitFor(/<\/stream:features>/, 'features');
+  raw.send("<starttls xmlns='urn:ietf:params:xml:ns:xmpp-tls'/>");
+  await raw.waitFor(/<proceed[^>]*\/>/, 'proceed');
+  await raw.starttls();
+  raw.send(open(domain));
+  await raw.waitFor(/<\/stream:features>/, 'features after TLS');
+  raw.send(`<auth xmlns='urn:ietf:params:xml:ns:xmpp-sasl' mechanism='PLAIN'>${Buffer.from(`\0${user}\0${password}`).toString('base64')}</auth>`);
+  await raw.waitFor(/<success/, 'SASL success');
+  raw.send(open(domain));
+  await raw.waitFor(/<\/stream:features>/, 'features after SASL');
+  raw.send("<iq type='set' id='b1'><bind xmlns='urn:ietf:params:xml:ns:xmpp-bind'><resource>r</resource></bind></iq>");
+  await raw.waitFor(/<jid>/, 'bind');
+  raw.send('<presence/>');
+  await raw.waitFor(/<presence/, 'own presence');
+  return raw;
+}
+
+function serverOn(dns: TestDns, domain: string, ts: TestServer): void {
+  dns.srv(`_xmpp-server._tcp.${domain}`, [{ target: `xmpp.${domain}`, port: ts.server.ports.ports('s2s')[0]! }]);
+  dns.a(`xmpp.${domain}`, ['127.0.0.1']);
+}
+
+function federated(domain: string, dns: TestDns, extra: Record<string, unknown> = {}): Promise<TestServer> {
+  return startTestServer({
+    config: { virtual_hosts: { [domain]: {} }, http_default_host: domain, modules_enabled: [], s2s_ports: [0], s2s_interfaces: ['127.0.0.1'], dns_servers: [dns.address], s2s_timeout: 10, ...extra },
+    users: [[`alice@${domain}`, 'alice-pw'], [`bob@${domain}`, 'bob-pw'], [`carol@${domain}`, 'carol-pw']],
+  });
+}
+
+/**
+ * A fake server for evil.test that answers every db:verify "valid" (it is authoritative for evil.test), over
+ * STARTTLS as the peers require.
+ */
+async function fakeAuthoritative(): Promise<{ server: NetServer; port: number }> {
+  const { key, cert } = testTls();
+  const pair = { key: readFileSync(key), cert: readFileSync(cert) };
+  const header = "<?xml version='1.0'?><stream:stream xmlns='jabber:server' xmlns:stream='http://etherx.jabber.org/streams' xmlns:db='jabber:server:dialback' id='fake1' from='evil.test' version='1.0'>";
+  const server = createServer((socket: Socket) => {
+    let buffer = '';
+    const onPlain = (d: Buffer): void => {
+      buffer += d.toString();
+      if (buffer.includes('<stream:stream') && !buffer.includes('#sent')) {
+        buffer += '#sent';
+        socket.write(`${header}<stream:features><starttls xmlns='urn:ietf:params:xml:ns:xmpp-tls'><required/></starttls></stream:features>`);
+      }
+      if (buffer.includes('<starttls')) {
+        socket.off('data', onPlain);
+        socket.write("<proceed xmlns='urn:ietf:params:xml:ns:xmpp-tls'/>");
+        const tls = new TLSSocket(socket, { isServer: true, ...pair });
+        let secured = '';
+        tls.on('data', (d: Buffer) => {
+          secured += d.toString();
+          if (secured.includes('<stream:stream') && !secured.includes('#sent')) {
+            secured += '#sent';
+            tls.write(`${header}<stream:features/>`);
+          }
+          const m = /<db:verify[^>]*from='([^']+)'[^>]*id='([^']+)'[^>]*>/.exec(secured);
+          if (m) {
+            secured = secured.replace(m[0], '');
+            tls.write(`<db:verify from='evil.test' to='${m[1]}' id='${m[2]}' type='valid'/>`);
+          }
+        });
+        tls.on('error', () => undefined);
+      }
+    };
+    socket.on('data', onPlain);
+    socket.on('error', () => undefined);
+  });
+  await new Promise<void>((r) => server.listen(0, '127.0.0.1', r));
+  return { server, port: (server.address() as { port: number }).port };
+}
+
+/** An s2s stream to `port` from `from` to `to` over STARTTLS, with a dialback key sent; returns the client. */
+async function s2sPeer(port: number, from: string, to: string, key: string): Promise<RawClient> {
+  const raw = await RawClient.connect(port);
+  const header = open(to, 'jabber:server', ` from='${from}' xmlns:db='jabber:server:dialback'`);
+  raw.send(header);
+  await raw.waitFor(/<\/stream:features>/, 'features');
+  raw.send("<starttls xmlns='urn:ietf:params:xml:ns:xmpp-tls'/>");
+  await raw.waitFor(/<proceed[^>]*\/>/, 'proceed');
+  await raw.starttls();
+  raw.send(header);
+  await raw.waitFor(/<\/stream:features>/, 'features after TLS');
+  raw.send(`<db:result from='${from}' to='${to}'>${key}</db:result>`);
+  return raw;
+}
+
+describe('s2s between two xmppd instances', () => {
+  let dns: TestDns;
+  let a: TestServer;
+  let b: TestServer;
+  const clients: RawClient[] = [];
+
+  before(async () => {
+    dns = await startTestDns();
+    a = await federated('a.test', dns);
+    b = await federated('b.test', dns);
+    serverOn(dns, 'a.test', a);
+    serverOn(dns, 'b.test', b);
+  });
+
+  after(async () => {
+    for (const c of clients) c.close();
+    await a?.stop();
+    await b?.stop();
+    await dns?.close();
+  });
+
+  it('carries messages both ways, found by SRV, over TLS with dialback', async () => {
+    const alice = await login(a.c2sPort, 'a.test', 'alice', 'alice-pw');
+    const bob = await login(b.c2sPort, 'b.test', 'bob', 'bob-pw');
+    clients.push(alice, bob);
+    alice.send("<message to='bob@b.test' type='chat' id='m1'><body>hello b</body></message>");
+    await bob.waitFor(/<message[^>]*from=["']alice@a\.test\/r["'][^>]*>.*?hello b/s, 'bob gets alice\'s message');
+    bob.send("<message to='alice@a.test' type='chat' id='m2'><body>hello a</body></message>");
+    await alice.waitFor(/<message[^>]*from=["']bob@b\.test\/r["'][^>]*>.*?hello a/s, 'alice gets bob\'s reply');
+    assert.ok(dns.queries.includes('SRV _xmpp-server._tcp.b.test'), 'b.test was found by its SRV record');
+    assert.ok(a.logText().includes('outgoing s2s stream authenticated (dialback)'));
+    assert.ok(b.logLines().some((l) => l.msg === 'incoming s2s stream authenticated (dialback)' && l.secure === true), 'b authenticated a.test over TLS');
+  });
+
+  it('stores a message for an offline account of the other server', async () => {
+    const alice = await login(a.c2sPort, 'a.test', 'alice', 'alice-pw');
+    clients.push(alice);
+    alice.send("<message to='carol@b.test' type='chat' id='m3'><body>while you were out</body></message>");
+    // Give it time to cross; then carol comes online and gets it from offline storage.
+    await new Promise((r) => setTimeout(r, 300));
+    const carol = await login(b.c2sPort, 'b.test', 'carol', 'carol-pw');
+    clients.push(carol);
+    await carol.waitFor(/<message[^>]*from=["']alice@a\.test\/r["'][^>]*>.*?while you were out/s, 'carol gets the stored message');
+  });
+
+  it('bounces a message for an unknown account back across servers', async () => {
+    const alice = await login(a.c2sPort, 'a.test', 'alice', 'alice-pw');
+    clients.push(alice);
+    alice.send("<message to='nobody@b.test' type='chat' id='m4'><body>anyone?</body></message>");
+    const m = await alice.waitFor(/<message[^>]*type=["']error["'][^>]*>.*?<\/message>/s, 'the bounce');
+    assert.match(m[0], /from=["']nobody@b\.test["']/);
+    assert.match(m[0], /service-unavailable/);
+  });
+
+  it('bounces remote-server-not-found at once when the remote server refuses connections', async () => {
+    const closed = createServer();
+    await new Promise<void>((r) => closed.listen(0, '127.0.0.1', r));
+    const port = (closed.address() as { port: number }).port;
+    await new Promise<void>((r) => closed.close(() => r()));
+    dns.srv('_xmpp-server._tcp.down.test', [{ target: 'xmpp.down.test', port }]);
+    dns.a('xmpp.down.test', ['127.0.0.1']);
+    const alice = await login(a.c2sPort, 'a.test', 'alice', 'alice-pw');
+    clients.push(alice);
+    const started = Date.now();
+    alice.send("<message to='x@down.test' type='chat' id='m5'><body>hi</body></message>");
+    const m = await alice.waitFor(/<message[^>]*type=["']error["'][^>]*>.*?<\/message>/s, 'the bounce');
+    assert.match(m[0], /remote-server-not-found/);
+    assert.match(m[0], /down\.test/);
+    assert.match(m[0], /connection refused/);
+    assert.ok(Date.now() - started < 3000, 'well before s2s_timeout');
+  });
+
+  it('bounces remote-server-not-found for a domain that does not exist', async () => {
+    const alice = await login(a.c2sPort, 'a.test', 'alice', 'alice-pw');
+    clients.push(alice);
+    alice.send("<message to='x@nowhere.test' type='chat' id='m6'><body>hi</body></message>");
+    const m = await alice.waitFor(/<message[^>]*type=["']error["'][^>]*>.*?<\/message>/s, 'the bounce');
+    assert.match(m[0], /remote-server-not-found/);
+    assert.match(m[0], /nowhere\.test/);
+  });
+
+  it('route/remote resolves sent once the stanza is on an authenticated stream, and rejects with the domain and reason', async () => {
+    const { xml } = await import('@xmpp/xml');
+    const origin = { type: 'local', host: 'a.test', jid: 'alice@a.test' };
+    const remote = (to: string, host: string) =>
+      a.server.globalBus.fire('route/remote', { stanza: xml('message', { from: 'alice@a.test', to, type: 'chat' }, xml('body', {}, 'x')), origin, host });
+    assert.equal(await remote('bob@b.test', 'b.test'), 'sent');
+    await assert.rejects(remote('x@nowhere.test', 'nowhere.test'), (err: Error & { condition?: string }) => err.condition === 'remote-server-not-found' && /nowhere\.test/.test(err.message));
+  });
+
+  it('refuses a peer that claims a.test with a key a.test did not make (forged dialback)', async () => {
+    const peer = await s2sPeer(b.server.ports.ports('s2s')[0]!, 'a.test', 'b.test', 'f'.repeat(64));
+    clients.push(peer);
+    await peer.waitFor(/<db:result[^>]*type='invalid'/, 'dialback refused');
+    await peer.waitFor(/not-authorized/, 'stream closed not-authorized');
+  });
+
+  it('closes with invalid-from a stream that speaks for a domain it did not authenticate', async () => {
+    const fake = await fakeAuthoritative();
+    try {
+      serverOn(dns, 'evil.test', { server: { ports: { ports: () => [fake.port] } } } as unknown as TestServer);
+      const peer = await s2sPeer(b.server.ports.ports('s2s')[0]!, 'evil.test', 'b.test', 'k'.repeat(64));
+      clients.push(peer);
+      await peer.waitFor(/<db:result[^>]*type='valid'/, 'evil.test authenticated');
+      peer.send("<message from='mallory@a.test' to='bob@b.test' type='chat'><body>it is me, a.test</body></message>");
+      await peer.waitFor(/invalid-from/, 'invalid-from');
+      await peer.waitClosed();
+    } finally {
+      fake.server.close();
+    }
+  });
+});
