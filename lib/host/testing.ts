@@ -1,20 +1,50 @@
 // A mock ModuleApi for module specs (like @xmpp/test's mockClient): options, users, send() and hooks in memory,
-// provided items in a real item registry, an http item's router mounted on a small Koa app as the http module mounts it.
+// provided items in a real item registry, an http item's router mounted on a small Koa app as the http module mounts it,
+// iq handlers, filters and routing as the host runs them (core/), archives on SQLite in a temporary folder.
 
+import { mkdtempSync, rmSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
 import Koa from 'koa';
 import type Router from 'koa-router';
 import pino from 'pino';
 import { EventBus } from './core/events.js';
 import { ItemRegistry } from './core/items.js';
+import { iqCallee } from './core/iq-callee.js';
+import { MemorySessionRegistry } from './core/sessions.js';
+import { StanzaRouter } from './core/stanza-router.js';
+import { readConfig } from './core/server.js';
+import { loadStorage } from './core/storage/manager.js';
+import { FilterChain } from './util/filters.js';
 import { TurnEnd } from './net/end-of-turn.js';
 import { HostError, StanzaError } from './util/errors.js';
 import { parseJid } from './util/jid.js';
 import { withPolicy } from './util/http-policy.js';
-import type { AuthResult, HttpApp, HttpLogState, KeyValueStore, MapStore, ModuleApi, OptionValue, Outcome, Stanza, StanzaEvent } from './api.js';
+import type {
+  ArchiveStore,
+  AuthResult,
+  ClientSession,
+  EventHandler,
+  FilterKind,
+  HttpApp,
+  HttpLogState,
+  KeyValueStore,
+  Manifest,
+  MapStore,
+  ModuleApi,
+  OptionValue,
+  Origin,
+  Outcome,
+  Stanza,
+  StanzaEvent,
+  Storage,
+} from './api.js';
 
 export interface MockModuleOptions {
-  /** The module's id; default `mock`. */
+  /** The module's id; default the manifest's, else `mock`. */
   name?: string;
+  /** The module's manifest: its option defaults fill `options` where `options` does not set them. */
+  manifest?: Manifest;
   host?: string;
   localHosts?: string[];
   components?: string[];
@@ -48,6 +78,18 @@ export interface MockModule<O extends object = Record<string, OptionValue>> {
   states: HttpLogState[];
   /** The module's hooks: fire events on it as the router would. */
   bus: EventBus<StanzaEvent>;
+  /** Host-wide events (hookGlobal, fireGlobal). */
+  globalBus: EventBus<unknown>;
+  /** The host's session registry, empty: add fake sessions to it where a module looks sessions up. */
+  sessions: MemorySessionRegistry;
+  /** Stanzas passed to route(), with their origin, in order. */
+  routed: Array<{ stanza: Stanza; origin: Origin }>;
+  /**
+   * Route a stanza from an account's client as the host does (pre-events, iq-<type>/<to_type>/<xmlns>:<name>, an
+   * unclaimed iq answered service-unavailable), without a session: resolves to the first stanza sent back to that
+   * client (an iq's result or error), or undefined when none was.
+   */
+  request(stanza: Stanza, from: string): Promise<Stanza | undefined>;
   /** Items provided (by this module and, through `items`, others). */
   items: Registry;
   /** The service set with setService(), if any. */
@@ -65,14 +107,19 @@ export interface MockModule<O extends object = Record<string, OptionValue>> {
 
 /** `O` types the options as the module's load() expects them (`mockModule<PostMsgOptions>(…)`). */
 export function mockModule<O extends object = Record<string, OptionValue>>(opts: MockModuleOptions = {}): MockModule<O> {
-  const name = opts.name ?? 'mock';
+  const name = opts.name ?? opts.manifest?.id ?? 'mock';
   const host = opts.host ?? 'localhost';
   const localHosts = new Set(opts.localHosts ?? [host]);
   const components = new Set(opts.components ?? []);
   const users = new Map(opts.users ?? [['bob@localhost', 'secret'], ['alice@localhost', 'pw']]);
-  const options = Object.freeze({ ...opts.options }) as Readonly<Record<string, OptionValue>>;
+  const defaults = Object.fromEntries(Object.entries(opts.manifest?.options ?? {}).map(([key, spec]) => [key, spec.default]));
+  const options = Object.freeze({ ...defaults, ...opts.options }) as Readonly<Record<string, OptionValue>>;
   const items = opts.items ?? new ItemRegistry();
   const bus = new EventBus<StanzaEvent>();
+  const globalBus = new EventBus<unknown>();
+  const sessions = new MemorySessionRegistry();
+  const routed: Array<{ stanza: Stanza; origin: Origin }> = [];
+  const filters: Record<FilterKind, FilterChain<Stanza, ClientSession>> = { 'stanzas/in': new FilterChain(), 'stanzas/out': new FilterChain() };
   const sent: Stanza[] = [];
   const authCalls: MockModule['authCalls'] = [];
   const logs: Array<Record<string, unknown>> = [];
@@ -85,6 +132,21 @@ export function mockModule<O extends object = Record<string, OptionValue>>(opts:
   let service: { value: unknown } | undefined;
   let mounted: { router: Router; basePath: string; app: HttpApp } | undefined;
   const log = pino({ level: opts.logLevel ?? 'debug' }, { write: (line: string) => void logs.push(JSON.parse(line) as Record<string, unknown>) });
+  // The local hosts share the module's bus; other domains go to route/remote on the global bus.
+  const router = new StanzaRouter({ bus: (domain) => (localHosts.has(domain) ? bus : undefined), globalBus, log });
+  const hook = (event: string, handler: EventHandler, priority = 0): void => {
+    cleanups.push(bus.add(event, handler as (e: StanzaEvent) => unknown, priority, name));
+  };
+
+  // Archives on the real SQLite store (ids, before/after, limits as modules rely on them), in a temporary folder
+  // opened on first use and removed by unload().
+  let archiveStorage: Promise<{ storage: Storage; dir: string }> | undefined;
+  const openArchiveStorage = (): Promise<{ storage: Storage; dir: string }> =>
+    (archiveStorage ??= (async () => {
+      const dir = mkdtempSync(join(tmpdir(), 'xmppd-mock-'));
+      const { config, catalog } = readConfig({ config: { data_dir: dir, modules_enabled: [], virtual_hosts: { localhost: {} } } });
+      return { storage: await loadStorage(config, catalog), dir };
+    })());
 
   const notUsed = (what: string) => (): never => {
     throw new Error(`${name} used ${what}, which this mock module does not offer`);
@@ -136,7 +198,7 @@ export function mockModule<O extends object = Record<string, OptionValue>>(opts:
       beginAuthAttempt: notUsed('users.beginAuthAttempt'),
       authRetryAfter: notUsed('users.authRetryAfter'),
     },
-    sessions: { add: notUsed('sessions'), remove: notUsed('sessions'), byFull: notUsed('sessions'), byBare: notUsed('sessions'), all: notUsed('sessions') },
+    sessions,
     isLocalHost: (domain) => localHosts.has(domain),
     isComponent: (domain) => components.has(domain),
     async send(stanza) {
@@ -144,8 +206,33 @@ export function mockModule<O extends object = Record<string, OptionValue>>(opts:
       if (sendResult instanceof Error) throw sendResult;
       return sendResult;
     },
-    hook(event, handler, priority = 0) {
-      cleanups.push(bus.add(event, handler as (e: StanzaEvent) => unknown, priority, name));
+    hook,
+    handleIq(type, xmlns, payload, handler, iqOptions = {}) {
+      const callee = iqCallee(handler, log);
+      for (const to of iqOptions.to ?? ['host']) hook(`iq-${type}/${to}/${xmlns}:${payload}`, callee, iqOptions.priority);
+    },
+    filter(kind, fn, priority = 0) {
+      cleanups.push(filters[kind].add(fn, priority, name));
+    },
+    sessionFilters: (kind) => filters[kind],
+    route(stanza, origin) {
+      routed.push({ stanza, origin });
+      return router.route(stanza, origin);
+    },
+    hookGlobal(event, handler, priority = 0) {
+      cleanups.push(globalBus.add(event, handler as (p: unknown) => unknown, priority, name));
+    },
+    async fireGlobal(event, payload) {
+      return globalBus.fire(event, payload);
+    },
+    openArchive(store: string): ArchiveStore {
+      const archive = async (): Promise<ArchiveStore> => (await openArchiveStorage()).storage.archive(host, store);
+      return {
+        append: async (user, item) => (await archive()).append(user, item),
+        find: async (user, query) => (await archive()).find(user, query),
+        count: async (user, filter) => (await archive()).count(user, filter),
+        delete: async (user, filter) => (await archive()).delete(user, filter),
+      };
     },
     openStore<T>(store: string): KeyValueStore<T> {
       let docs = stores.get(store);
@@ -198,12 +285,29 @@ export function mockModule<O extends object = Record<string, OptionValue>>(opts:
     logs,
     states,
     bus,
+    globalBus,
+    sessions,
+    routed,
     items,
     service: () => service?.value,
+    request(stanza, from) {
+      const parsed = parseJid(from);
+      return new Promise((resolve, reject) => {
+        const origin: Origin = { type: 'c2s', host: parsed.ok ? parsed.jid.domain : host, jid: from, send: (answer) => resolve(answer) };
+        // An iq handler answers before its claim returns: by then a reply has resolved this already.
+        router.route(stanza, origin).then(() => resolve(undefined), reject);
+      });
+    },
     router: () => mustBeMounted(mounted, name).router,
     basePath: () => mustBeMounted(mounted, name).basePath,
     async unload() {
       for (const cleanup of cleanups.splice(0).reverse()) await cleanup();
+      if (archiveStorage) {
+        const { storage, dir } = await archiveStorage;
+        archiveStorage = undefined;
+        storage.close();
+        rmSync(dir, { recursive: true, force: true });
+      }
     },
     setSendResult: (r) => {
       sendResult = r;
