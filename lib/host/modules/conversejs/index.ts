@@ -9,6 +9,20 @@ import type { ModuleApi, ModuleDefinition } from '../../api.js';
 import { sendStatic } from './static-files.js';
 
 const DEFAULT_PATH = '/conversejs';
+/**
+ * Everything from this server only (its WebSocket included): a link or an image in a message cannot make the browser
+ * ask another site. The inline scripts are the page's own (settings, the footer below); no framing by other sites.
+ */
+const CSP = [
+  "default-src 'self'",
+  // Converse's OMEMO runs WebAssembly: compiling it is allowed, eval is not.
+  "script-src 'self' 'unsafe-inline' 'wasm-unsafe-eval'",
+  "style-src 'self' 'unsafe-inline'",
+  "img-src 'self' data: blob:",
+  "media-src 'self' data: blob:",
+  "connect-src 'self'",
+  "frame-ancestors 'none'",
+].join('; ');
 
 /** The package's dist folder (converse.min.js, its CSS, fonts, sounds, emoji data and locale chunks). */
 function distFolder(): string {
@@ -49,11 +63,18 @@ export function clientPage(opts: { host: string; basePath: string; websocketPath
 <meta name="viewport" content="width=device-width, initial-scale=1">
 <title>Chat on ${escapeHtml(opts.host)}</title>
 <link rel="stylesheet" href="${escapeHtml(assets)}/converse.min.css">
-<script src="${escapeHtml(assets)}/converse.min.js"></script>
+<link rel="icon" href="${escapeHtml(assets)}/images/favicon.ico">
+<script>
+// DIFF: the full-screen footer shows sponsors' logos loaded from conversejs.org; Converse defines an element only if
+// its name is free, so an empty one taken first keeps the page from asking any other site.
+customElements.define('converse-footer', class extends HTMLElement {});
+</script>
+<script type="module" src="${escapeHtml(assets)}/converse.min.js"></script>
 </head>
 <body class="converse-fullscreen">
 <noscript>This web chat needs JavaScript.</noscript>
-<script>
+<!-- Module scripts run in document order: converse.min.js (an ES module) has set window.converse by now. -->
+<script type="module">
 const settings = ${scriptJson(settings)};
 settings.websocket_url = (location.protocol === 'https:' ? 'wss://' : 'ws://') + location.host + ${scriptJson(opts.websocketPath)};
 converse.initialize(settings);
@@ -74,11 +95,13 @@ function load(module: ModuleApi): void {
   router.get('/', (ctx) => {
     ctx.type = 'text/html; charset=utf-8';
     // The page may not be framed by another site (clickjacking a logged-in chat).
-    ctx.set({ 'X-Frame-Options': 'DENY', 'Content-Security-Policy': "frame-ancestors 'none'", 'Cache-Control': 'no-cache' });
+    ctx.set({ 'X-Frame-Options': 'DENY', 'Content-Security-Policy': CSP, 'Cache-Control': 'no-cache' });
     ctx.body = page;
   });
-  router.get('/dist/:file(.+)', async (ctx, next) => {
-    if (!(await sendStatic(ctx, dist, (ctx.params as { file: string }).file))) return next();
+  router.get('/dist/*file', async (ctx, next) => {
+    // path-to-regexp 8 gives a wildcard as its segments (joined here) or, in some versions, one string.
+    const file = (ctx.params as { file: string | string[] }).file;
+    if (!(await sendStatic(ctx, dist, Array.isArray(file) ? file.join('/') : file))) return next();
   });
   module.provides('http', { defaultPath: DEFAULT_PATH, router, methods: ['GET', 'HEAD'], title: 'Web chat (Converse.js)' });
 }

@@ -1,0 +1,114 @@
+// The Converse.js web client in Debian's Chromium (playwright-core, no downloaded browser): the page at /conversejs
+// logs in over the server's WebSocket, receives a message posted with post_msg, and asks nothing of any other site.
+// A screenshot is kept as a test artifact (its path is printed).
+
+import { after, before, describe, it } from 'node:test';
+import assert from 'node:assert/strict';
+import { existsSync, mkdtempSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { chromium, type Browser } from 'playwright-core';
+import { startTestServer, type TestServer } from '../helpers/server.js';
+
+const CHROMIUM = '/usr/bin/chromium';
+const skip = existsSync(CHROMIUM) ? false : `missing ${CHROMIUM}; install with: apt-get install chromium`;
+
+describe('Converse.js in Chromium', { skip }, () => {
+  let ts: TestServer;
+  let browser: Browser;
+  const artifacts = process.env.XMPPD_SPEC_LOG_DIR ?? mkdtempSync(join(tmpdir(), 'xmppd-conversejs-'));
+
+  before(async () => {
+    ts = await startTestServer({
+      config: { modules_enabled: ['post_msg', 'websocket', 'conversejs'] },
+      users: [
+        ['alice@localhost', 'alice-secret'],
+        ['bob@localhost', 'bob-secret'],
+      ],
+    });
+    browser = await chromium.launch({
+      executablePath: CHROMIUM,
+      headless: true,
+      // Playwright gives every launch a fresh temporary profile (it refuses --user-data-dir here).
+      args: ['--no-sandbox', '--disable-gpu', '--disable-background-networking', '--disable-component-update', '--disable-sync', '--no-first-run'],
+    });
+  });
+
+  after(async () => {
+    await browser?.close();
+    await ts?.stop();
+  });
+
+  it('the root page links to the web client and the API', async () => {
+    const res = await fetch(`${ts.httpUrl}/`);
+    assert.equal(res.status, 200);
+    const html = await res.text();
+    assert.match(html, /href="\/conversejs"/);
+    assert.match(html, /href="\/msg"/);
+  });
+
+  it('logs in over the WebSocket, receives a message posted with curl, and requests nothing outside this server', { timeout: 90_000 }, async () => {
+    const context = await browser.newContext({ viewport: { width: 1200, height: 800 } });
+    const page = await context.newPage();
+    const origin = new URL(ts.httpUrl).origin;
+    const outside: string[] = [];
+    page.on('request', (req) => {
+      const url = req.url();
+      if (!url.startsWith(origin) && !url.startsWith(origin.replace('http', 'ws')) && !url.startsWith('data:') && !url.startsWith('blob:')) outside.push(url);
+    });
+    const sockets: string[] = [];
+    const received: string[] = [];
+    page.on('websocket', (ws) => {
+      sockets.push(ws.url());
+      ws.on('framereceived', (frame) => received.push(String(frame.payload)));
+    });
+    try {
+      await page.goto(`${ts.httpUrl}/conversejs`);
+      await page.locator('input[name="jid"]').fill('alice@localhost', { timeout: 30_000 });
+      await page.locator('input[name="password"]').fill('alice-secret');
+      await page.locator('button[type="submit"]').first().click();
+      // Logged in: the roster / controlbox shows the account.
+      await page.getByText('alice@localhost').first().waitFor({ timeout: 30_000 });
+      // Available, so the message is delivered now rather than kept offline.
+      await waitForSession(ts, 'alice@localhost');
+
+      const res = await fetch(`${ts.httpUrl}/msg/alice@localhost`, {
+        method: 'POST',
+        headers: { Authorization: `Basic ${Buffer.from('bob@localhost:bob-secret').toString('base64')}`, 'Content-Type': 'text/plain' },
+        body: 'Deploy finished: all green',
+      });
+      assert.equal(res.status, 201, await res.text());
+      // The page's WebSocket receives it, and Converse takes it in (it asks for the sender's vCard).
+      // TODO: full-screen Converse does not bring forward a chat from outside the roster by itself; check the text on screen once it does.
+      const deadline = Date.now() + 15_000;
+      while (!received.some((f) => f.includes('<body>Deploy finished: all green</body>')) && Date.now() < deadline) await page.waitForTimeout(100);
+      assert.ok(received.some((f) => /^<message xmlns="jabber:client" from="bob@localhost"/.test(f) && f.includes('<body>Deploy finished: all green</body>')), 'the page received the message');
+
+      const shot = join(artifacts, 'conversejs.png');
+      await page.screenshot({ path: shot, fullPage: true });
+      console.log(`# screenshot: ${shot}`);
+      assert.deepEqual(sockets, [`${origin.replace('http', 'ws')}/xmpp-websocket`]);
+      assert.deepEqual(outside, [], 'the page asked other sites');
+    } catch (err) {
+      const shot = join(artifacts, 'conversejs-failure.png');
+      await page.screenshot({ path: shot, fullPage: true }).catch(() => undefined);
+      console.log(`# failure screenshot: ${shot}`);
+      throw err;
+    } finally {
+      await context.close();
+    }
+  });
+});
+
+/** The account has an available resource on the server (its initial presence was processed). */
+async function waitForSession(ts: TestServer, bare: string): Promise<void> {
+  const deadline = Date.now() + 20_000;
+  while (Date.now() < deadline) {
+    if (ts.logText().includes('"resource bound"') && ts.logText().includes(bare)) {
+      await new Promise((r) => setTimeout(r, 500));
+      return;
+    }
+    await new Promise((r) => setTimeout(r, 100));
+  }
+  throw new Error(`${bare} never bound a resource`);
+}
