@@ -1,0 +1,92 @@
+// Federation with Prosody from Debian (spec/helpers/prosody.ts): xmppd serves a.test, Prosody p.test; messages
+// both ways over STARTTLS with dialback, offline storage on each side, a bounce for an unknown account.
+// Skipped, saying so, when prosody is not installed (.ci/run installs it).
+
+import { after, before, describe, it } from 'node:test';
+import assert from 'node:assert/strict';
+import { startTestServer, testTls, type TestServer } from '../helpers/server.js';
+import { startTestDns, type TestDns } from '../helpers/dns.js';
+import { prosodyMissing, startProsody, type ProsodyPeer } from '../helpers/prosody.js';
+import { RawClient } from '../host/c2s/helpers.js';
+
+const open = (to: string): string => `<?xml version='1.0'?><stream:stream xmlns='jabber:client' xmlns:stream='http://etherx.jabber.org/streams' to='${to}' version='1.0'>`;
+
+async function login(port: number, domain: string, user: string, password: string): Promise<RawClient> {
+  const raw = await RawClient.connect(port);
+  raw.send(open(domain));
+  await raw.waitFor(/<\/stream:features>/, 'features');
+  raw.send("<starttls xmlns='urn:ietf:params:xml:ns:xmpp-tls'/>");
+  await raw.waitFor(/<proceed[^>]*\/>/, 'proceed');
+  await raw.starttls();
+  raw.send(open(domain));
+  await raw.waitFor(/<\/stream:features>/, 'features after TLS');
+  raw.send(`<auth xmlns='urn:ietf:params:xml:ns:xmpp-sasl' mechanism='PLAIN'>${Buffer.from(`\0${user}\0${password}`).toString('base64')}</auth>`);
+  await raw.waitFor(/<success/, 'SASL success');
+  raw.send(open(domain));
+  await raw.waitFor(/<\/stream:features>/, 'features after SASL');
+  raw.send("<iq type='set' id='b1'><bind xmlns='urn:ietf:params:xml:ns:xmpp-bind'><resource>r</resource></bind></iq>");
+  await raw.waitFor(/<jid>/, 'bind');
+  raw.send('<presence/>');
+  await raw.waitFor(/<presence/, 'own presence');
+  return raw;
+}
+
+const missing = prosodyMissing();
+
+describe('s2s with Prosody', { skip: missing ? `skipped: ${missing}` : false }, () => {
+  let dns: TestDns;
+  let ours: TestServer;
+  let prosody: ProsodyPeer;
+  const clients: RawClient[] = [];
+
+  before(async () => {
+    dns = await startTestDns();
+    ours = await startTestServer({
+      config: { virtual_hosts: { 'a.test': {} }, http_default_host: 'a.test', modules_enabled: [], s2s_ports: [0], dns_servers: [dns.address], s2s_timeout: 15 },
+      users: [['alice@a.test', 'alice-pw'], ['dave@a.test', 'dave-pw']],
+    });
+    const s2sPort = ours.server.ports.ports('s2s')[0]!;
+    prosody = await startProsody({ domain: 'p.test', users: [['bob', 'bob-pw'], ['carol', 'carol-pw']], tls: testTls(), peers: { 'a.test': s2sPort } });
+    dns.srv('_xmpp-server._tcp.p.test', [{ target: 'xmpp.p.test', port: prosody.s2sPort }]);
+    dns.a('xmpp.p.test', ['127.0.0.1']);
+  });
+
+  after(async () => {
+    for (const c of clients) c.close();
+    await prosody?.stop();
+    await ours?.stop();
+    await dns?.close();
+  });
+
+  it('carries messages both ways (STARTTLS, dialback each way)', async () => {
+    const alice = await login(ours.c2sPort, 'a.test', 'alice', 'alice-pw');
+    const bob = await login(prosody.c2sPort, 'p.test', 'bob', 'bob-pw');
+    clients.push(alice, bob);
+    alice.send("<message to='bob@p.test' type='chat' id='m1'><body>hello prosody</body></message>");
+    await bob.waitFor(/<message[^>]*from=["']alice@a\.test\/r["'][^>]*>.*?hello prosody/s, 'bob on Prosody gets the message', 15_000);
+    bob.send("<message to='alice@a.test' type='chat' id='m2'><body>hello xmppd</body></message>");
+    await alice.waitFor(/<message[^>]*from=["']bob@p\.test\/r["'][^>]*>.*?hello xmppd/s, 'alice gets Prosody\'s message', 15_000);
+  });
+
+  it('Prosody stores our message for an offline account, we store Prosody\'s', async () => {
+    const alice = await login(ours.c2sPort, 'a.test', 'alice', 'alice-pw');
+    const bob = await login(prosody.c2sPort, 'p.test', 'bob', 'bob-pw');
+    clients.push(alice, bob);
+    alice.send("<message to='carol@p.test' type='chat' id='m3'><body>for carol later</body></message>");
+    bob.send("<message to='dave@a.test' type='chat' id='m4'><body>for dave later</body></message>");
+    await new Promise((r) => setTimeout(r, 1_000));
+    const carol = await login(prosody.c2sPort, 'p.test', 'carol', 'carol-pw');
+    const dave = await login(ours.c2sPort, 'a.test', 'dave', 'dave-pw');
+    clients.push(carol, dave);
+    await carol.waitFor(/<message[^>]*>.*?for carol later/s, 'carol gets it from Prosody\'s offline store', 10_000);
+    await dave.waitFor(/<message[^>]*from=["']bob@p\.test\/r["'][^>]*>.*?for dave later/s, 'dave gets it from ours', 10_000);
+  });
+
+  it('bounces a message for an unknown Prosody account back to us', async () => {
+    const alice = await login(ours.c2sPort, 'a.test', 'alice', 'alice-pw');
+    clients.push(alice);
+    alice.send("<message to='nobody@p.test' type='chat' id='m5'><body>anyone?</body></message>");
+    const m = await alice.waitFor(/<message[^>]*type=["']error["'][^>]*>.*?<\/message>/s, 'the bounce', 10_000);
+    assert.match(m[0], /service-unavailable/);
+  });
+});
