@@ -47,6 +47,7 @@ export function writeConfig(bench: BenchDir, name: string, opts: { logLevel: 'wa
     http_ports: [0],
     http_interfaces: ['127.0.0.1'],
     c2s_ports: [0],
+    s2s_ports: [0],
     c2s_direct_tls_ports: [0],
     c2s_interfaces: ['127.0.0.1'],
     tls: { cert: bench.cert, key: bench.key },

@@ -35,7 +35,7 @@ function assertProblem(res: SpecResponse, status: number): Record<string, unknow
 async function startWithoutDefaultHost(config: Record<string, unknown>, users: Array<[string, string]>): Promise<{ server: Server; url: string; stop: () => Promise<void> }> {
   const dataDir = mkdtempSync(join(tmpdir(), 'xmppd-postmsg-'));
   const server = await startServer({
-    config: { data_dir: dataDir, log_level: 'silent', http_ports: [0], c2s_ports: [], pbkdf2_iterations: 4096, ...config },
+    config: { data_dir: dataDir, log_level: 'silent', http_ports: [0], c2s_ports: [], s2s_ports: [], pbkdf2_iterations: 4096, ...config },
   });
   for (const [jid, password] of users) await server.users.create(jid, password);
   return {

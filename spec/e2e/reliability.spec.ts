@@ -69,6 +69,7 @@ describe('Reliability', () => {
           'data_dir: ./data',
           'http_ports: [0]',
           'c2s_ports: [0]',
+          's2s_ports: [0]',
           'c2s_direct_tls_ports: []',
           'pbkdf2_iterations: 4096',
           'log_level: info',

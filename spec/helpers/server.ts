@@ -74,6 +74,7 @@ export async function startTestServer(opts: TestServerOptions = {}): Promise<Tes
     http_ports: [0],
     http_interfaces: ['127.0.0.1'],
     c2s_ports: [0],
+    s2s_ports: [0],
     c2s_direct_tls_ports: [0],
     c2s_interfaces: ['127.0.0.1'],
     pbkdf2_iterations: 4096,

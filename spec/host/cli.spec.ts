@@ -59,6 +59,7 @@ describe('xmppd CLI', () => {
         'data_dir: ./data',
         'http_ports: [0]',
         'c2s_ports: [0]',
+        's2s_ports: [0]',
         'pbkdf2_iterations: 4096',
         'modules_enabled: []',
         `tls: { cert: ${tls.cert}, key: ${tls.key} }`,
@@ -88,7 +89,7 @@ describe('xmppd CLI', () => {
 
     it('refuses a module option that does not fit its manifest (cors_origins: not an origin), before any module runs, as start does', async () => {
       const bad = join(dir, 'bad-origin.yaml');
-      writeFileSync(bad, 'http_ports: [0]\nc2s_ports: []\nmodules_enabled: [post_msg]\npost_msg: { cors_origins: ["not an origin"] }\n');
+      writeFileSync(bad, 'http_ports: [0]\nc2s_ports: []\ns2s_ports: []\nmodules_enabled: [post_msg]\npost_msg: { cors_origins: ["not an origin"] }\n');
       const expected = `${bad}: post_msg.cors_origins: expected a list of web origins, scheme://host[:port] without a path, such as https://example.org (module post_msg), got a list ["not an origin"]\n`;
       const check = await xmppd(['check', '--config', bad], { cwd: dir });
       assert.equal(check.code, 1);
@@ -174,7 +175,7 @@ describe('xmppd CLI', () => {
       await new Promise<void>((r) => blocker.listen(0, '127.0.0.1', r));
       const port = (blocker.address() as { port: number }).port;
       const file = join(dir, 'busy.yaml');
-      writeFileSync(file, `data_dir: ./data\nhttp_ports: [${port}]\nc2s_ports: []\nmodules_enabled: []\n`);
+      writeFileSync(file, `data_dir: ./data\nhttp_ports: [${port}]\nc2s_ports: []\ns2s_ports: []\nmodules_enabled: []\n`);
       const run = await xmppd(['start', '--config', file], { cwd: dir });
       blocker.close();
       assert.equal(run.code, 1);
@@ -184,7 +185,7 @@ describe('xmppd CLI', () => {
     it('exits 1 when the data directory cannot be written', async () => {
       writeFileSync(join(dir, 'plainfile'), 'not a folder');
       const file = join(dir, 'nodata.yaml');
-      writeFileSync(file, 'data_dir: ./plainfile/data\nhttp_ports: [0]\nc2s_ports: []\nmodules_enabled: []\n');
+      writeFileSync(file, 'data_dir: ./plainfile/data\nhttp_ports: [0]\nc2s_ports: []\ns2s_ports: []\nmodules_enabled: []\n');
       const run = await xmppd(['start', '--config', file], { cwd: dir });
       assert.equal(run.code, 1);
       assert.match(run.stderr, /data_dir .*plainfile\/data cannot be written/);

@@ -244,7 +244,7 @@ describe('The write batcher as a service', () => {
   it('is one per server, shared by http and c2s; writesAtTurnEnd: false turns off that server\'s only', async () => {
     const dataDir = mkdtempSync(join(tmpdir(), 'xmppd-spec-'));
     const config = {
-      data_dir: dataDir, log_level: 'silent', http_ports: [0], c2s_ports: [0], tls: testTls(),
+      data_dir: dataDir, log_level: 'silent', http_ports: [0], c2s_ports: [0], s2s_ports: [0], tls: testTls(),
       modules_enabled: [], virtual_hosts: { localhost: {} },
     };
     const off = await startServer({ config, writesAtTurnEnd: false });

@@ -97,7 +97,7 @@ describe('storage backends', () => {
         const cli = await openUsers(config);
         await cli.users.create('alice@localhost', 'alice-pw');
         cli.storage.close();
-        const server = await startServer({ config: { data_dir: dataDir, log_level: 'silent', http_ports: [0], c2s_ports: [0], modules_enabled: [], virtual_hosts: { localhost: {} } } });
+        const server = await startServer({ config: { data_dir: dataDir, log_level: 'silent', http_ports: [0], c2s_ports: [0], s2s_ports: [0], modules_enabled: [], virtual_hosts: { localhost: {} } } });
         try {
           assert.equal(server.modules.isLoaded('*', 'storage_sqlite'), true);
           assert.deepEqual(await server.users.list(), ['alice@localhost']);
