@@ -120,7 +120,7 @@ export interface ModuleCatalog {
   core: ReadonlySet<string>;
 }
 
-const EMBEDDED_DEFAULT = { virtual_hosts: { localhost: {} }, http_default_host: 'localhost' };
+const EMBEDDED_DEFAULT = { virtual_hosts: { localhost: {} }, components: { 'conference.localhost': { module: 'muc' } }, http_default_host: 'localhost' };
 
 /** A config as read, before validation: what it came from and how to resolve its relative paths. */
 export interface RawConfig {

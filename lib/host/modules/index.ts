@@ -13,6 +13,7 @@ import { disco } from './disco.js';
 import { iq } from './iq.js';
 import { lastactivity } from './lastactivity.js';
 import { mam } from './mam/index.js';
+import { muc } from './muc/index.js';
 import { message } from './message.js';
 import { ping } from './ping.js';
 import { presence } from './presence.js';
@@ -31,4 +32,4 @@ export const storageModules: ModuleDefinition[] = [storageSqlite];
 export const coreModules: ModuleDefinition[] = [http, c2s, c2sHost, s2s, presence, message, roster, iq, ping, disco];
 
 /** Bundled modules loaded only where `modules_enabled` names them (Prosody ships these plugins off by default). */
-export const optionalModules: ModuleDefinition[] = [carbons, csiSimple, mam, version, uptime, time, lastactivity, privateStorage, vcardLegacy, blocklist, websocket, httpAltconnect, conversejs, httpIndex];
+export const optionalModules: ModuleDefinition[] = [carbons, csiSimple, mam, muc, version, uptime, time, lastactivity, privateStorage, vcardLegacy, blocklist, websocket, httpAltconnect, conversejs, httpIndex];

@@ -42,6 +42,7 @@ export type StanzaErrorCondition =
   | 'not-authorized'
   | 'policy-violation'
   | 'recipient-unavailable'
+  | 'registration-required'
   | 'remote-server-not-found'
   | 'remote-server-timeout'
   | 'resource-constraint'
@@ -62,6 +63,7 @@ const ERROR_TYPES: Record<StanzaErrorCondition, 'auth' | 'cancel' | 'modify' | '
   'not-authorized': 'auth',
   'policy-violation': 'modify',
   'recipient-unavailable': 'wait',
+  'registration-required': 'auth',
   'remote-server-not-found': 'cancel',
   'remote-server-timeout': 'wait',
   'resource-constraint': 'wait',
