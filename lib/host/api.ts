@@ -72,6 +72,8 @@ export interface Manifest {
   options?: Record<string, OptionSpec>;
   /** Loaded once for the whole server, on host `*` (Prosody's module:set_global()): hooks on the global bus, sees every host's items. */
   global?: boolean;
+  /** A core module also loaded on every component host (disco, ping: Prosody answers those on components too). */
+  loadOnComponents?: boolean;
 }
 
 /** Where a stanza came from. A local account's client, the server itself, or a module acting for an account. */

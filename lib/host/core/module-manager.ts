@@ -8,7 +8,7 @@ import type { Logger } from 'pino';
 import { HostError } from '../util/errors.js';
 import { EventBus } from './events.js';
 import type { HostConfig, ModuleCatalog } from './config.js';
-import { checkOptionValue, normaliseHttpPath, resolveOptions } from './options.js';
+import { checkOptionValue, resolveOptions } from './options.js';
 import { GLOBAL_HOST, ItemRegistry } from './items.js';
 import { iqCallee } from './iq-callee.js';
 import { FilterChain } from '../util/filters.js';
@@ -187,7 +187,8 @@ export class ModuleManager {
 
   /**
    * The modules to load on a host, in dependency order. `*`: the global modules wanted anywhere; a virtual host:
-   * core, the global list, its own list (global modules excepted); a component: its module and what it depends on.
+   * core, the global list, its own list (global modules excepted); a component: the core modules made for components
+   * (`loadOnComponents`), its module and what it depends on.
    * `modules_disabled` takes a module out of core and the global list; a host's own list still names it.
    */
   enabledOn(host: string): string[] {
@@ -195,7 +196,10 @@ export class ModuleManager {
     const isGlobal = (id: string): boolean => this.catalog.manifests.get(id)?.global === true;
     const disabled = new Set(config.modules_disabled);
     const kind = this.hostKind(host);
-    if (kind === 'component') return dependencyOrder([config.components[host]!.module], this.catalog.manifests).filter((id) => !isGlobal(id));
+    if (kind === 'component') {
+      const alongside = [...this.catalog.core].filter((id) => this.catalog.manifests.get(id)?.loadOnComponents === true && !disabled.has(id));
+      return dependencyOrder([...alongside, config.components[host]!.module], this.catalog.manifests).filter((id) => !isGlobal(id));
+    }
     const everywhere = [...this.catalog.core, ...config.modules_enabled].filter((id) => !disabled.has(id));
     if (kind === 'global') {
       // Every global module some host or component asks for, by name or as a dependency.
@@ -388,11 +392,4 @@ export class ModuleManager {
     };
     return Object.freeze(api);
   }
-}
-
-/** `http_paths` of the virtual host, then the global one, then the app's default (Prosody's mod_http). */
-export function resolveHttpPath(config: HostConfig, host: string, module: string, defaultPath: string): string {
-  // Own properties only: a host or module named `constructor` is not a key of these maps.
-  const path = (Object.hasOwn(config.virtual_hosts, host) ? config.virtual_hosts[host]?.http_paths : undefined)?.[module] ?? (Object.hasOwn(config.http_paths, module) ? config.http_paths[module] : undefined) ?? defaultPath;
-  return normaliseHttpPath(path);
 }

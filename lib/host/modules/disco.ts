@@ -1,7 +1,8 @@
 // Service Discovery (XEP-0030) on the server and, on their behalf, on local accounts' bare JIDs.
 // Features come from every module's provides('disco_feature' | 'account_disco_feature'). Prosody: plugins/mod_disco.lua.
+// Also loaded on component hosts: there it answers for the component (its identities and features).
 
-import { StanzaError, parseJid, xml, type Element, type ModuleApi, type ModuleDefinition, type StanzaEvent } from '../api.js';
+import { StanzaError, parseJid, xml, type Element, type ModuleApi, type ModuleDefinition, type Provides, type StanzaEvent } from '../api.js';
 
 const NS_INFO = 'http://jabber.org/protocol/disco#info';
 const NS_ITEMS = 'http://jabber.org/protocol/disco#items';
@@ -14,8 +15,43 @@ export function infoQuery(identity: { category: string; type: string; name?: str
   return query;
 }
 
+declare module '../api.js' {
+  interface Provides {
+    /** A disco#info identity of a component host (Prosody's module:add_identity); the component's module provides it. */
+    disco_identity: { category: string; type: string; name?: string };
+  }
+}
+
+const queryNode = (stanza: Element, ns: string): string | undefined => stanza.getChild('query', ns)?.attrs.node;
+
+/**
+ * On a component: its identities (a plain `component/generic` named after its module when it provides none) and the
+ * features provided there, no items. A component module that answers disco itself goes first (priority 0).
+ */
+function loadOnComponent(module: ModuleApi): void {
+  const identities = new Set<Provides['disco_identity']>();
+  module.handleItems('disco_identity', (identity) => void identities.add(identity), (identity) => void identities.delete(identity));
+  const components = (module.setting('components') ?? {}) as Record<string, { module: string }>;
+  const fallback = { category: 'component', type: 'generic', name: components[module.host]?.module ?? module.host };
+  module.handleIq('get', NS_INFO, 'query', ({ stanza }) => {
+    if (queryNode(stanza, NS_INFO)) throw new StanzaError('item-not-found');
+    const query = infoQuery(fallback, module.discoFeatures('server'));
+    if (identities.size > 0) {
+      query.children = query.children.filter((c) => typeof c === 'string' || c.name !== 'identity');
+      query.children.unshift(...[...identities].map((identity) => xml('identity', identity)));
+    }
+    return query;
+  }, { priority: -1 });
+  module.handleIq('get', NS_ITEMS, 'query', ({ stanza }) => {
+    if (queryNode(stanza, NS_ITEMS)) throw new StanzaError('item-not-found');
+    return xml('query', { xmlns: NS_ITEMS });
+  }, { priority: -1 });
+  module.provides('disco_feature', NS_INFO);
+  module.provides('disco_feature', NS_ITEMS);
+}
+
 export function load(module: ModuleApi): void {
-  const queryNode = (stanza: Element, ns: string): string | undefined => stanza.getChild('query', ns)?.attrs.node;
+  if (module.isComponent(module.host)) return loadOnComponent(module);
 
   /** The local account a bare-JID query is for: the server answers for it (XEP-0030 §3.1, RFC 6121 §8.5.2.1.3). */
   const account = async ({ stanza, origin }: StanzaEvent): Promise<void> => {
@@ -49,6 +85,6 @@ export function load(module: ModuleApi): void {
 }
 
 export const disco: ModuleDefinition = {
-  manifest: { id: 'disco', description: 'Service Discovery (XEP-0030) for the server and accounts.' },
+  manifest: { id: 'disco', description: 'Service Discovery (XEP-0030) for the server, accounts and components.', loadOnComponents: true },
   load,
 };

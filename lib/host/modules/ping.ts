@@ -1,4 +1,5 @@
-// XMPP Ping (XEP-0199): the server answers pings to itself and, on the account's behalf, to its bare JID.
+// XMPP Ping (XEP-0199): the server answers pings to itself and, on the account's behalf, to its bare JID; on a
+// component host, pings to the component.
 // Prosody: plugins/mod_ping.lua.
 
 import type { ModuleApi, ModuleDefinition } from '../api.js';
@@ -12,6 +13,6 @@ export function load(module: ModuleApi): void {
 }
 
 export const ping: ModuleDefinition = {
-  manifest: { id: 'ping', description: 'XMPP Ping (XEP-0199).' },
+  manifest: { id: 'ping', description: 'XMPP Ping (XEP-0199).', loadOnComponents: true },
   load,
 };

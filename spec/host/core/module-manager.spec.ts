@@ -7,16 +7,22 @@ import pino from 'pino';
 import Router from 'koa-router';
 import { EventBus } from '../../../lib/host/core/events.js';
 import { HttpApps } from '../../../lib/host/modules/http/apps.js';
-import { ModuleManager, dependencyOrder, discoverModules, resolveHttpPath, type Catalog } from '../../../lib/host/core/module-manager.js';
+import { ModuleManager, dependencyOrder, discoverModules, type Catalog } from '../../../lib/host/core/module-manager.js';
+import { resolveHttpPath as resolveAppPath } from '../../../lib/host/modules/http/index.js';
 import { StanzaRouter } from '../../../lib/host/core/stanza-router.js';
 import { xml } from '../../../lib/host/api.js';
 import { startTestServer, type TestServer } from '../../helpers/server.js';
 import { RawClient, streamOpen } from '../c2s/helpers.js';
 import type { WidgetCounter } from '../../fixtures/widget_counter/index.js';
-import { validateConfig } from '../../../lib/host/core/config.js';
+import { validateConfig, type HostConfig } from '../../../lib/host/core/config.js';
 import { MemorySessionRegistry } from '../../../lib/host/core/sessions.js';
 import { HostError } from '../../../lib/host/util/errors.js';
 import type { HttpApp, Manifest, ModuleApi, ModuleDefinition, StanzaEvent, UsersApi } from '../../../lib/host/api.js';
+
+/** The http module's base path resolution, over a validated config. */
+function resolveHttpPath(config: HostConfig, host: string, app: string, defaultPath: string): string {
+  return resolveAppPath({ setting: (key: string) => (config as unknown as Record<string, unknown>)[key] } as ModuleApi, host, app, defaultPath);
+}
 
 function catalogOf(defs: ModuleDefinition[], core: string[] = []): Catalog {
   const entries = new Map(defs.map((d) => [d.manifest.id, { manifest: d.manifest, isCore: core.includes(d.manifest.id), resolve: async () => d.load }]));
