@@ -25,11 +25,6 @@ export interface BlocklistOptions {
   max_items: number;
 }
 
-/** What this module reads of the roster module's store `roster`. */
-interface RosterView {
-  items?: Record<string, { jid?: string; subscription?: string } | undefined>;
-}
-
 /** XEP-0191 §3.5 matches JIDs as XEP-0016 §2.1 does: full JID, bare JID, domain/resource, domain. */
 export function isBlockedBy(list: ReadonlySet<string>, jid: Jid): boolean {
   if (list.size === 0) return false;
@@ -59,7 +54,8 @@ function bareOf(jid: string | undefined): string | undefined {
 
 export function load(module: ModuleApi<BlocklistOptions>): void {
   const store = module.openStore<string[]>('blocklist');
-  const rosters = module.openStore<RosterView>('roster');
+  // Contacts and their subscription states, through the roster module: its store is item by item.
+  const roster = module.depends('roster');
   const maxItems = module.options.max_items;
   const cache = new Map<string, Set<string>>();
   /** Resources that asked for the list: they get the pushes (§3.3, §3.4). */
@@ -108,7 +104,7 @@ export function load(module: ModuleApi<BlocklistOptions>): void {
 
   /** XEP-0191 §3.3.1: contacts allowed to see the account's presence see it go offline once blocked. */
   const sendUnavailableTo = async (user: string, blocked: ReadonlySet<string>): Promise<void> => {
-    const items = Object.values((await rosters.get(user))?.items ?? {});
+    const items = await roster.items(user);
     const sessions = module.sessions.byBare(user).filter((s) => s.isAvailable);
     if (sessions.length === 0) return;
     for (const item of items) {
@@ -216,6 +212,7 @@ export const blocklist: ModuleDefinition = {
   manifest: {
     id: 'blocklist',
     description: 'Blocking Command (XEP-0191): an account blocks JIDs from writing to it and to them.',
+    depends: ['roster'],
     options: {
       max_items: { type: 'integer', default: 1000, min: 1, max: 100000, description: 'JIDs one account\'s blocklist may hold; a block beyond it is refused with not-acceptable.' },
     },

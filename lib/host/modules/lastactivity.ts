@@ -12,11 +12,6 @@ export interface LastActivity {
   status?: string;
 }
 
-/** What this module reads of the roster module's store `roster` (RFC 6121 §2.1.2.5 subscription states). */
-interface RosterView {
-  items?: Record<string, { subscription?: string } | undefined>;
-}
-
 function bareOf(jid: string | undefined): string | undefined {
   const parsed = jid ? parseJid(jid) : undefined;
   return parsed?.ok && parsed.jid.local !== null ? parsed.jid.bare : undefined;
@@ -30,14 +25,14 @@ export function lastQuery(last: LastActivity | undefined, now: number, isOnline:
 
 export function load(module: ModuleApi): void {
   const store = module.openStore<LastActivity>('lastactivity');
-  const rosters = module.openStore<RosterView>('roster');
+  // The subscription states (RFC 6121 §2.1.2.5), through the roster module: its store is item by item.
+  const roster = module.depends('roster');
 
   /** XEP-0012 §4: only someone who may see the account's presence learns when it was last seen (Prosody's is_contact_subscribed). */
   const mayAsk = async (account: string, asker: string | undefined): Promise<boolean> => {
     if (!asker) return false;
     if (asker === account) return true;
-    const items = (await rosters.get(account))?.items;
-    const item = items && Object.hasOwn(items, asker) ? items[asker] : undefined;
+    const { item } = await roster.contact(account, asker);
     return item?.subscription === 'from' || item?.subscription === 'both';
   };
 
@@ -70,6 +65,6 @@ export function load(module: ModuleApi): void {
 }
 
 export const lastactivity: ModuleDefinition = {
-  manifest: { id: 'lastactivity', description: 'Last Activity of accounts (XEP-0012): when an account went offline, for its contacts.' },
+  manifest: { id: 'lastactivity', description: 'Last Activity of accounts (XEP-0012): when an account went offline, for its contacts.', depends: ['roster'] },
   load,
 };

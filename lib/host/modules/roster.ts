@@ -1,7 +1,7 @@
-// Roster get/set with versioning (RFC 6121 §2, §2.6), stored item by item in the map store `roster`, with limits.
-// Prosody: plugins/mod_roster.lua + core/rostermanager.lua (which keeps a roster as a map too: one row per contact and
-// the version under its own key). DIFF: subscription states are kept but not yet changed by presence subscriptions
-// (RFC 6121 §3), which come later; Prosody has no roster limits, these are ours (options under `roster:`).
+// Roster get/set with versioning (RFC 6121 §2, §2.6), stored item by item in the map store `roster`, with limits,
+// and the subscription states presence subscriptions change (RFC 6121 §3, offered to presence as the roster service).
+// Prosody: plugins/mod_roster.lua + core/rostermanager.lua (which keeps a roster as a map too: one row per contact,
+// the version under its own key, pending requests beside them). DIFF: Prosody has no roster limits, these are ours.
 
 import { randomBytes } from 'node:crypto';
 import {
@@ -27,7 +27,20 @@ export interface RosterItem {
   name?: string;
   subscription: Subscription;
   ask?: 'subscribe';
+  /** Pre-approved (RFC 6121 §3.4): the contact's subscription request will be approved at once. */
+  approved?: true;
   groups: string[];
+}
+
+/**
+ * A subscription request that is waiting for the account's answer (RFC 6121 §3.1.3 "pending in"), kept whole, with its
+ * status and nick, as Prosody keeps it in the roster's pending list: each new session gets it until it is answered.
+ */
+export interface PendingRequest {
+  /** The requester's bare JID. */
+  from: string;
+  /** The presence stanza as it arrived (serialized). */
+  stanza: string;
 }
 
 /**
@@ -45,6 +58,9 @@ export interface RosterMeta {
   items: number;
   /** UTF-8 bytes of the stored items (their JSON), what max_bytes bounds. */
   bytes: number;
+  /** Subscription requests waiting (pending in), and their bytes: bounded by max_items and max_bytes as the items are. */
+  pending?: number;
+  pendingBytes?: number;
 }
 
 /** The roster as a get answers it. */
@@ -59,9 +75,12 @@ export interface LegacyRoster {
   items: Record<string, RosterItem>;
 }
 
-type Entry = RosterItem | RosterMeta;
+type Entry = RosterItem | RosterMeta | PendingRequest;
 /** The key of the meta entry: never a JID, which is never empty. */
 const META = '';
+/** Keys of pending requests: a JID never starts with '/' (its domain comes first and is never empty). */
+const PENDING = '/pending/';
+const pendingKey = (jid: string): string => `${PENDING}${jid}`;
 
 export interface RosterLimits {
   maxItems: number;
@@ -96,6 +115,7 @@ export function itemElement(item: RosterItem | { jid: string; subscription: 'rem
   const attrs: Record<string, string | undefined> = { jid: item.jid, subscription: item.subscription };
   if ('name' in item && item.name) attrs.name = item.name;
   if ('ask' in item && item.ask) attrs.ask = item.ask;
+  if ('approved' in item && item.approved) attrs.approved = 'true';
   const el = xml('item', attrs);
   if ('groups' in item) for (const g of item.groups) el.append(xml('group', {}, g));
   return el;
@@ -166,13 +186,35 @@ export function mergeItem(request: { jid: string; name?: string; groups: string[
     groups: request.groups,
     ...(request.name ? { name: request.name } : {}),
     ...(previous?.ask ? { ask: previous.ask } : {}),
+    ...(previous?.approved ? { approved: true as const } : {}),
   };
 }
 
 export const itemBytes = (item: RosterItem): number => Buffer.byteLength(JSON.stringify(item));
 
-const isMeta = (entry: Entry | undefined): entry is RosterMeta => entry !== undefined && !('jid' in entry);
+const isMeta = (entry: Entry | undefined): entry is RosterMeta => entry !== undefined && 'version' in entry;
 const isItem = (entry: Entry | undefined): entry is RosterItem => entry !== undefined && 'jid' in entry;
+const isPending = (entry: Entry | undefined): entry is PendingRequest => entry !== undefined && 'stanza' in entry && 'from' in entry;
+const pendingBytesOf = (request: PendingRequest): number => Buffer.byteLength(JSON.stringify(request));
+
+/** What a subscription change sees of one contact: its roster item and its pending request, either possibly absent. */
+export interface ContactState {
+  item: RosterItem | undefined;
+  pending: PendingRequest | undefined;
+}
+
+/** What a subscription change writes: a field left out stays as it is, null deletes. */
+export interface ContactUpdate {
+  item?: RosterItem | null;
+  pending?: PendingRequest | null;
+}
+
+/** The outcome of an update: the state before and after, and, when the item changed, the new ver and the change to push. */
+export interface ContactResult {
+  before: ContactState;
+  after: ContactState;
+  pushed?: { ver: string; change: RosterChange };
+}
 
 /**
  * Rosters on a map store: a change reads its item and the meta entry and writes both in one transaction, whatever
@@ -198,8 +240,11 @@ export class RosterStore {
     });
   }
 
-  /** Apply a roster set; resolves to the new `ver` and what changed, for the pushes. Throws StanzaError. */
-  async apply(user: string, query: Element): Promise<{ ver: string; change: RosterChange }> {
+  /**
+   * Apply a roster set; resolves to the new `ver` and what changed, for the pushes, and for a removal the item and
+   * pending request that were there (RFC 6121 §2.5.2: the contact is told). Throws StanzaError.
+   */
+  async apply(user: string, query: Element): Promise<{ ver: string; change: RosterChange; removed?: ContactState }> {
     const request = parseRosterSet(query, user, this.limits);
     return this.withLock(user, async () => {
       const meta = (await this.meta(user)) ?? { version: 0, epoch: randomBytes(6).toString('base64url'), items: 0, bytes: 0 };
@@ -209,8 +254,17 @@ export class RosterStore {
       if (request.remove) {
         if (!previous) throw new StanzaError('item-not-found');
         const next: RosterMeta = { ...meta, version: meta.version + 1, items: meta.items - 1, bytes: meta.bytes - previousBytes };
-        await this.map.setKeys(user, new Map<string, Entry | undefined>([[request.jid, undefined], [META, next]]));
-        return { ver: verOf(next), change: { removed: request.jid } };
+        const entries = new Map<string, Entry | undefined>([[request.jid, undefined], [META, next]]);
+        // A pending request goes with the item (§2.5.2); looked for only when the account has any.
+        const stale = meta.pending ? await this.map.get(user, pendingKey(request.jid)) : undefined;
+        const pending = isPending(stale) ? stale : undefined;
+        if (pending) {
+          next.pending = (meta.pending ?? 1) - 1;
+          next.pendingBytes = (meta.pendingBytes ?? 0) - pendingBytesOf(pending);
+          entries.set(pendingKey(request.jid), undefined);
+        }
+        await this.map.setKeys(user, entries);
+        return { ver: verOf(next), change: { removed: request.jid }, removed: { item: previous, pending } };
       }
       if (!previous && meta.items >= this.limits.maxItems) {
         throw new StanzaError('policy-violation', `Your roster is full: it has ${meta.items} items, the most allowed (roster max_items); remove a contact first.`);
@@ -224,6 +278,95 @@ export class RosterStore {
       const next: RosterMeta = { ...meta, version: meta.version + 1, items: meta.items + (previous ? 0 : 1), bytes };
       await this.map.setKeys(user, new Map<string, Entry | undefined>([[request.jid, item], [META, next]]));
       return { ver: verOf(next), change: { item } };
+    });
+  }
+
+  /** One contact's item and pending request. */
+  async contact(user: string, jid: string): Promise<ContactState> {
+    return this.withLock(user, async () => {
+      const meta = await this.meta(user);
+      if (!meta) return { item: undefined, pending: undefined };
+      const [item, pending] = await Promise.all([this.map.get(user, jid), meta.pending ? this.map.get(user, pendingKey(jid)) : undefined]);
+      return { item: isItem(item) ? item : undefined, pending: isPending(pending) ? pending : undefined };
+    });
+  }
+
+  /** The subscription requests waiting for the account's answer, oldest key first. */
+  async pendingRequests(user: string): Promise<PendingRequest[]> {
+    return this.withLock(user, async () => {
+      const meta = await this.meta(user);
+      if (!meta?.pending) return [];
+      return [...(await this.map.getAll(user)).values()].filter(isPending);
+    });
+  }
+
+  /**
+   * Change one contact's item and pending request in one transaction (a subscription step, RFC 6121 §3). `decide`
+   * sees the current state and returns what to write, or undefined for nothing. A new item past the limits throws
+   * StanzaError policy-violation (as a roster set would); a new pending request past them throws resource-constraint.
+   */
+  async update(user: string, jid: string, decide: (state: ContactState) => ContactUpdate | undefined): Promise<ContactResult> {
+    return this.withLock(user, async () => {
+      const meta = (await this.meta(user)) ?? { version: 0, epoch: randomBytes(6).toString('base64url'), items: 0, bytes: 0 };
+      const [storedItem, storedPending] = await Promise.all([this.map.get(user, jid), meta.pending ? this.map.get(user, pendingKey(jid)) : undefined]);
+      const before: ContactState = { item: isItem(storedItem) ? storedItem : undefined, pending: isPending(storedPending) ? storedPending : undefined };
+      const update = decide(before);
+      if (!update || (update.item === undefined && update.pending === undefined)) return { before, after: before };
+      const next: RosterMeta = { ...meta };
+      const entries = new Map<string, Entry | undefined>();
+      const after: ContactState = { ...before };
+      let change: RosterChange | undefined;
+      if (update.item !== undefined && !(update.item && before.item && JSON.stringify(update.item) === JSON.stringify(before.item))) {
+        const oldBytes = before.item ? itemBytes(before.item) : 0;
+        if (update.item === null) {
+          if (before.item) {
+            next.items -= 1;
+            next.bytes -= oldBytes;
+            change = { removed: jid };
+          }
+        } else {
+          if (!before.item && meta.items >= this.limits.maxItems) {
+            throw new StanzaError('policy-violation', `The roster is full: it has ${meta.items} items, the most allowed (roster max_items); remove a contact first.`);
+          }
+          const bytes = meta.bytes - oldBytes + itemBytes(update.item);
+          if (bytes > this.limits.maxBytes && bytes > meta.bytes) {
+            throw new StanzaError('policy-violation', `The roster would take ${bytes} bytes, more than the ${this.limits.maxBytes} allowed (roster max_bytes).`);
+          }
+          next.items += before.item ? 0 : 1;
+          next.bytes = bytes;
+          change = { item: update.item };
+        }
+        if (change) {
+          next.version += 1;
+          entries.set(jid, update.item ?? undefined);
+        }
+        after.item = update.item ?? undefined;
+      }
+      if (update.pending !== undefined) {
+        const oldBytes = before.pending ? pendingBytesOf(before.pending) : 0;
+        const count = meta.pending ?? 0;
+        const bytes = meta.pendingBytes ?? 0;
+        if (update.pending === null) {
+          if (before.pending) {
+            next.pending = count - 1;
+            next.pendingBytes = bytes - oldBytes;
+            entries.set(pendingKey(jid), undefined);
+          }
+        } else {
+          const newBytes = bytes - oldBytes + pendingBytesOf(update.pending);
+          if ((!before.pending && count >= this.limits.maxItems) || newBytes > this.limits.maxBytes) {
+            throw new StanzaError('resource-constraint', 'Too many subscription requests are waiting for this account (roster max_items, max_bytes).');
+          }
+          next.pending = count + (before.pending ? 0 : 1);
+          next.pendingBytes = newBytes;
+          entries.set(pendingKey(jid), update.pending);
+        }
+        after.pending = update.pending ?? undefined;
+      }
+      if (entries.size === 0) return { before, after: before };
+      entries.set(META, next);
+      await this.map.setKeys(user, entries);
+      return { before, after, ...(change ? { pushed: { ver: verOf(next), change } } : {}) };
     });
   }
 
@@ -280,6 +423,26 @@ export function limitsOf(options: Readonly<Record<string, unknown>>): RosterLimi
   };
 }
 
+/** What the roster module offers the presence module (and others) through depends('roster'). */
+export interface RosterService {
+  /** Every item of the account's roster. */
+  items(user: string): Promise<RosterItem[]>;
+  /** One contact's item and pending request. */
+  contact(user: string, jid: string): Promise<ContactState>;
+  /** Subscription requests waiting for the account's answer. */
+  pendingRequests(user: string): Promise<PendingRequest[]>;
+  /** Change a contact's subscription state (RosterStore.update); a changed item is pushed to interested resources. */
+  update(user: string, jid: string, decide: (state: ContactState) => ContactUpdate | undefined): Promise<ContactResult>;
+  /** Whether the session asked for the roster (RFC 6121 §2.1.6 interested resource). */
+  isInterested(session: ClientSession): boolean;
+}
+
+declare module '../api.js' {
+  interface Services {
+    roster: RosterService;
+  }
+}
+
 export function load(module: ModuleApi): void {
   const store = new RosterStore(module.openMap<Entry>('roster'), module.openStore<LegacyRoster>('roster'), limitsOf(module.options));
   /** Resources that asked for the roster: they get pushes (RFC 6121 §2.1.6 "interested resources"). */
@@ -301,11 +464,27 @@ export function load(module: ModuleApi): void {
 
   const onSet = async ({ stanza, origin }: StanzaEvent): Promise<true> => {
     const user = ownerOf(origin);
-    const { ver, change } = await store.apply(user, stanza.getChild('query', NS_ROSTER)!);
+    const { ver, change, removed } = await store.apply(user, stanza.getChild('query', NS_ROSTER)!);
     // Result first, then the pushes, as Prosody's mod_roster: the wrapper sends the result in this tick's promise
     // jobs, and next-tick callbacks run only once those are done.
-    process.nextTick(() => push(user, ver, change));
+    process.nextTick(() => {
+      push(user, ver, change);
+      if (removed) tellRemovedContact(user, removed);
+    });
     return true;
+  };
+
+  /**
+   * RFC 6121 §2.5.2: removing a contact cancels the subscriptions both ways. Sent as the server on the account's
+   * behalf (its bare JID), so no outbound step runs again: the item is already gone.
+   */
+  const tellRemovedContact = (user: string, { item, pending }: ContactState): void => {
+    if (!item) return;
+    const send = (type: string): void => {
+      module.route(xml('presence', { type, from: user, to: item.jid }), { type: 'host', host: module.host }).catch((err: unknown) => module.log.debug({ err, type }, 'telling a removed contact failed'));
+    };
+    if (item.subscription === 'to' || item.subscription === 'both' || item.ask) send('unsubscribe');
+    if (item.subscription === 'from' || item.subscription === 'both' || pending) send('unsubscribed');
   };
 
   /** §2.1.6: a roster push to every interested resource of the account, with the new version. */
@@ -318,6 +497,18 @@ export function load(module: ModuleApi): void {
     }
   };
 
+  module.setService<'roster'>({
+    items: async (user) => (await store.read(user)).items,
+    contact: (user, jid) => store.contact(user, jid),
+    pendingRequests: (user) => store.pendingRequests(user),
+    update: async (user, jid, decide) => {
+      const result = await store.update(user, jid, decide);
+      if (result.pushed) push(user, result.pushed.ver, result.pushed.change);
+      return result;
+    },
+    isInterested: (session) => interested.has(session),
+  });
+
   // The roster went with the account (storage deletes it in the same step); this catches a set that was under way.
   module.hookGlobal('user-deleted', async ({ jid, host }) => {
     if (host === module.host) await store.delete(jid);
@@ -327,6 +518,6 @@ export function load(module: ModuleApi): void {
 }
 
 export const roster: ModuleDefinition = {
-  manifest: { id: 'roster', description: 'Roster storage with versioning (RFC 6121 §2), item by item, with per-account limits.', options: rosterOptions },
+  manifest: { id: 'roster', description: 'Roster storage with versioning (RFC 6121 §2), item by item, with per-account limits, and the subscription states of RFC 6121 §3.', options: rosterOptions },
   load,
 };

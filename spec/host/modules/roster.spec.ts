@@ -1,5 +1,6 @@
 // Roster get/set with versioning (RFC 6121 §2): the set's checks and limits, the store (a change at any roster size
-// reads and writes the same entries; earlier one-document rosters move over), then get, set, pushes and `ver` on the wire.
+// reads and writes the same entries; earlier one-document rosters move over), then get, set, pushes and `ver` on the wire;
+// subscription changes (RFC 6121 §3) under the same limits, pending requests bounded, removal telling the contact (§2.5.2).
 
 import { after, before, describe, it } from 'node:test';
 import assert from 'node:assert/strict';
@@ -7,7 +8,7 @@ import { StanzaError, xml, type Element, type MapStore } from '../../../lib/host
 import { mockModule } from '../../../lib/host/testing.js';
 import { DEFAULT_LIMITS, RosterStore, parseRosterSet, type LegacyRoster, type RosterLimits } from '../../../lib/host/modules/roster.js';
 import { startTestServer, type TestServer } from '../../helpers/server.js';
-import { rawLogin, type RawClient } from '../c2s/helpers.js';
+import { rawLogin, withTimeout, type RawClient } from '../c2s/helpers.js';
 
 const NS = 'jabber:iq:roster';
 const query = (...items: Element[]) => xml('query', { xmlns: NS }, ...items);
@@ -162,6 +163,100 @@ describe('roster module', () => {
       const roster = await store.read(owner);
       assert.equal(roster.items.length, 20);
       assert.match(roster.ver, /-20$/);
+    });
+  });
+
+  describe('RosterStore#update() (subscription changes)', () => {
+    const pending = (from: string) => ({ from, stanza: `<presence type="subscribe" from="${from}"/>` });
+
+    it('creates, changes and deletes items and pending requests in one step, a new ver only when the item changed', async () => {
+      const { store } = newStore();
+      const asked = await store.update(owner, 'bob@localhost', () => ({ item: { jid: 'bob@localhost', subscription: 'none', ask: 'subscribe', groups: [] } }));
+      assert.deepEqual(asked.pushed?.change, { item: { jid: 'bob@localhost', subscription: 'none', ask: 'subscribe', groups: [] } });
+      const waiting = await store.update(owner, 'carol@localhost', () => ({ pending: pending('carol@localhost') }));
+      assert.equal(waiting.pushed, undefined, 'a pending request is not on the roster');
+      assert.deepEqual(await store.pendingRequests(owner), [pending('carol@localhost')]);
+      assert.deepEqual((await store.read(owner)).items.map((i) => i.jid), ['bob@localhost'], 'and not among its items');
+      const same = await store.update(owner, 'bob@localhost', ({ item }) => ({ item: { ...item! } }));
+      assert.equal(same.pushed, undefined, 'an unchanged item is no change');
+      const approved = await store.update(owner, 'carol@localhost', ({ pending: p }) => (p ? { pending: null, item: { jid: 'carol@localhost', subscription: 'from', groups: [] } } : undefined));
+      assert.match(approved.pushed!.ver, /-2$/);
+      assert.deepEqual(await store.pendingRequests(owner), []);
+      assert.deepEqual(await store.contact(owner, 'carol@localhost'), { item: { jid: 'carol@localhost', subscription: 'from', groups: [] }, pending: undefined });
+    });
+
+    it('holds items made by subscriptions to max_items, and pending requests to max_items and max_bytes', async () => {
+      const { store } = newStore({ maxItems: 2, maxBytes: 1024 });
+      const add = (jid: string) => store.update(owner, jid, () => ({ item: { jid, subscription: 'none', ask: 'subscribe', groups: [] } }));
+      await add('a@localhost');
+      await add('b@localhost');
+      await assert.rejects(add('c@localhost'), refusesWith('policy-violation', /max_items/));
+      const wait = (jid: string, size = 10) => store.update(owner, jid, () => ({ pending: { from: jid, stanza: 'x'.repeat(size) } }));
+      await wait('p@localhost');
+      await wait('q@localhost');
+      await assert.rejects(wait('r@localhost'), refusesWith('resource-constraint'));
+      await store.update(owner, 'p@localhost', () => ({ pending: null }));
+      await wait('r@localhost');
+      await assert.rejects(wait('s@localhost', 2000), refusesWith('resource-constraint'), 'bytes');
+    });
+
+    it('a roster remove takes the pending request with the item and says what there was (§2.5.2)', async () => {
+      const { store } = newStore();
+      await store.update(owner, 'bob@localhost', () => ({ item: { jid: 'bob@localhost', subscription: 'to', groups: [] }, pending: pending('bob@localhost') }));
+      const removed = await store.apply(owner, query(item({ jid: 'bob@localhost', subscription: 'remove' })));
+      assert.deepEqual(removed.removed, { item: { jid: 'bob@localhost', subscription: 'to', groups: [] }, pending: pending('bob@localhost') });
+      assert.deepEqual(await store.pendingRequests(owner), []);
+      await store.update(owner, 'x@localhost', () => ({ pending: pending('x@localhost') }));
+      assert.equal((await store.pendingRequests(owner)).length, 1, 'the count stayed right');
+    });
+  });
+
+  describe('subscriptions on the wire', () => {
+    let ts: TestServer;
+    const clients: RawClient[] = [];
+
+    before(async () => {
+      ts = await startTestServer({ config: { modules_enabled: [], roster: { max_items: 1 } }, users: [['alice@localhost', 'alice-pw'], ['bob@localhost', 'bob-pw'], ['carol@localhost', 'carol-pw']] });
+    });
+
+    after(async () => {
+      for (const c of clients) c.close();
+      await ts?.stop();
+    });
+
+    const online = async (user: string): Promise<RawClient> => {
+      const { raw } = await rawLogin(ts.c2sPort, user, `${user}-pw`, 'r');
+      clients.push(raw);
+      raw.send(`<iq type='get' id='g'><query xmlns='${NS}'/></iq><presence/>`);
+      await raw.waitFor(new RegExp(`<presence from="${user}@localhost/r" to="${user}@localhost/r"/>`), `${user} online`);
+      return raw;
+    };
+    const ping = async (c: RawClient, id: string) => {
+      c.send(`<iq type='get' id='${id}'><ping xmlns='urn:xmpp:ping'/></iq>`);
+      return c.waitFor(new RegExp(`<iq type="result" id="${id}"`), 'ping');
+    };
+
+    it('refuses a subscription request that would pass max_items with policy-violation, and does not send it', async () => {
+      const a = await online('alice');
+      const c = await online('carol');
+      a.send(`<presence to='bob@localhost' type='subscribe'/>`);
+      await a.waitFor(/<item jid="bob@localhost" subscription="none" ask="subscribe"\/>/, 'the first contact');
+      a.send(`<presence to='carol@localhost' type='subscribe' id='full'/>`);
+      await a.waitFor(/<presence [^>]*type="error"[^>]*>.*<policy-violation xmlns="urn:ietf:params:xml:ns:xmpp-stanzas"\/><text [^>]*>The roster is full[^<]*max_items/s, 'policy-violation');
+      await withTimeout(ping(c, 'c1'), 'carol ping');
+      assert.doesNotMatch(c.text, /subscribe/, 'carol got no request');
+    });
+
+    it('removing a contact cancels the subscriptions and the request (§2.5.2)', async () => {
+      const b = await online('bob');
+      await b.waitFor(/<presence[^>]*type="subscribe"[^>]*from="alice@localhost"|<presence[^>]*from="alice@localhost"[^>]*type="subscribe"/, "alice's request, kept for bob");
+      b.send(`<presence to='alice@localhost' type='subscribed'/>`);
+      await b.waitFor(/<item jid="alice@localhost" subscription="from"\/>/, "bob's push");
+      b.send(`<iq type='set' id='rm'><query xmlns='${NS}'><item jid='alice@localhost' subscription='remove'/></query></iq>`);
+      await b.waitFor(/<item jid="alice@localhost" subscription="remove"\/>/, 'the removal pushed');
+      const a = clients[0]!;
+      await a.waitFor(/<item jid="bob@localhost" subscription="none"\/>/, "alice's subscription to bob is gone (bob sent unsubscribed)");
+      await a.waitFor(/<presence[^>]*type="unsubscribed"/, 'the unsubscribed at alice');
     });
   });
 

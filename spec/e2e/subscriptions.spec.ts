@@ -1,0 +1,64 @@
+// End to end with slixmpp (Debian's python3-slixmpp): two clients subscribe to each other (RFC 6121 §3) with
+// slixmpp's own roster handling, and each sees the other online. CI must run: apt-get install -y python3-slixmpp
+
+import { after, before, describe, it } from 'node:test';
+import assert from 'node:assert/strict';
+import { spawn } from 'node:child_process';
+import { existsSync } from 'node:fs';
+import { fileURLToPath } from 'node:url';
+import { startTestServer, testTls, type TestServer } from '../helpers/server.js';
+import { withTimeout } from '../host/c2s/helpers.js';
+
+// Debian's interpreter, not a pyenv python3 that may come first on PATH: the package lives in its dist-packages.
+const PYTHON = '/usr/bin/python3';
+const SCRIPT = fileURLToPath(new URL('./slixmpp_subscribe.py', import.meta.url));
+const APT_LINE = 'apt-get update && apt-get install -y python3-slixmpp';
+
+function hasSlixmpp(): Promise<boolean> {
+  if (!existsSync(PYTHON)) return Promise.resolve(false);
+  const probe = spawn(PYTHON, ['-c', 'import slixmpp'], { stdio: 'ignore' });
+  return withTimeout(new Promise<boolean>((resolve) => probe.on('close', (code) => resolve(code === 0))), 'the slixmpp probe', 10_000).catch(() => false);
+}
+
+describe('presence subscriptions with slixmpp', async () => {
+  const isMissing = !(await hasSlixmpp());
+  if (isMissing && process.env.CI) {
+    it('has slixmpp installed', () => assert.fail(`missing python3-slixmpp; CI must run: ${APT_LINE}`));
+    return;
+  }
+  const skip = isMissing ? `missing python3-slixmpp; install with: ${APT_LINE}` : false;
+  let ts: TestServer;
+
+  before(async () => {
+    if (skip) return;
+    ts = await startTestServer({ config: { modules_enabled: [] }, users: [['romeo@localhost', 'romeo-secret'], ['juliet@localhost', 'juliet-secret']] });
+  });
+
+  after(async () => {
+    await ts?.stop();
+  });
+
+  it('two slixmpp clients subscribe to each other and see each other online', { skip, timeout: 60_000 }, async () => {
+    const child = spawn(PYTHON, [SCRIPT, '--first', 'romeo@localhost:romeo-secret', '--second', 'juliet@localhost:juliet-secret', '--port', String(ts.c2sPort), '--ca', testTls().cert, '--timeout', '30'], {
+      stdio: ['ignore', 'pipe', 'pipe'],
+    });
+    let stdout = '';
+    let stderr = '';
+    child.stdout.on('data', (d: Buffer) => (stdout += d.toString()));
+    child.stderr.on('data', (d: Buffer) => (stderr += d.toString()));
+    const timer = setTimeout(() => child.kill('SIGKILL'), 45_000);
+    const code = await new Promise<number | null>((resolve) => child.on('close', resolve)).finally(() => clearTimeout(timer));
+    const events = stdout
+      .split('\n')
+      .filter((line) => line.startsWith('{'))
+      .map((line) => JSON.parse(line) as Record<string, unknown>);
+    const context = `stdout: ${stdout}\nstderr: ${stderr.slice(-2000)}`;
+    assert.equal(code, 0, context);
+    const online = events.filter((e) => e.event === 'online');
+    assert.deepEqual(online.map((e) => e.jid).sort(), ['juliet@localhost', 'romeo@localhost'], context);
+    assert.ok(online.every((e) => typeof e.sees === 'string' && /^(romeo|juliet)@localhost\/.+/.test(e.sees)), context);
+    assert.deepEqual(events.find((e) => e.event === 'done')?.rosters, { 'romeo@localhost': 'both', 'juliet@localhost': 'both' }, context);
+    // And the server agrees: both rosters say both.
+    assert.match(ts.logText(), /authenticated/);
+  });
+});
