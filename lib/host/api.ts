@@ -303,6 +303,8 @@ export interface UsersApi {
 export interface HttpApp extends HttpAppPolicy {
   /** Default base path, e.g. `/msg`; `http_paths` overrides it (virtual host > global > default). */
   defaultPath: string;
+  /** The app's key in `http_paths` (Prosody's http item `name`); default the providing module's id. */
+  name?: string;
   router: Router;
   /** What the app is, for people: the host's index page (http_index) lists it under this name. */
   title?: string;
@@ -400,6 +402,46 @@ export interface ItemInfo {
  */
 // eslint-disable-next-line @typescript-eslint/no-empty-object-type -- filled by declaration merging
 export interface Services {}
+
+/** An app token as listed (never its secret): `xmppd token list`, `GET /tokens`. */
+export interface TokenInfo {
+  /** Public part of the token (its prefix), for listing and revoking. */
+  id: string;
+  name: string;
+  /** The account's bare JID: the token sends as it. */
+  account: string;
+  /** Bare JIDs or domains the token may send to; absent: anyone. */
+  to?: string[];
+  /** ISO 8601. */
+  created: string;
+  /** ISO 8601; absent: never. */
+  expires?: string;
+}
+
+/** A token check: the token's account and scope, or why it fails (unknown, revoked and expired look alike to callers). */
+export type TokenCheck = { ok: true; info: TokenInfo } | { ok: false; reason: 'malformed' | 'unknown' | 'expired' };
+
+/**
+ * The host's app tokens (module tokenauth, post_msg.md §11): only a hash of each secret is stored, per account, so
+ * deleting the account deletes its tokens. Expected failures are values; a bad name, scope or lifetime throws
+ * HostError HOST_ERR_TOKEN_INVALID.
+ */
+export interface TokenService {
+  /** A new token for an existing account of this host; `token` is the secret, shown once. */
+  create(account: string, input: { name: string; to?: readonly string[]; expiresInSeconds?: number }): Promise<{ token: string; info: TokenInfo }>;
+  /** The account's tokens, oldest first. */
+  list(account: string): Promise<TokenInfo[]>;
+  /** Revoke one of the account's tokens; false when it has no token with that id. Takes effect at once. */
+  revoke(account: string, id: string): Promise<boolean>;
+  /** Check a presented token in constant time against the stored hash. */
+  verify(token: string): Promise<TokenCheck>;
+  /** Does the token's scope allow this recipient (a bare or full JID)? */
+  allows(info: TokenInfo, recipient: string): boolean;
+}
+
+export interface Services {
+  tokenauth: TokenService;
+}
 
 /** An iq handler for `handleIq`: the result's payload, `true` for an empty result; a thrown StanzaError is the error reply. */
 export type IqHandler = (event: StanzaEvent) => Element | true | Promise<Element | true>;

@@ -8,6 +8,9 @@ import { realpathSync } from 'node:fs';
 import { fileURLToPath } from 'node:url';
 import { HostError } from './util/errors.js';
 import { openUsers, readConfig, startServer, DEFAULT_CONFIG_PATH, type ConfigSource, type Server } from './core/server.js';
+import { parseDuration } from './core/options.js';
+import { TokenStore, TOKENS_STORE, TOKEN_INDEX_STORE } from './modules/index.js';
+import type { TokenInfo } from './api.js';
 
 const USAGE = `Usage: xmppd <command> [options]
 
@@ -18,6 +21,12 @@ Commands:
   deluser JID           delete an account
   users [--host HOST]   list accounts
   check                 validate the configuration and exit
+  token add JID [--name NAME] [--to JID-or-domain ...] [--expires DURATION]
+                        mint an app token for the account (DURATION: 30s, 15m, 12h, 90d); prints it once, alone
+                        on the last line
+  token list [JID]      list tokens (id, account, name, scope, expiry; never the secret)
+  token revoke ID-or-NAME
+                        revoke a token at once
 
 Options:
   --config PATH         config file (default ${DEFAULT_CONFIG_PATH}; when absent the embedded default runs:
@@ -38,6 +47,9 @@ export async function main(argv: string[]): Promise<number> {
         config: { type: 'string' },
         'password-stdin': { type: 'boolean', default: false },
         host: { type: 'string' },
+        name: { type: 'string' },
+        to: { type: 'string', multiple: true },
+        expires: { type: 'string' },
         help: { type: 'boolean', short: 'h', default: false },
       },
     });
@@ -64,6 +76,8 @@ export async function main(argv: string[]): Promise<number> {
         return await userCommand(command, oneJid(command, rest), source, values['password-stdin'] ?? false);
       case 'users':
         return await listUsers(source, values.host);
+      case 'token':
+        return await tokenCommand(rest, source, { name: values.name, to: values.to, expires: values.expires });
       default:
         throw new UsageError(`unknown command ${JSON.stringify(command)}`);
     }
@@ -172,6 +186,62 @@ async function listUsers(source: ConfigSource, host: string | undefined): Promis
   } finally {
     storage.close();
   }
+}
+
+/** `xmppd token add|list|revoke`: on the storage directly, as adduser does (a running server sees the change at once). */
+async function tokenCommand(rest: string[], source: ConfigSource, opts: { name?: string; to?: string[]; expires?: string }): Promise<number> {
+  const [sub, ...args] = rest;
+  if (sub !== 'add' && sub !== 'list' && sub !== 'revoke') throw new UsageError('token takes add, list or revoke, e.g. xmppd token add alice@localhost --name cron');
+  if (sub === 'add' && args.length !== 1) throw new UsageError('token add takes exactly one JID, e.g. xmppd token add alice@localhost --name cron');
+  if (sub === 'list' && args.length > 1) throw new UsageError('token list takes at most one JID');
+  if (sub === 'revoke' && args.length !== 1) throw new UsageError('token revoke takes exactly one token id or name');
+  if (sub !== 'add' && (opts.name !== undefined || opts.to !== undefined || opts.expires !== undefined)) throw new UsageError('--name, --to and --expires go with token add');
+  let expiresInSeconds: number | undefined;
+  if (opts.expires !== undefined) {
+    expiresInSeconds = parseDuration(opts.expires);
+    if (expiresInSeconds === undefined || !Number.isInteger(expiresInSeconds) || expiresInSeconds < 1) {
+      throw new UsageError(`--expires ${JSON.stringify(opts.expires)} is not a duration of whole seconds (30s, 15m, 12h, 90d)`);
+    }
+  }
+  const { config } = readConfig(source);
+  const { storage, users } = await openUsers(config);
+  const tokens = new TokenStore({
+    tokens: (host) => storage.map(host, TOKENS_STORE),
+    index: (host) => storage.map(host, TOKEN_INDEX_STORE),
+    accountExists: async (bare) => (await storage.users.get(bare)) !== undefined,
+    hosts: () => Object.keys(config.virtual_hosts),
+  });
+  try {
+    if (sub === 'add') {
+      const jid = users.accountJid(args[0]!);
+      const { token, info } = await tokens.create(jid, { name: opts.name ?? 'token', ...(opts.to ? { to: opts.to } : {}), ...(expiresInSeconds !== undefined ? { expiresInSeconds } : {}) });
+      process.stdout.write(`Created token ${info.id} "${info.name}" for ${info.account}${info.to ? ` (to ${info.to.join(', ')})` : ''}${info.expires ? `, expires ${info.expires}` : ''}.\nIt is shown only now; give it to the script that sends:\n${token}\n`);
+      return 0;
+    }
+    const accounts = sub === 'list' && args[0] !== undefined ? [users.accountJid(args[0])] : await users.list();
+    const all: TokenInfo[] = [];
+    for (const account of accounts) all.push(...(await tokens.list(account)));
+    if (sub === 'list') {
+      process.stdout.write(all.length === 0 ? 'No tokens.\n' : `${all.map(tokenLine).join('\n')}\n`);
+      return 0;
+    }
+    const wanted = args[0]!;
+    const byId = all.filter((t) => t.id === wanted);
+    const matches = byId.length > 0 ? byId : all.filter((t) => t.name === wanted);
+    if (matches.length === 0) throw new HostError('HOST_ERR_TOKEN_INVALID', `no token has the id or name ${JSON.stringify(wanted)}; see xmppd token list.`);
+    if (matches.length > 1) throw new HostError('HOST_ERR_TOKEN_INVALID', `${matches.length} tokens are named ${JSON.stringify(wanted)} (${matches.map((t) => `${t.id} of ${t.account}`).join(', ')}); revoke one by its id.`);
+    const [token] = matches as [TokenInfo];
+    await tokens.revoke(token.account, token.id);
+    process.stdout.write(`Revoked token ${token.id} "${token.name}" of ${token.account}.\n`);
+    return 0;
+  } finally {
+    storage.close();
+  }
+}
+
+function tokenLine(t: TokenInfo): string {
+  const expired = t.expires !== undefined && Date.parse(t.expires) <= Date.now();
+  return [t.id, t.account, JSON.stringify(t.name), `to=${t.to?.join(',') ?? '*'}`, `expires=${t.expires ?? 'never'}${expired ? ' (expired)' : ''}`].join('  ');
 }
 
 async function readStdinLine(): Promise<string> {

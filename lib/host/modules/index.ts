@@ -20,11 +20,15 @@ import { presence } from './presence.js';
 import { privateStorage } from './private.js';
 import { roster } from './roster.js';
 import { storageSqlite } from './storage_sqlite/index.js';
+import { tokenauth } from './tokenauth/index.js';
 import { httpAltconnect, websocket } from './websocket/index.js';
 import { time } from './time.js';
 import { uptime } from './uptime.js';
 import { vcardLegacy } from './vcard-legacy.js';
 import { version } from './version.js';
+
+/** The token store on a server's storage, for `xmppd token` (the CLI runs no modules). */
+export { TokenStore, TOKENS_STORE, TOKEN_INDEX_STORE } from './tokenauth/index.js';
 
 /** Storage backends (`storage_<name>`): the host loads the one the `storage` key names, before any other module. */
 export const storageModules: ModuleDefinition[] = [storageSqlite];
@@ -32,4 +36,4 @@ export const storageModules: ModuleDefinition[] = [storageSqlite];
 export const coreModules: ModuleDefinition[] = [http, c2s, c2sHost, s2s, presence, message, roster, iq, ping, disco];
 
 /** Bundled modules loaded only where `modules_enabled` names them (Prosody ships these plugins off by default). */
-export const optionalModules: ModuleDefinition[] = [carbons, csiSimple, mam, muc, version, uptime, time, lastactivity, privateStorage, vcardLegacy, blocklist, websocket, httpAltconnect, conversejs, httpIndex];
+export const optionalModules: ModuleDefinition[] = [carbons, csiSimple, mam, muc, version, uptime, time, lastactivity, privateStorage, vcardLegacy, blocklist, tokenauth, websocket, httpAltconnect, conversejs, httpIndex];

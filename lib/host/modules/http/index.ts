@@ -49,7 +49,7 @@ function load(module: ModuleApi): void {
       const hosts = info.host === '*' ? virtualHosts() : [info.host];
       const undo: Array<() => void> = [];
       try {
-        for (const host of hosts) undo.push(apps.mount(host, info.module, resolveHttpPath(module, host, info.module, app.defaultPath), app.router, app));
+        for (const host of hosts) undo.push(apps.mount(host, info.module, resolveHttpPath(module, host, app.name ?? info.module, app.defaultPath), app.router, app));
       } catch (err) {
         for (const u of undo) u();
         throw err;
