@@ -24,5 +24,5 @@ export function load(module: ModuleApi<PostMsgOptions>): void {
       burst: module.option('rate_burst'),
     }),
   });
-  module.provides('http', { defaultPath: DEFAULT_PATH, ...app });
+  module.provides('http', { defaultPath: DEFAULT_PATH, title: 'Send a message with one HTTP request (post_msg)', ...app });
 }
