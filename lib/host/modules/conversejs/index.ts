@@ -9,6 +9,8 @@ import type { ModuleApi, ModuleDefinition } from '../../api.js';
 import { sendStatic } from './static-files.js';
 
 const DEFAULT_PATH = '/conversejs';
+/** The page's Converse plugin that shows a chat when a message arrives in it. */
+const SHOW_ALERTS_PLUGIN = 'xmppd-show-new-chats';
 /**
  * Everything from this server only (its WebSocket included): a link or an image in a message cannot make the browser
  * ask another site. The inline scripts are the page's own (settings, the footer below); no framing by other sites.
@@ -52,6 +54,8 @@ export function clientPage(opts: { host: string; basePath: string; websocketPath
     allow_non_roster_messaging: true,
     allow_registration: false,
     view_mode: 'fullscreen',
+    // Our plugin below, which brings a new chat forward; Converse loads no plugin it is not told to trust.
+    whitelisted_plugins: [SHOW_ALERTS_PLUGIN],
     // System emojis and English: no image CDN, no locale download.
     use_system_emojis: true,
     i18n: 'en',
@@ -75,6 +79,16 @@ customElements.define('converse-footer', class extends HTMLElement {});
 <noscript>This web chat needs JavaScript.</noscript>
 <!-- Module scripts run in document order: converse.min.js (an ES module) has set window.converse by now. -->
 <script type="module">
+// Full screen shows one chat at a time, and a message from outside the roster only adds a line to the list on the
+// left: an alert from a script would wait there unseen. Converse's own maybeShow() brings its chat forward, unless
+// the reader has another chat open (that one stays in front).
+converse.plugins.add(${scriptJson(SHOW_ALERTS_PLUGIN)}, {
+  initialize() {
+    this._converse.api.listen.on('message', (data) => {
+      if (data.chatbox && (data.attrs.body || data.attrs.plaintext)) data.chatbox.maybeShow();
+    });
+  },
+});
 const settings = ${scriptJson(settings)};
 settings.websocket_url = (location.protocol === 'https:' ? 'wss://' : 'ws://') + location.host + ${scriptJson(opts.websocketPath)};
 converse.initialize(settings);
