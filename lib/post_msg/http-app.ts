@@ -7,6 +7,8 @@ import Router from 'koa-router';
 import { sendProblem, StanzaError, type HttpApp, type HttpContext, type HttpLogState, type ModuleApi } from '../host/api.js';
 import { ACCEPT_POST, parseMediaType } from './media-type.js';
 import { basicChallenge, parseBasicAuthorization } from './credentials.js';
+import { authenticateToken, isBearer, presentedToken, scopeProblem, tokenChallenges, tokenService } from './tokens.js';
+import type { TokenInfo } from '../host/api.js';
 import { resolveAddress } from './address.js';
 import { buildMessage, createdResponse, deliveryProblem } from './message.js';
 import { readBody, takeBufferedBody } from './read-body.js';
@@ -24,7 +26,8 @@ export interface PostMsgSettings {
   newId?: () => string;
 }
 
-type Authenticated = { ok: true; account: string; bare: string } | { ok: false; problem: Problem; reason: string };
+/** `token`: the app token the request came with (§11), whose scope limits the recipients. */
+type Authenticated = { ok: true; account: string; bare: string; token?: TokenInfo } | { ok: false; problem: Problem; reason: string };
 
 /**
  * The http item without its path: POST only (the http module answers OPTIONS with Accept-Post, and 405 to any
@@ -93,6 +96,11 @@ async function handle(ctx: HttpContext, module: ModuleApi, settings: PostMsgSett
     return;
   }
   const { stanza, to } = plan.value;
+  const outOfScope = scopeProblem(auth.token ? tokenService(module) : undefined, auth.token, to.full);
+  if (outOfScope) {
+    sendProblem(ctx, outOfScope);
+    return;
+  }
   const fields = logFields(state);
   fields.recipient = to.full;
   fields.stanza_id = id;
@@ -135,7 +143,16 @@ async function authenticate(ctx: HttpContext, module: ModuleApi): Promise<Authen
     detail: 'Authenticate with HTTP Basic as an account of this server: user (or user@host) and its password.',
     headers: { 'WWW-Authenticate': basicChallenge(module.host) },
   });
-  const parsed = parseBasicAuthorization(ctx.get('authorization') || undefined);
+  const header = ctx.get('authorization') || undefined;
+  const token = presentedToken(header);
+  const tokens = token !== undefined || isBearer(header) ? tokenService(module) : undefined;
+  if (token !== undefined && tokens) return authenticateToken(ctx, module, tokens, token);
+  if (isBearer(header)) {
+    // A malformed Bearer header, or tokens not served here (tokenauth not loaded): the schemes this host takes.
+    const problem = tokens ? { ...challenge(), headers: { 'WWW-Authenticate': tokenChallenges(module.host, true) } } : challenge();
+    return { ok: false, problem, reason: 'bearer' };
+  }
+  const parsed = parseBasicAuthorization(header);
   if (!parsed.ok) return { ok: false, problem: challenge(), reason: parsed.reason };
   const { username, password } = parsed.credentials;
   const who = resolveAddress(username, module.host);
