@@ -553,6 +553,12 @@ export interface ModuleApi<O extends object = Record<string, OptionValue>> {
    * loads first. Throws HostError HOST_ERR_MODULE_DEPENDENCY when it is not loaded or offers no service.
    */
   depends<K extends keyof Services>(name: K): Services[K];
+  /**
+   * The service of module `name` on another domain of this server, such as a component (`conference.localhost` for
+   * muc), looked up at each call since components load after virtual hosts: undefined when that domain does not run
+   * the module or the module offers no service.
+   */
+  serviceAt<K extends keyof Services>(domain: string, name: K): Services[K] | undefined;
   readonly users: UsersApi;
   readonly sessions: SessionRegistry;
   /** Is this domain one of this server's virtual hosts (components are not)? */

@@ -59,6 +59,8 @@ export interface MockModuleOptions {
   sendResult?: Outcome | StanzaError | Error;
   /** Services `depends(name)` returns, by module name. */
   services?: Record<string, unknown>;
+  /** Services `serviceAt(domain, name)` returns, by domain then module name. */
+  servicesAt?: Record<string, Record<string, unknown>>;
   /** Items other modules provided before this one loaded: handleItems() sees them. */
   items?: Registry;
   /** Where api.log writes; default a list of records in `logs`. */
@@ -182,6 +184,9 @@ export function mockModule<O extends object = Record<string, OptionValue>>(opts:
     depends(dep) {
       if (!opts.services || !(dep in opts.services)) throw new HostError('HOST_ERR_MODULE_DEPENDENCY', `module ${name} depends on ${dep}, which the mock was not given.`);
       return opts.services[dep] as never;
+    },
+    serviceAt(domain, dep) {
+      return (Object.hasOwn(opts.servicesAt ?? {}, domain) ? opts.servicesAt![domain]![dep] : undefined) as never;
     },
     users: {
       exists: async (jid) => users.has(jid),

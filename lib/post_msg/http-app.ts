@@ -10,7 +10,7 @@ import { basicChallenge, parseBasicAuthorization } from './credentials.js';
 import { authenticateToken, isBearer, presentedToken, scopeProblem, tokenChallenges, tokenService } from './tokens.js';
 import type { TokenInfo } from '../host/api.js';
 import { resolveAddress } from './address.js';
-import { buildMessage, createdResponse, deliveryProblem } from './message.js';
+import { buildMessage, createdResponse, deliveryProblem, type MessagePlan } from './message.js';
 import { readBody, takeBufferedBody } from './read-body.js';
 import type { Problem } from './problem.js';
 import type { RateLimiter } from './rate-limit.js';
@@ -90,6 +90,7 @@ async function handle(ctx: HttpContext, module: ModuleApi, settings: PostMsgSett
     host: module.host,
     id,
     isLocalHost: (domain) => module.isLocalHost(domain),
+    isRoomService: (domain) => module.isComponent(domain) && module.serviceAt(domain, 'muc') !== undefined,
   });
   if (!plan.ok) {
     sendProblem(ctx, plan.problem);
@@ -105,6 +106,11 @@ async function handle(ctx: HttpContext, module: ModuleApi, settings: PostMsgSett
   fields.recipient = to.full;
   fields.stanza_id = id;
   if (module.log.isLevelEnabled('debug')) module.log.debug({ stanza_id: id, body: stanza.getChildText('body') }, 'post_msg message body');
+
+  if (plan.value.isRoom) {
+    await postToRoom(ctx, module, plan.value, auth.bare);
+    return;
+  }
 
   if (!(await module.users.exists(to.bare))) {
     sendProblem(ctx, { status: 404, detail: `There is no account ${to.bare} on this server; check the recipient.` });
@@ -125,6 +131,37 @@ async function handle(ctx: HttpContext, module: ModuleApi, settings: PostMsgSett
   fields.outcome = outcome;
   ctx.status = created.status;
   // Set directly: koa's `type` setter looks the type up in mime-db on every request.
+  ctx.set('Content-Type', JSON_TYPE);
+  ctx.body = JSON.stringify(created.body);
+}
+
+/**
+ * post_msg.md §10: the room's service posts as the account under its nick, without a join; 201 posted, or 403 naming
+ * the rule that refused, 409 for a nick that is someone else's, 404 for no such room (post_msg never creates rooms).
+ */
+async function postToRoom(ctx: HttpContext, module: ModuleApi, plan: MessagePlan, account: string): Promise<void> {
+  const rooms = module.serviceAt(plan.to.domain, 'muc');
+  const { stanza } = plan;
+  const result = rooms
+    ? await rooms.post({
+        room: plan.to.bare,
+        account,
+        nick: plan.nick,
+        body: stanza.getChildText('body') ?? '',
+        html: stanza.getChild('html') ?? undefined,
+        subject: stanza.getChildText('subject') ?? undefined,
+        id: stanza.attrs.id!,
+      })
+    : ({ outcome: 'not-found', detail: `There is no room ${plan.to.bare} on this server.` } as const);
+  const fields = logFields(ctx.state as HttpLogState);
+  fields.outcome = result.outcome;
+  if (result.outcome !== 'posted') {
+    const status = result.outcome === 'forbidden' ? 403 : result.outcome === 'conflict' ? 409 : 404;
+    sendProblem(ctx, { status, detail: result.detail });
+    return;
+  }
+  const created = createdResponse(plan, 'posted');
+  ctx.status = created.status;
   ctx.set('Content-Type', JSON_TYPE);
   ctx.body = JSON.stringify(created.body);
 }

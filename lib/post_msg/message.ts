@@ -8,7 +8,7 @@ import { parsePayload, type Fields } from './payload.js';
 import { buildXhtmlIm } from './xhtml.js';
 import { decodePathRecipient, resolveRecipient } from './address.js';
 
-export type MessageType = 'chat' | 'normal' | 'headline';
+export type MessageType = 'chat' | 'normal' | 'headline' | 'groupchat';
 
 export interface MessageInput {
   /** The Content-Type header, if any. */
@@ -24,12 +24,17 @@ export interface MessageInput {
   /** The stanza id to use (fresh per request; passed in to keep this function pure). */
   id: string;
   isLocalHost(domain: string): boolean;
+  /** Is this domain a multi-user chat service of this server (post_msg.md §10)? */
+  isRoomService?(domain: string): boolean;
 }
 
 export interface MessagePlan {
   stanza: Element;
   to: Jid;
   type: MessageType;
+  /** The recipient is a room of a local MUC service: the message is posted there, under `nick` if given. */
+  isRoom: boolean;
+  nick?: string;
 }
 
 const TYPES = new Set<string>(['chat', 'normal', 'headline']);
@@ -42,14 +47,24 @@ export function buildMessage(input: MessageInput): Result<MessagePlan> {
   if (!payload.ok) return payload;
   const fields = payload.value;
 
-  const type = fields.type ?? 'chat';
-  if (type === 'groupchat') {
-    return problem(422, 'type "groupchat" needs a multi-user chat room, and this server has no multi-user chat; use chat, normal or headline.');
+  if (fields.type !== undefined && fields.type !== 'groupchat' && !TYPES.has(fields.type)) {
+    return problem(400, `The message type ${quote(fields.type)} is not allowed; use chat, normal or headline (groupchat for a room).`);
   }
-  if (!TYPES.has(type)) return problem(400, `The message type ${quote(type)} is not allowed; use chat, normal or headline.`);
 
   const recipient = chooseRecipient(fields, input);
   if (!recipient.ok) return recipient;
+  // §10: a room of a local MUC service takes groupchat messages only, and groupchat goes only to such a room.
+  const isRoom = input.isRoomService?.(recipient.value.domain) === true;
+  const type = fields.type ?? (isRoom ? 'groupchat' : 'chat');
+  if (isRoom && type !== 'groupchat') {
+    return problem(422, `${recipient.value.bare} is a multi-user chat room, which takes only groupchat messages; leave out type or give groupchat.`);
+  }
+  if (isRoom && recipient.value.resource !== null) {
+    return problem(422, `${recipient.value.full} is an occupant of a room; post to the room itself, ${recipient.value.bare}.`);
+  }
+  if (!isRoom && type === 'groupchat') {
+    return problem(422, `type "groupchat" needs a multi-user chat room of this server, and ${recipient.value.full} is not one; use chat, normal or headline.`);
+  }
 
   for (const name of ['body', 'subject'] as const) {
     const illegal = checkXmlText(name, fields[name]);
@@ -70,7 +85,7 @@ export function buildMessage(input: MessageInput): Result<MessagePlan> {
     fields.subject !== undefined ? xml('subject', {}, fields.subject) : null,
     html.value?.element ?? null,
   );
-  return ok({ stanza, to: recipient.value, type: type as MessageType });
+  return ok({ stanza, to: recipient.value, type: type as MessageType, isRoom, nick: isRoom ? fields.nick : undefined });
 }
 
 function chooseRecipient(fields: Fields, input: MessageInput): Result<Jid> {
@@ -88,7 +103,7 @@ function chooseRecipient(fields: Fields, input: MessageInput): Result<Jid> {
   if (raw === '' && field === 'path') {
     return problem(422, 'There is no recipient: POST to <base>/<user> or give the field "to".');
   }
-  const resolved = resolveRecipient(raw, input.host, (d) => input.isLocalHost(d), field);
+  const resolved = resolveRecipient(raw, input.host, (d) => input.isLocalHost(d) || input.isRoomService?.(d) === true, field);
   if (!resolved.ok) return resolved;
   return ok(resolved.value.jid);
 }
@@ -104,7 +119,7 @@ function checkXmlText(name: string, value: string | undefined): Problem | undefi
 }
 
 /** The 201 answer: `{"id", "to", "outcome"}`. */
-export function createdResponse(plan: MessagePlan, outcome: Outcome): { status: 201; body: { id: string; to: string; outcome: Outcome } } {
+export function createdResponse(plan: MessagePlan, outcome: Outcome | 'posted'): { status: 201; body: { id: string; to: string; outcome: Outcome | 'posted' } } {
   return { status: 201, body: { id: plan.stanza.attrs.id!, to: plan.to.full, outcome } };
 }
 

@@ -11,9 +11,11 @@ export interface Fields {
   body?: string;
   subject?: string;
   html?: string;
+  /** The nick to post under in a room (post_msg.md §10). */
+  nick?: string;
 }
 
-export const FIELD_NAMES = ['to', 'type', 'body', 'subject', 'html'] as const;
+export const FIELD_NAMES = ['to', 'type', 'body', 'subject', 'html', 'nick'] as const;
 type FieldName = (typeof FIELD_NAMES)[number];
 
 const isFieldName = (name: string): name is FieldName => (FIELD_NAMES as readonly string[]).includes(name);

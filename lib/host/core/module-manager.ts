@@ -351,6 +351,7 @@ export class ModuleManager {
         instance.service = { value: service };
       },
       depends: <K extends keyof Services>(dep: K): Services[K] => this.serviceOf(host, name, dep) as Services[K],
+      serviceAt: <K extends keyof Services>(domain: string, dep: K): Services[K] | undefined => this.loaded.get(domain)?.get(dep)?.service?.value as Services[K] | undefined,
       users: services.users,
       sessions: services.sessions,
       isLocalHost,
