@@ -113,8 +113,16 @@ export interface ClientSession {
   readonly isAvailable: boolean;
   /** Priority from the last available presence (RFC 6121 §4.7.2.3); 0 if none given. */
   readonly priority: number;
-  /** Queue a stanza for this client. */
-  deliver(stanza: Stanza): void;
+  /**
+   * Write a stanza to this client: false when the session does not take it (closing, closed, or not reading: its
+   * write buffer passed the limit). Taken is not yet written: see whenWritten().
+   */
+  deliver(stanza: Stanza): boolean;
+  /**
+   * Resolves true once every stanza this session took so far was written to its transport, false if the connection
+   * closed first. With stream management (XEP-0198) it will resolve on the client's acknowledgement.
+   */
+  whenWritten(): Promise<boolean>;
   /** Close the stream, optionally with a stream error condition. */
   close(condition?: string, text?: string): void;
 }

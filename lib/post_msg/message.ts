@@ -136,7 +136,9 @@ export function deliveryProblem(err: StanzaError, to: string): Problem & { isInt
     case 'service-unavailable':
       return { status: 403, detail: `The recipient ${to} does not accept messages from this account (service-unavailable).`, isInternal: false };
     case 'resource-constraint':
-      return { status: 503, detail: 'The server is too busy to take the message now; try again later.', headers: { 'Retry-After': '5' }, isInternal: false };
+      // 507 (RFC 4918 §11.5): the message cannot be stored (the recipient's offline quota is full). Not 503 with a
+      // Retry-After: retrying soon fails the same way until the recipient comes online and empties its queue.
+      return { status: 507, detail: err.text ?? `The server cannot store the message to ${to} now.`, isInternal: false };
     case 'forbidden':
     case 'not-allowed':
     case 'not-acceptable':

@@ -6,10 +6,8 @@ import { StanzaError, type ModuleApi, type ModuleDefinition, type StanzaEvent } 
 export function load(module: ModuleApi): void {
   module.hook('iq/full', ({ stanza }: StanzaEvent): boolean => {
     const session = stanza.attrs.to ? module.sessions.byFull(stanza.attrs.to) : undefined;
-    if (session) {
-      session.deliver(stanza);
-      return true;
-    }
+    // A session that does not take it (closing, not reading) is as good as gone.
+    if (session?.deliver(stanza)) return true;
     const type = stanza.attrs.type;
     if (type === 'get' || type === 'set') throw new StanzaError('service-unavailable');
     return true;

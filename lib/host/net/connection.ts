@@ -30,7 +30,8 @@ export interface Connection {
   readonly writableLength: number;
   /** Set the session's callbacks; once, right after the connection is made. */
   attach(events: ConnectionEvents): void;
-  write(data: string): void;
+  /** `onWritten` runs once the data left for the network, or with an error if the connection went first (in write order). */
+  write(data: string, onWritten?: (err?: Error | null) => void): void;
   /** Hold writes until uncork() (one packet for the stanzas of a turn). */
   cork(): void;
   uncork(): void;
@@ -89,8 +90,8 @@ export class TcpConnection implements Connection {
     this.events = events;
   }
 
-  write(data: string): void {
-    this.socket.write(data);
+  write(data: string, onWritten?: (err?: Error | null) => void): void {
+    this.socket.write(data, onWritten);
   }
 
   cork(): void {

@@ -18,7 +18,7 @@ const USERS: Array<[string, string]> = [
 ];
 
 function fakeSession(full: string, isAvailable: boolean, priority: number): ClientSession {
-  return { id: full, full, bare: full.split('/')[0]!, host: 'localhost', isAvailable, priority, deliver: () => undefined, close: () => undefined };
+  return { id: full, full, bare: full.split('/')[0]!, host: 'localhost', isAvailable, priority, deliver: () => true, whenWritten: async () => true, close: () => undefined };
 }
 
 describe('message module', () => {

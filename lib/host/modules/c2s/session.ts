@@ -89,6 +89,11 @@ export class C2sSession implements ClientSession, PresenceControl {
   private available = false;
   private currentPriority = 0;
   private last: Stanza | undefined;
+  /** Stanzas deliver() wrote, and how many of them the transport reported written (whenWritten() waits on these). */
+  private taken = 0;
+  private written = 0;
+  private isWriteFailed = false;
+  private readonly writeWaiters: Array<{ target: number; resolve: (isWritten: boolean) => void }> = [];
   /** Deliveries of this turn are being gathered (the socket is corked until the end of the turn). */
   private isCorked = false;
   private readonly closed: Promise<void>;
@@ -152,16 +157,50 @@ export class C2sSession implements ClientSession, PresenceControl {
     this.last = isAvailable ? presence : undefined;
   }
 
-  deliver(stanza: Stanza): void {
-    if (this.isClosedNow) return;
+  /**
+   * False when the stream is closing or closed, or the client let its write buffer pass the limit. That client is
+   * closed too (as Prosody's max_send_buffer_size does): it is missing presence and iq results as well, it holds
+   * memory, and its next login gets from offline storage what was refused here. A stanza a session filter took
+   * (stream management queues, a module drops on purpose) counts as taken.
+   */
+  deliver(stanza: Stanza): boolean {
+    if (this.isClosedNow || !this.connection.isWritable) return false;
     if (this.connection.writableLength > MAX_WRITE_BUFFER) {
       this.close('policy-violation', 'Not reading fast enough.');
-      return;
+      return false;
     }
     const filtered = this.filtersOut === undefined || this.filtersOut.isEmpty ? stanza : this.filter(this.filtersOut, stanza);
-    if (filtered === undefined) return;
+    if (filtered === undefined) return true;
     this.corkForTurn();
-    this.write(serialize(filtered));
+    const seq = ++this.taken;
+    this.connection.write(serialize(filtered), (err) => this.onStanzaWritten(seq, err));
+    return true;
+  }
+
+  /**
+   * Resolves true once every stanza taken so far left for the transport (the socket's write callback), false if the
+   * connection went first. The hook point for stream management (XEP-0198): there it resolves on the client's <a/>.
+   */
+  whenWritten(): Promise<boolean> {
+    const target = this.taken;
+    if (this.written >= target) return Promise.resolve(true);
+    if (this.isWriteFailed) return Promise.resolve(false);
+    return new Promise((resolve) => this.writeWaiters.push({ target, resolve }));
+  }
+
+  /** The transport reports writes in order: the stanza `seq` and every one before it are out, or the rest never will be. */
+  private onStanzaWritten(seq: number, err: Error | null | undefined): void {
+    if (err) {
+      this.failWrites();
+      return;
+    }
+    if (seq > this.written) this.written = seq;
+    while (this.writeWaiters.length > 0 && this.writeWaiters[0]!.target <= this.written) this.writeWaiters.shift()!.resolve(true);
+  }
+
+  private failWrites(): void {
+    this.isWriteFailed = true;
+    for (const waiter of this.writeWaiters.splice(0)) waiter.resolve(this.written >= waiter.target);
   }
 
   /** Close the stream: header if none was sent yet, the error if any, `</stream:stream>`, then the TCP connection. */
@@ -267,6 +306,7 @@ export class C2sSession implements ClientSession, PresenceControl {
     this.isClosedNow = true;
     this.parser.stop();
     this.queue.length = 0;
+    this.failWrites();
     this.unregister();
     this.log.debug('client disconnected');
     this.ctx.onClosed(this);
