@@ -411,6 +411,20 @@ export interface ItemInfo {
 // eslint-disable-next-line @typescript-eslint/no-empty-object-type -- filled by declaration merging
 export interface Services {}
 
+/** Federation (the s2s module's service, absent when `modules_disabled: [s2s]`): for a sender that waits (post_msg.md §9). */
+export interface S2sService {
+  /**
+   * Tie a stanza about to be sent with module.send to a signal: if it aborts before the stanza is on an
+   * authenticated stream to its domain, the stanza leaves the queue (never sent later) and the send rejects
+   * remote-server-timeout.
+   */
+  withdrawOnAbort(stanza: Stanza, signal: AbortSignal): void;
+}
+
+export interface Services {
+  s2s: S2sService;
+}
+
 /** An app token as listed (never its secret): `xmppd token list`, `GET /tokens`. */
 export interface TokenInfo {
   /** Public part of the token (its prefix), for listing and revoking. */

@@ -26,15 +26,18 @@ export interface Recipient {
   isLocal: boolean;
 }
 
-/** Validate and normalise a recipient; 400 for a bad JID, 422 for a domain this server does not serve. */
-export function resolveRecipient(raw: string, servingHost: string, isLocalHost: (domain: string) => boolean, field: string): Result<Recipient> {
+/**
+ * Validate and normalise a recipient; 400 for a bad JID. A domain this server does not serve is a remote recipient
+ * when the host federates (post_msg.md §9), else 422.
+ */
+export function resolveRecipient(raw: string, servingHost: string, isLocalHost: (domain: string) => boolean, field: string, isFederated = false): Result<Recipient> {
   const parsed = resolveAddress(raw, servingHost);
   if (!parsed.ok) return problem(400, `The recipient (${field}) is not valid: ${parsed.error}`);
   const { jid } = parsed;
   if (jid.local === null) return problem(400, `The recipient (${field}) ${quote(raw)} is a server, not an account; address user@domain.`);
   if (!isLocalHost(jid.domain)) {
-    // The host has no server-to-server module yet; when it has one, this becomes a capability check.
-    return problem(422, `Remote domains are not supported: ${jid.domain} is not served by this server.`);
+    if (isFederated) return ok({ jid, isLocal: false });
+    return problem(422, `Remote domains are not supported: ${jid.domain} is not served by this server, and federation is off here (the s2s module is disabled).`);
   }
   return ok({ jid, isLocal: true });
 }

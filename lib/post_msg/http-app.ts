@@ -12,6 +12,7 @@ import type { TokenInfo } from '../host/api.js';
 import { resolveAddress } from './address.js';
 import { buildMessage, createdResponse, deliveryProblem, type MessagePlan } from './message.js';
 import { readBody, takeBufferedBody } from './read-body.js';
+import { answerRemote, federation } from './remote.js';
 import type { Problem } from './problem.js';
 import type { RateLimiter } from './rate-limit.js';
 
@@ -90,6 +91,7 @@ async function handle(ctx: HttpContext, module: ModuleApi, settings: PostMsgSett
     host: module.host,
     id,
     isLocalHost: (domain) => module.isLocalHost(domain),
+    isFederated: federation(module) !== undefined,
     isRoomService: (domain) => module.isComponent(domain) && module.serviceAt(domain, 'muc') !== undefined,
   });
   if (!plan.ok) {
@@ -109,6 +111,21 @@ async function handle(ctx: HttpContext, module: ModuleApi, settings: PostMsgSett
 
   if (plan.value.isRoom) {
     await postToRoom(ctx, module, plan.value, auth.bare);
+    return;
+  }
+
+  // post_msg.md §9: buildMessage let a domain not served here through only because the host federates.
+  const s2s = module.isLocalHost(to.domain) ? undefined : federation(module);
+  if (s2s) {
+    const answer = await answerRemote(module, s2s, plan.value);
+    if (!answer.ok) {
+      sendProblem(ctx, answer.problem);
+      return;
+    }
+    fields.outcome = answer.value.outcome;
+    ctx.status = 201;
+    ctx.set('Content-Type', JSON_TYPE);
+    ctx.body = JSON.stringify(answer.value);
     return;
   }
 

@@ -13,6 +13,7 @@ export type PostMsgOptions = {
   cors_origins: string[];
   rate_per_second: number;
   rate_burst: number;
+  remote_timeout: number;
 };
 
 export function load(module: ModuleApi<PostMsgOptions>): void {

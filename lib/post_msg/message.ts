@@ -24,6 +24,8 @@ export interface MessageInput {
   /** The stanza id to use (fresh per request; passed in to keep this function pure). */
   id: string;
   isLocalHost(domain: string): boolean;
+  /** The host federates (s2s loaded): a recipient on another server is sent there (post_msg.md §9). */
+  isFederated?: boolean;
   /** Is this domain a multi-user chat service of this server (post_msg.md §10)? */
   isRoomService?(domain: string): boolean;
 }
@@ -103,7 +105,7 @@ function chooseRecipient(fields: Fields, input: MessageInput): Result<Jid> {
   if (raw === '' && field === 'path') {
     return problem(422, 'There is no recipient: POST to <base>/<user> or give the field "to".');
   }
-  const resolved = resolveRecipient(raw, input.host, (d) => input.isLocalHost(d) || input.isRoomService?.(d) === true, field);
+  const resolved = resolveRecipient(raw, input.host, (d) => input.isLocalHost(d) || input.isRoomService?.(d) === true, field, input.isFederated === true);
   if (!resolved.ok) return resolved;
   return ok(resolved.value.jid);
 }
@@ -145,8 +147,11 @@ export function deliveryProblem(err: StanzaError, to: string): Problem & { isInt
     case 'not-authorized':
     case 'policy-violation':
       return { status: 403, detail: `The server refused the message to ${to} (${err.condition})${err.text ? `: ${err.text}` : '.'}`, isInternal: false };
+    // post_msg.md §9: the remote server could not be reached or authenticated (the text names its domain and why).
     case 'remote-server-not-found':
-      return { status: 422, detail: `Remote domains are not supported: ${to} cannot be reached.`, isInternal: false };
+      return { status: 502, detail: `The message to ${to} was not sent: ${err.text ?? 'its server cannot be reached.'}`, isInternal: false };
+    case 'remote-server-timeout':
+      return { status: 504, detail: `The message to ${to} was not sent: ${err.text ?? 'its server did not answer in time.'}`, isInternal: false };
     case 'jid-malformed':
     case 'bad-request':
       return { status: 400, detail: `The server refused the message as malformed (${err.condition}).`, isInternal: false };

@@ -19,6 +19,8 @@ export interface TestDns {
   srv(name: string, records: SrvRecord[]): void;
   /** A records of a name. */
   a(name: string, addresses: string[]): void;
+  /** Answer questions about this name only after `ms` (a slow resolver, for deadlines). */
+  delay(name: string, ms: number): void;
   /** Names asked for so far, as `TYPE name`. */
   queries: string[];
   close(): Promise<void>;
@@ -30,6 +32,7 @@ export async function startTestDns(): Promise<TestDns> {
   const srv = new Map<string, SrvRecord[]>();
   const a = new Map<string, string[]>();
   const queries: string[] = [];
+  const delays = new Map<string, number>();
   const socket: Socket = createSocket('udp4');
   socket.on('message', (msg, rinfo) => {
     let query: packet.Packet;
@@ -40,9 +43,11 @@ export async function startTestDns(): Promise<TestDns> {
     }
     const answers: packet.Answer[] = [];
     let isKnown = false;
+    let wait = 0;
     for (const q of query.questions ?? []) {
       const name = q.name.toLowerCase();
       queries.push(`${q.type} ${name}`);
+      wait = Math.max(wait, delays.get(name) ?? 0);
       if (srv.has(name) || a.has(name)) isKnown = true;
       if (q.type === 'SRV') {
         for (const r of srv.get(name) ?? []) answers.push({ type: 'SRV', name: q.name, ttl: 5, data: { target: r.target, port: r.port, priority: r.priority ?? 0, weight: r.weight ?? 0 } });
@@ -57,7 +62,9 @@ export async function startTestDns(): Promise<TestDns> {
       questions: query.questions,
       answers,
     });
-    socket.send(response, rinfo.port, rinfo.address);
+    const answer = (): void => socket.send(response, rinfo.port, rinfo.address);
+    if (wait > 0) setTimeout(answer, wait).unref();
+    else answer();
   });
   await new Promise<void>((resolve) => socket.bind(0, '127.0.0.1', resolve));
   const port = socket.address().port;
@@ -66,6 +73,7 @@ export async function startTestDns(): Promise<TestDns> {
     port,
     srv: (name, records) => void srv.set(name.toLowerCase(), records),
     a: (name, addresses) => void a.set(name.toLowerCase(), addresses),
+    delay: (name, ms) => void delays.set(name.toLowerCase(), ms),
     queries,
     close: () => new Promise<void>((resolve) => socket.close(() => resolve())),
   };

@@ -13,6 +13,7 @@ export const DEFAULT_OPTIONS: Record<string, OptionValue> = {
   cors_origins: [],
   rate_per_second: 10,
   rate_burst: 50,
+  remote_timeout: 10,
 };
 
 export function fakeModule(opts: FakeModuleOptions = {}): FakeModule {

@@ -59,6 +59,9 @@ function load(module: ModuleApi): void {
 
   const routes = new Map<string, Route>();
   const verifying = new Set<OutgoingStream>();
+  /** Stanzas whose sender waits with a deadline (post_msg): withdrawn from the queue when it passes. */
+  const deadlines = new WeakMap<Stanza, AbortSignal>();
+  module.setService<'s2s'>({ withdrawOnAbort: (stanza, signal) => void deadlines.set(stanza, signal) });
 
   const routeFor = (local: string, remote: string): Route => {
     const key = `${local} ${remote}`;
@@ -89,6 +92,9 @@ function load(module: ModuleApi): void {
 
   /** Hand a stanza to the remote domain: 'sent' once written on its authenticated stream. */
   const sendRemote = (stanza: Stanza, local: string, remote: string): Promise<'sent'> => {
+    const signal = deadlines.get(stanza);
+    const withdrawn = (): StanzaError => new StanzaError('remote-server-timeout', `${remote}: no authenticated stream in the time the sender waits; the stanza was withdrawn, not sent.`);
+    if (signal?.aborted) return Promise.reject(withdrawn());
     const copy = cloneStanza(stanza);
     // Our stanzas are jabber:client internally; on this stream the default namespace is jabber:server.
     if (copy.attrs.xmlns === 'jabber:client') delete copy.attrs.xmlns;
@@ -104,7 +110,17 @@ function load(module: ModuleApi): void {
     if (route.queue.length >= MAX_QUEUE) {
       return Promise.reject(new StanzaError('resource-constraint', `Too many stanzas wait for the stream to ${remote}.`));
     }
-    return new Promise((resolve, reject) => route.queue.push({ text, resolve, reject }));
+    return new Promise((resolve, reject) => {
+      const pending: Pending = { text, resolve, reject };
+      route.queue.push(pending);
+      // Nothing is sent behind an answer its sender no longer waits for.
+      signal?.addEventListener('abort', () => {
+        const at = route.queue.indexOf(pending);
+        if (at < 0) return;
+        route.queue.splice(at, 1);
+        reject(withdrawn());
+      }, { once: true });
+    });
   };
 
   module.hookGlobal('route/remote', (event: StanzaEvent) => {
