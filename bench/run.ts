@@ -1,7 +1,7 @@
 // `npm run bench`: the real server as a child process on ephemeral ports, receiving XMPP clients, and
 // autocannon driving authenticated POST /msg/<user> over keep-alive connections, against a bare-koa ceiling.
 // Environment: BENCH_SECONDS (per sample, 10), BENCH_REPEAT (samples per row, 3), BENCH_WARMUP_SECONDS (2),
-// BENCH_CONNECTIONS (1,8,32,64), BENCH_SERIES=ab with BENCH_AB_ENV=NAME=value or BENCH_AB_LOG=info (two servers sampled in turn, see abSeries), BENCH_BODIES (body sizes of the extra 32-connection rows, 1024,65536; empty: none), BENCH_IDLE (1000,10000; sampled in turn with two twin servers, see idleSeries), BENCH_SERIES (main,idle,effects), BENCH_TIMEOUT_SECONDS (3600),
+// BENCH_CONNECTIONS (1,8,32,64), BENCH_SERIES=ab with BENCH_AB_ENV=NAME=value or BENCH_AB_LOG=info (two servers sampled in turn, see abSeries), BENCH_BODIES (body sizes of the extra 32-connection rows, 1024,65536; empty: none), BENCH_IDLE (1000,10000; sampled in turn with two twin servers, see idleSeries), BENCH_SERIES (main,idle,effects,mam; mam: post_msg with the archive off and on, sampled in turn), BENCH_TIMEOUT_SECONDS (3600),
 // BENCH_RATE (requests per second in every row instead of as many as answered: the server's CPU time per request
 // at a fixed load is steadier than the top rate on a shared machine), BENCH_JSON (write all samples there), BENCH_PROFILE (a folder: profile the server in one 32-connection row instead;
 // BENCH_PROFILE_BODY bytes of body, BENCH_PROFILE_IDLE: the same server profiled again after opening that many idle sessions, BENCH_PROFILE_LOG=info for log_level info), BENCH_TSX=1 (children under tsx, not
@@ -9,7 +9,7 @@
 // BENCH_LOAD=wrk (load from Debian's wrk, 2 threads, instead of autocannon; installed with apt-get if missing; its CPU counts with the bench's).
 
 import { cpus, release } from 'node:os';
-import { writeFileSync, rmSync, mkdirSync } from 'node:fs';
+import { readFileSync, writeFileSync, rmSync, mkdirSync } from 'node:fs';
 import { join, resolve } from 'node:path';
 import type { TLSSocket } from 'node:tls';
 import { Child, killAllChildren } from './child.js';
@@ -85,7 +85,7 @@ function readSettings() {
       connections: envList('BENCH_CONNECTIONS', [1, 8, 32, 64]),
       bodies: envList('BENCH_BODIES', [1024, 65536]),
       idle: envList('BENCH_IDLE', [1000, 10000]),
-      series: new Set((process.env.BENCH_SERIES ?? 'main,idle,effects').split(',').map((s) => s.trim())),
+      series: new Set((process.env.BENCH_SERIES ?? 'main,idle,effects,mam').split(',').map((s) => s.trim())),
       timeoutSeconds: envNumber('BENCH_TIMEOUT_SECONDS', 3600),
       rate: envNumber('BENCH_RATE', 0),
       jsonPath: process.env.BENCH_JSON,
@@ -218,8 +218,10 @@ async function sample(target: Target, row: Row, opts: { profilePath?: string } =
 /** server-child's flags, each switching off one mechanism (StartOptions). */
 type ServerFlag = '--no-credential-cache' | '--pbkdf2-on-event-loop' | '--no-writes-at-turn-end';
 
-async function startServerChild(bench: BenchDir, opts: { name: string; logLevel?: 'warn' | 'info'; flags?: ServerFlag[]; env?: Record<string, string> }): Promise<Child> {
+async function startServerChild(bench: BenchDir, opts: { name: string; logLevel?: 'warn' | 'info'; flags?: ServerFlag[]; env?: Record<string, string>; modules?: string[] }): Promise<Child> {
   const config = writeConfig(bench, opts.name, { logLevel: opts.logLevel ?? 'warn' });
+  // Another modules_enabled than the bench's usual [post_msg] (the config is JSON, which YAML reads).
+  if (opts.modules) writeFileSync(config, `${JSON.stringify({ ...JSON.parse(readFileSync(config, 'utf8')), modules_enabled: opts.modules }, null, 2)}\n`);
   return Child.start({
     name: `xmppd (${opts.name})`,
     script: runtime.file('bench/server-child'),
@@ -475,6 +477,34 @@ async function abSeries(bench: BenchDir): Promise<Row[]> {
   }
 }
 
+/**
+ * post_msg at 32 connections with mam off and on (one archive write for the recipient and one for the sender per
+ * message, on disk before each 201), two servers sampled in turn so a drift of the host hits both alike.
+ */
+async function mamSeries(bench: BenchDir): Promise<Row[]> {
+  log('mam: post_msg with the message archive off, then on');
+  const children: Child[] = [];
+  const receiverSets: Receivers[] = [];
+  try {
+    const targets: Array<{ target: Target; row: Row }> = [];
+    for (const [name, modules, variant] of [
+      ['mam-off', ['post_msg'], 'mam off'],
+      ['mam-on', ['post_msg', 'mam'], 'mam on (archived for recipient and sender)'],
+    ] as const) {
+      const child = await startServerChild(bench, { name, modules: [...modules] });
+      children.push(child);
+      const receivers = await connectReceivers(child, bench);
+      receiverSets.push(receivers);
+      targets.push({ target: { child, receivers }, row: newRow('xmppd', KEY_CONNECTIONS, SMALL_BODY, { variant }) });
+    }
+    for (const t of targets) await warmUp(t.target, t.row);
+    for (let i = 0; i < settings.repeat; i++) for (const t of targets) await sample(t.target, t.row);
+    return targets.map((t) => t.row);
+  } finally {
+    await stopAll(children, receiverSets);
+  }
+}
+
 async function tlsFloor(bench: BenchDir, count: number): Promise<TlsFloor> {
   log(`memory floor: bare node:tls server, ${integer(count)} idle connections`);
   const child = await Child.start({
@@ -583,6 +613,7 @@ async function main(): Promise<void> {
     const effects = [
       ...(settings.series.has('effects') ? await effectSeries(bench) : []),
       ...(settings.series.has('ab') ? await abSeries(bench) : []),
+      ...(settings.series.has('mam') ? await mamSeries(bench) : []),
     ];
     const floor = hasIdle ? await tlsFloor(bench, idleCount) : undefined;
     const results: Results = { ceiling, main, idle: idle.rows, idleReports: idle.reports, effects, floor };

@@ -149,14 +149,29 @@ export function load(module: ModuleApi<MamOptions>): void {
     return id;
   };
 
-  /** A message a local account sends (its client, or post_msg for it): archived as sent, before it is routed on. */
+  /** Sender's copies being written, by the stanza routed on: the recipient's handler awaits them with its own. */
+  const sentCopies = new WeakMap<Stanza, Promise<unknown>>();
+
+  /**
+   * A message a local account sends (its client, or post_msg for it): archived as sent. For a recipient on one of
+   * this server's hosts the write is awaited in onIncoming, so both copies share one commit (one fsync); for any
+   * other it is awaited here. Either way routing resolves only once it is on disk.
+   */
   const onOutgoing = async ({ stanza, origin }: StanzaEvent): Promise<undefined> => {
     const account = bareOf(origin.jid);
     if (!account) return undefined;
     // XEP-0359 §3.1: a stanza-id in the account's name is only the archive's to give; never let one leave.
     if (hasStanzaIdBy(stanza, account)) stanza.children = withoutStanzaIdBy(stanza, account).children;
-    const other = bareOf(stanza.attrs.to) ?? account;
-    await archiveFor(account, other, stanza, false);
+    const to = parseJid(stanza.attrs.to ?? account);
+    const other = to.ok ? to.jid.bare : account;
+    const writing = archiveFor(account, other, stanza, false);
+    if (!to.ok || to.jid.local === null || !module.isLocalHost(to.jid.domain)) {
+      await writing;
+      return undefined;
+    }
+    // Unhandled until onIncoming awaits it; a failure there fails the routing as an awaited one would.
+    writing.catch(() => undefined);
+    sentCopies.set(stanza, writing);
     return undefined;
   };
 
@@ -165,6 +180,17 @@ export function load(module: ModuleApi<MamOptions>): void {
    * stanza means it is on disk); what is delivered or stored offline carries the archive's stanza-id.
    */
   const onIncoming = async (event: StanzaEvent): Promise<undefined> => {
+    const sent = sentCopies.get(event.stanza);
+    if (sent) {
+      sentCopies.delete(event.stanza);
+      await onIncomingCopy(event);
+      await sent;
+      return undefined;
+    }
+    return onIncomingCopy(event);
+  };
+
+  const onIncomingCopy = async (event: StanzaEvent): Promise<undefined> => {
     const to = parseJid(event.stanza.attrs.to ?? event.origin.jid ?? '');
     if (!to.ok || to.jid.local === null) return undefined;
     const account = to.jid.bare;
