@@ -3,6 +3,7 @@
 
 import type { ModuleDefinition } from '../api.js';
 import { blocklist } from './blocklist.js';
+import { bookmarks } from './bookmarks.js';
 import { c2s, c2sHost } from './c2s/index.js';
 import { s2s } from './s2s/index.js';
 import { carbons } from './carbons.js';
@@ -15,6 +16,7 @@ import { lastactivity } from './lastactivity.js';
 import { mam } from './mam/index.js';
 import { muc } from './muc/index.js';
 import { message } from './message.js';
+import { pep } from './pep/index.js';
 import { ping } from './ping.js';
 import { presence } from './presence.js';
 import { privateStorage } from './private.js';
@@ -36,4 +38,4 @@ export const storageModules: ModuleDefinition[] = [storageSqlite];
 export const coreModules: ModuleDefinition[] = [http, c2s, c2sHost, s2s, presence, message, roster, iq, ping, disco];
 
 /** Bundled modules loaded only where `modules_enabled` names them (Prosody ships these plugins off by default). */
-export const optionalModules: ModuleDefinition[] = [carbons, csiSimple, mam, muc, version, uptime, time, lastactivity, privateStorage, vcardLegacy, blocklist, tokenauth, websocket, httpAltconnect, conversejs, httpIndex];
+export const optionalModules: ModuleDefinition[] = [carbons, csiSimple, mam, muc, version, uptime, time, lastactivity, privateStorage, pep, bookmarks, vcardLegacy, blocklist, tokenauth, websocket, httpAltconnect, conversejs, httpIndex];
