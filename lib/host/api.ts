@@ -123,8 +123,34 @@ export interface ClientSession {
    * closed first. With stream management (XEP-0198) it will resolve on the client's acknowledgement.
    */
   whenWritten(): Promise<boolean>;
-  /** Close the stream, optionally with a stream error condition. */
-  close(condition?: string, text?: string): void;
+  /** Close the stream, optionally with a stream error condition, its text and an application-specific condition. */
+  close(condition?: string, text?: string, appCondition?: Element): void;
+  /**
+   * Stream management (XEP-0198) takes part in the session's life: whenWritten() then answers through
+   * `hooks.whenAcked`, a connection lost without a closed stream may leave the session hibernating, and `ended` says
+   * the session is gone for good. Undefined gives the session back its own rules. Absent on transports without it.
+   */
+  manage?(hooks: SessionManagement | undefined): void;
+  /** Without a connection, kept for resumption (XEP-0198 §5). */
+  readonly isHibernating?: boolean;
+  /**
+   * Continue this session (same object: its resource, presence and every module's state stay) on the connection of
+   * `from`, an authenticated, unbound stream of the same account, which ends without closing that connection; this
+   * session's own connection, dead or not, is dropped. False (nothing changed) when that cannot be.
+   */
+  resume?(from: ClientSession): boolean;
+  /** Drop the connection as a dead network would (no more reading or writing): hibernation rules apply. */
+  dropConnection?(): void;
+}
+
+/** What stream management tells a session (ClientSession.manage). */
+export interface SessionManagement {
+  /** Answers the session's whenWritten(): true once the client acknowledged every stanza it was given so far. */
+  whenAcked(): Promise<boolean>;
+  /** The connection went without `</stream>` or a stream error from us: true keeps the session, hibernating. */
+  connectionLost(): boolean;
+  /** The session ended for good (closed, replaced, hibernated too long): what it still holds is the manager's to hand on. */
+  ended(): void;
 }
 
 /**

@@ -102,7 +102,7 @@ export const HOST_KEYS: Readonly<Record<string, OptionSpec>> = {
   pbkdf2_iterations: { type: 'integer', default: 10000, min: 4096, max: 10000000, description: 'PBKDF2 iteration count for new and changed passwords (SCRAM, RFC 5802).' },
   // DIFF: mam is on by default (Prosody leaves it off): an alert must reach every device of its reader.
   // DIFF: so are websocket and the web chat (Prosody's config leaves them commented out): a newcomer opens http://localhost:5280/.
-  modules_enabled: { type: 'string[]', default: ['tokenauth', 'post_msg', 'carbons', 'csi_simple', 'mam', 'pep', 'bookmarks', 'private', 'blocklist', 'vcard_legacy', 'version', 'uptime', 'time', 'websocket', 'http_altconnect', 'conversejs', 'http_index'], description: 'Optional modules to load on every virtual host (merged with each host\'s own list).' },
+  modules_enabled: { type: 'string[]', default: ['tokenauth', 'post_msg', 'carbons', 'csi_simple', 'smacks', 'mam', 'pep', 'bookmarks', 'private', 'blocklist', 'vcard_legacy', 'version', 'uptime', 'time', 'websocket', 'http_altconnect', 'conversejs', 'http_index'], description: 'Optional modules to load on every virtual host (merged with each host\'s own list).' },
   http_paths: { type: 'map', format: 'path', default: {}, description: 'Base path per HTTP app, e.g. `{ post_msg: /msg }` (a virtual host\'s own map wins).' },
   plugin_paths: { type: 'string[]', default: [], description: 'Extra folders holding a plugin.json manifest each.' },
   modules_disabled: { type: 'string[]', default: [], description: 'Modules never loaded, even those loaded automatically (e.g. c2s).' },

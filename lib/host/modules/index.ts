@@ -21,6 +21,7 @@ import { ping } from './ping.js';
 import { presence } from './presence.js';
 import { privateStorage } from './private.js';
 import { roster } from './roster.js';
+import { smacks } from './smacks.js';
 import { storageSqlite } from './storage_sqlite/index.js';
 import { tokenauth } from './tokenauth/index.js';
 import { httpAltconnect, websocket } from './websocket/index.js';
@@ -38,4 +39,4 @@ export const storageModules: ModuleDefinition[] = [storageSqlite];
 export const coreModules: ModuleDefinition[] = [http, c2s, c2sHost, s2s, presence, message, roster, iq, ping, disco];
 
 /** Bundled modules loaded only where `modules_enabled` names them (Prosody ships these plugins off by default). */
-export const optionalModules: ModuleDefinition[] = [carbons, csiSimple, mam, muc, version, uptime, time, lastactivity, privateStorage, pep, bookmarks, vcardLegacy, blocklist, tokenauth, websocket, httpAltconnect, conversejs, httpIndex];
+export const optionalModules: ModuleDefinition[] = [carbons, csiSimple, smacks, mam, muc, version, uptime, time, lastactivity, privateStorage, pep, bookmarks, vcardLegacy, blocklist, tokenauth, websocket, httpAltconnect, conversejs, httpIndex];

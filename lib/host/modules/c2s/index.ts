@@ -70,6 +70,7 @@ function load(module: ModuleApi): void {
       admissions.get(s)?.authenticated();
     },
     onAuthenticated: (s) => admissions.get(s)?.authenticated(),
+    onResumed: (s) => void sessions.add(s),
   };
   // TLS 1.2 at least (RFC 7590 §3.1 and today's BCP 195); made once, from the pair the port manager hands in.
   let secureContext: SecureContext | undefined;

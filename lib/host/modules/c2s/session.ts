@@ -10,7 +10,7 @@ import { serialize } from '../../util/serialize.js';
 import { reply } from '../../util/stanza.js';
 import { filterOwner } from '../../util/filters.js';
 import type { Connection } from '../../net/connection.js';
-import type { ClientSession, ModuleApi, Origin, Stanza, StanzaFilterChain, WriteBatcher } from '../../api.js';
+import type { ClientSession, ModuleApi, Origin, SessionManagement, Stanza, StanzaFilterChain, WriteBatcher } from '../../api.js';
 import type { PresenceControl } from '../presence-state.js';
 import { NS_BIND, NS_CLIENT, NS_ROSTER_VER, NS_SASL, NS_SESSION, NS_STANZAS, NS_STREAM, NS_TLS } from '../../util/xmpp-stream/namespaces.js';
 import { SaslNegotiation, offeredMechanisms } from '../../util/sasl/sasl.js';
@@ -37,6 +37,8 @@ export interface SessionContext {
   onClosed(session: C2sSession): void;
   /** The stream authenticated: it leaves its address's count of unauthenticated connections. */
   onAuthenticated?(session: C2sSession): void;
+  /** A session continues on another stream's connection (XEP-0198 resumption): it is open again. */
+  onResumed?(session: C2sSession): void;
 }
 
 type QueueItem =
@@ -64,7 +66,7 @@ export class C2sSession implements ClientSession, PresenceControl {
   readonly id = randomUUID();
   readonly address: string;
   private readonly log: Logger;
-  private readonly connection: Connection;
+  private connection: Connection;
   /** A byte stream's parser, or the frame reader of a framed transport (WebSocket). */
   private parser: StreamParser | FrameReader;
   private generation = 0;
@@ -98,6 +100,12 @@ export class C2sSession implements ClientSession, PresenceControl {
   private isCorked = false;
   private readonly closed: Promise<void>;
   private resolveClosed!: () => void;
+  /** Stream management (XEP-0198), once the client enabled it. */
+  private management: SessionManagement | undefined;
+  /** The connection went; kept for resumption. */
+  private hibernating = false;
+  /** This stream's connection now carries that session (resumed): what this parser reads goes there. */
+  private forwardTo: C2sSession | undefined;
 
   constructor(connection: Connection, private readonly ctx: SessionContext) {
     this.connection = connection;
@@ -164,6 +172,7 @@ export class C2sSession implements ClientSession, PresenceControl {
    * (stream management queues, a module drops on purpose) counts as taken.
    */
   deliver(stanza: Stanza): boolean {
+    if (this.hibernating) return this.queueHibernating(stanza);
     if (this.isClosedNow || !this.connection.isWritable) return false;
     if (this.connection.writableLength > MAX_WRITE_BUFFER) {
       this.close('policy-violation', 'Not reading fast enough.');
@@ -182,6 +191,7 @@ export class C2sSession implements ClientSession, PresenceControl {
    * connection went first. The hook point for stream management (XEP-0198): there it resolves on the client's <a/>.
    */
   whenWritten(): Promise<boolean> {
+    if (this.management) return this.management.whenAcked();
     const target = this.taken;
     if (this.written >= target) return Promise.resolve(true);
     if (this.isWriteFailed) return Promise.resolve(false);
@@ -204,20 +214,115 @@ export class C2sSession implements ClientSession, PresenceControl {
   }
 
   /** Close the stream: header if none was sent yet, the error if any, `</stream:stream>`, then the TCP connection. */
-  close(condition?: string, text?: string): void {
+  close(condition?: string, text?: string, appCondition?: Element): void {
+    if (this.hibernating) return this.endHibernation();
     if (this.isClosedNow) return;
     this.isClosedNow = true;
     this.parser.stop();
     this.queue.length = 0;
     this.clearTimeout();
     if (!this.isHeaderSent) this.sendHeader();
-    if (condition) this.write(streamError(condition as StreamErrorCondition, text).toString());
+    if (condition) {
+      const error = streamError(condition as StreamErrorCondition, text);
+      if (appCondition) error.append(appCondition);
+      this.write(error.toString());
+    }
     this.write(this.connection.isFramed ? CLOSE_FRAME : STREAM_CLOSE);
     this.log.debug({ condition }, 'closing stream');
     this.connection.end();
     this.closeTimer = setTimeout(() => this.connection.destroy(), CLOSE_GRACE_MS);
     this.closeTimer.unref();
     this.unregister();
+    this.endManagement();
+  }
+
+  // --- stream management (XEP-0198): hibernation and resumption ------------------------------------------
+
+  get isHibernating(): boolean {
+    return this.hibernating;
+  }
+
+  manage(hooks: SessionManagement | undefined): void {
+    this.management = hooks;
+  }
+
+  dropConnection(): void {
+    if (this.isClosedNow || this.hibernating) return;
+    this.log.info('connection dropped as dead');
+    this.connection.destroy();
+  }
+
+  resume(from: ClientSession): boolean {
+    const other = from instanceof C2sSession ? from : undefined;
+    if (!other || other === this || other.isClosedNow || !other.account || other.resource) return false;
+    if (other.account !== this.account || other.domain !== this.domain || !this.resource || (this.isClosedNow && !this.hibernating)) return false;
+    if (!this.hibernating) this.abandonConnection();
+    const connection = other.handOver(this);
+    this.connection = connection;
+    this.parser = other.parser;
+    this.hibernating = false;
+    this.isClosedNow = false;
+    this.isPaused = false;
+    this.isHeaderSent = true;
+    this.isWriteFailed = false;
+    this.written = this.taken;
+    this.credential = other.credential;
+    connection.attach({
+      data: (chunk) => this.parser.write(chunk),
+      error: (err) => this.log.debug({ err: err.message }, 'socket error'),
+      close: () => this.onSocketClosed(),
+    });
+    for (const item of other.queue.splice(0)) this.enqueue({ ...item, generation: this.generation });
+    this.ctx.onResumed?.(this);
+    this.log.info({ jid: this.full, address: other.address }, 'session resumed on a new connection');
+    return true;
+  }
+
+  /** The old connection of a session resumed elsewhere before it was known dead: it closes without ending the session. */
+  private abandonConnection(): void {
+    const old = this.connection;
+    old.attach({ data: () => undefined, error: () => undefined, close: () => undefined });
+    this.parser.stop();
+    this.queue.length = 0;
+    if (this.closeTimer) clearTimeout(this.closeTimer);
+    this.failWrites();
+    old.destroy();
+  }
+
+  /** This authenticated stream's connection goes to `to` (resumption): this session ends quietly, the connection stays. */
+  private handOver(to: C2sSession): Connection {
+    this.forwardTo = to;
+    this.isClosedNow = true;
+    this.clearTimeout();
+    if (this.isPaused) {
+      this.isPaused = false;
+      this.connection.resume();
+    }
+    this.ctx.onClosed(this);
+    this.resolveClosed();
+    return this.connection;
+  }
+
+  /** Stanzas for a hibernating session: stream management's filter queues them (taken); anything else is refused. */
+  private queueHibernating(stanza: Stanza): boolean {
+    const filtered = this.filtersOut === undefined || this.filtersOut.isEmpty ? stanza : this.filter(this.filtersOut, stanza);
+    return filtered === undefined;
+  }
+
+  private endHibernation(): void {
+    this.hibernating = false;
+    this.isClosedNow = true;
+    this.log.debug('hibernation ended');
+    this.unregister();
+    this.endManagement();
+    this.ctx.onClosed(this);
+    this.resolveClosed();
+  }
+
+  private endManagement(): void {
+    const management = this.management;
+    this.management = undefined;
+    management?.ended();
   }
 
   /**
@@ -303,11 +408,19 @@ export class C2sSession implements ClientSession, PresenceControl {
   private onSocketClosed(): void {
     this.clearTimeout();
     if (this.closeTimer) clearTimeout(this.closeTimer);
-    this.isClosedNow = true;
+    // XEP-0198 §5: a connection lost (not a stream we or the client closed) may leave the session for resumption.
+    const isKept = !this.isClosedNow && this.resource !== '' && this.management?.connectionLost() === true;
+    this.isClosedNow = !isKept;
     this.parser.stop();
     this.queue.length = 0;
     this.failWrites();
+    if (isKept) {
+      this.hibernating = true;
+      this.log.debug('connection lost: hibernating');
+      return;
+    }
     this.unregister();
+    this.endManagement();
     this.log.debug('client disconnected');
     this.ctx.onClosed(this);
     this.resolveClosed();
@@ -321,6 +434,7 @@ export class C2sSession implements ClientSession, PresenceControl {
   // --- ordered processing ----------------------------------------------------------------------------
 
   private enqueue(item: QueueItem): void {
+    if (this.forwardTo) return this.forwardTo.enqueue({ ...item, generation: this.forwardTo.generation });
     if (this.isClosedNow) return;
     this.queue.push(item);
     if (this.queue.length >= MAX_QUEUED && !this.isPaused) {
