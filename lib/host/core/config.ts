@@ -28,6 +28,7 @@ export interface HostConfig {
   readonly http_ports: readonly number[];
   readonly http_interfaces: readonly string[];
   readonly https_ports: readonly number[];
+  readonly http_external_url: string | undefined;
   readonly http_default_host: string | undefined;
   readonly c2s_ports: readonly number[];
   readonly c2s_direct_tls_ports: readonly number[];
@@ -80,6 +81,7 @@ export const HOST_KEYS: Readonly<Record<string, OptionSpec>> = {
   http_ports: { type: 'integer[]', format: 'port', default: [5280], description: 'Plain HTTP ports.' },
   http_interfaces: { type: 'string[]', default: ['127.0.0.1'], description: 'Addresses the HTTP and HTTPS ports listen on.' },
   https_ports: { type: 'integer[]', format: 'port', default: [], description: 'HTTPS ports (use the `tls` pair or the generated one).' },
+  http_external_url: { type: 'string', format: 'url', description: 'The public URL of the HTTP server when a reverse proxy is in front (https://chat.example.org/); links the server hands out (upload slots) start with it. Absent: http(s)://<domain>:<port> of this server.' },
   http_default_host: { type: 'string', format: 'domain', description: 'Virtual host for HTTP requests whose Host header names none.' },
   c2s_ports: { type: 'integer[]', format: 'port', default: [5222], description: 'Client ports with STARTTLS (RFC 6120).' },
   c2s_direct_tls_ports: { type: 'integer[]', format: 'port', default: [], description: 'Client ports with direct TLS (XEP-0368).' },
@@ -121,7 +123,7 @@ export interface ModuleCatalog {
   core: ReadonlySet<string>;
 }
 
-const EMBEDDED_DEFAULT = { virtual_hosts: { localhost: {} }, components: { 'conference.localhost': { module: 'muc' } }, http_default_host: 'localhost' };
+const EMBEDDED_DEFAULT = { virtual_hosts: { localhost: {} }, components: { 'conference.localhost': { module: 'muc' }, 'upload.localhost': { module: 'http_file_share' } }, http_default_host: 'localhost' };
 
 /** A config as read, before validation: what it came from and how to resolve its relative paths. */
 export interface RawConfig {

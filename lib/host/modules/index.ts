@@ -10,6 +10,7 @@ import { carbons } from './carbons.js';
 import { csiSimple } from './csi-simple.js';
 import { conversejs, httpIndex } from './conversejs/index.js';
 import { http } from './http/index.js';
+import { httpFileShare } from './http_file_share/index.js';
 import { disco } from './disco.js';
 import { iq } from './iq.js';
 import { lastactivity } from './lastactivity.js';
@@ -39,4 +40,4 @@ export const storageModules: ModuleDefinition[] = [storageSqlite];
 export const coreModules: ModuleDefinition[] = [http, c2s, c2sHost, s2s, presence, message, roster, iq, ping, disco];
 
 /** Bundled modules loaded only where `modules_enabled` names them (Prosody ships these plugins off by default). */
-export const optionalModules: ModuleDefinition[] = [carbons, csiSimple, smacks, mam, muc, version, uptime, time, lastactivity, privateStorage, pep, bookmarks, vcardLegacy, blocklist, tokenauth, websocket, httpAltconnect, conversejs, httpIndex];
+export const optionalModules: ModuleDefinition[] = [carbons, csiSimple, smacks, mam, muc, version, uptime, time, lastactivity, privateStorage, pep, bookmarks, vcardLegacy, blocklist, tokenauth, websocket, httpAltconnect, conversejs, httpIndex, httpFileShare];

@@ -159,11 +159,12 @@ describe('Config', () => {
   describe('loadConfig()', () => {
     it('runs the embedded default when the default file is absent', () => {
       // Every module the default modules_enabled and components name must be known.
-      const enabled = [...(HOST_KEYS.modules_enabled!.default as string[]), 'muc'].map((id): [string, Manifest] => [id, { id, description: '' }]);
+      const enabled = [...(HOST_KEYS.modules_enabled!.default as string[]), 'muc', 'http_file_share'].map((id): [string, Manifest] => [id, { id, description: '' }]);
       const c = loadConfig(join(mkdtempSync(join(tmpdir(), 'cfg-')), 'xmppd.yaml'), { ...catalog, manifests: new Map([...catalog.manifests, ...enabled]) }, { isDefaultPath: true });
       assert.equal(c.source, '(embedded default)');
       assert.deepEqual(Object.keys(c.virtual_hosts), ['localhost']);
       assert.equal(c.components['conference.localhost']?.module, 'muc');
+      assert.equal(c.components['upload.localhost']?.module, 'http_file_share');
       assert.equal(c.http_default_host, 'localhost');
     });
 

@@ -22,6 +22,12 @@ declare module '../../api.js' {
 export interface HttpService {
   /** The base path of `app` on `host` (http_paths: virtual host > global > `defaultPath`), e.g. `/xmpp-websocket`. */
   path(host: string, app: string, defaultPath: string): string;
+  /**
+   * Where clients reach this server's HTTP for `host` (Prosody's module:http_url() less the path): http_external_url
+   * when set, else https://<host>:<port> on the first HTTPS listener, else http://<host>:<port>; no trailing slash.
+   * Read when called, so the ports are the bound ones.
+   */
+  baseUrl(host: string): string;
 }
 
 /** `http_paths` of the virtual host, then the global one, then the app's default (Prosody's mod_http get_base_path). */
@@ -64,8 +70,24 @@ function load(module: ModuleApi): void {
 
   const callback = koa.callback();
   const upgraded = new UpgradedSockets();
-  const withUpgrades = (server: HttpServer, isTls: boolean): HttpServer =>
-    server.on('upgrade', upgradeHandler(server, { apps, log: module.log, isTls, trustedProxies: proxies, upgraded }));
+  const listening: Array<{ server: HttpServer; isTls: boolean }> = [];
+  const withUpgrades = (server: HttpServer, isTls: boolean): HttpServer => {
+    listening.push({ server, isTls });
+    server.once('close', () => {
+      const i = listening.findIndex((l) => l.server === server);
+      if (i !== -1) listening.splice(i, 1);
+    });
+    return server.on('upgrade', upgradeHandler(server, { apps, log: module.log, isTls, trustedProxies: proxies, upgraded }));
+  };
+  const baseUrl = (host: string): string => {
+    const external = module.setting('http_external_url') as string | undefined;
+    if (external) return external.replace(/\/+$/, '');
+    const bound = (isTls: boolean) => listening.find((l) => l.isTls === isTls && l.server.listening);
+    const found = bound(true) ?? bound(false);
+    const address = found?.server.address();
+    const port = address && typeof address === 'object' ? address.port : (module.setting('http_ports') as number[] | undefined)?.[0] ?? 5280;
+    return `${found?.isTls ? 'https' : 'http'}://${host}:${port}`;
+  };
   const close = async (server: import('node:net').Server): Promise<void> => {
     const done = upgraded.closeLater(server as HttpServer, 2000);
     await closeHttpServer(server as HttpServer);
@@ -80,7 +102,7 @@ function load(module: ModuleApi): void {
     close,
   });
   // Prosody's module:http_url(): where an app of a host is mounted, for modules that link to one another's apps.
-  module.setService({ path: (host: string, app: string, defaultPath: string) => resolveHttpPath(module, host, app, defaultPath) });
+  module.setService({ path: (host: string, app: string, defaultPath: string) => resolveHttpPath(module, host, app, defaultPath), baseUrl });
 }
 
 export const http: ModuleDefinition = {
