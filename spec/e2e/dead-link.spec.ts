@@ -1,0 +1,245 @@
+// A phone behind a link that dies silently: a TCP relay between client and server stops forwarding both ways
+// without closing, a message is posted through post_msg (201), and stream management (XEP-0198) brings it exactly
+// once: after resumption on a new connection, at the next login when the client never resumes (hibernation runs
+// out), and with a second device of the account online (which Prosody 0.12 loses). Clients: a raw one, slixmpp's
+// xep_0198 (Debian python3-slixmpp) and @xmpp/client with its stream management.
+
+import { after, before, describe, it } from 'node:test';
+import assert from 'node:assert/strict';
+import net from 'node:net';
+import { spawn } from 'node:child_process';
+import { fileURLToPath } from 'node:url';
+import { xml } from '@xmpp/xml';
+import { startTestServer, testTls, type TestServer } from '../helpers/server.js';
+import { RawClient, rawLogin, streamOpen, startClient, stopClient, withTimeout } from '../host/c2s/helpers.js';
+import { basic, post } from '../helpers/load.js';
+
+const SM = "xmlns='urn:xmpp:sm:3'";
+const PYTHON = '/usr/bin/python3';
+const SLIX = fileURLToPath(new URL('./slixmpp_smacks.py', import.meta.url));
+
+/** A TCP relay to `target`; each pipe can go silent (nothing forwarded either way, nothing closed) or be cut. */
+class Relay {
+  readonly pipes: Array<{ client: net.Socket; server: net.Socket; isSilent: boolean; swallowed: number }> = [];
+  private readonly server = net.createServer((client) => {
+    const server = net.connect({ host: '127.0.0.1', port: this.target });
+    const pipe = { client, server, isSilent: false, swallowed: 0 };
+    this.pipes.push(pipe);
+    client.on('data', (d) => (pipe.isSilent ? (pipe.swallowed += d.length) : server.write(d)));
+    server.on('data', (d) => (pipe.isSilent ? (pipe.swallowed += d.length) : client.write(d)));
+    client.on('error', () => undefined);
+    server.on('error', () => undefined);
+    // While it forwards, a closed end closes the other; silent, it closes nothing (a dead network).
+    client.on('close', () => pipe.isSilent || server.destroy());
+    server.on('close', () => pipe.isSilent || client.destroy());
+  });
+
+  constructor(private readonly target: number) {}
+
+  async listen(): Promise<number> {
+    await new Promise<void>((r) => this.server.listen(0, '127.0.0.1', r));
+    return (this.server.address() as net.AddressInfo).port;
+  }
+
+  /** The newest pipe goes silent; returns it. */
+  silence(): { swallowed: number } {
+    const pipe = this.pipes.at(-1)!;
+    pipe.isSilent = true;
+    return pipe;
+  }
+
+  /** The client's side of the silent pipes is cut (its OS notices); the server's side stays silently open. */
+  cutClients(): void {
+    for (const p of this.pipes) if (p.isSilent) p.client.destroy();
+  }
+
+  close(): void {
+    for (const p of this.pipes) {
+      p.client.destroy();
+      p.server.destroy();
+    }
+    this.server.close();
+  }
+}
+
+async function authenticate(port: number, user: string, password: string): Promise<RawClient> {
+  const raw = await RawClient.connect(port);
+  raw.send(streamOpen());
+  await raw.waitFor(/<\/stream:features>/, 'initial features');
+  raw.send("<starttls xmlns='urn:ietf:params:xml:ns:xmpp-tls'/>");
+  await raw.waitFor(/<proceed[^>]*\/>/, 'proceed');
+  await raw.starttls();
+  raw.send(streamOpen());
+  await raw.waitFor(/<\/stream:features>/, 'features after TLS');
+  raw.send(`<auth xmlns='urn:ietf:params:xml:ns:xmpp-sasl' mechanism='PLAIN'>${Buffer.from(`\0${user}\0${password}`).toString('base64')}</auth>`);
+  await raw.waitFor(/<success[^>]*(\/>|>[^<]*<\/success>)/, 'SASL success');
+  raw.send(streamOpen());
+  await raw.waitFor(/<\/stream:features>/, 'features after SASL');
+  return raw;
+}
+
+/** A raw phone: logged in through `port`, stream management with resumption, available. */
+async function phone(port: number, user: string, password: string, resource: string): Promise<{ raw: RawClient; id: string }> {
+  const { raw } = await rawLogin(port, user, password, resource);
+  raw.send(`<enable ${SM} resume='true'/>`);
+  const id = /id="([^"]+)"/.exec((await raw.waitFor(/<enabled [^>]*\/>/, 'enabled'))[0])![1]!;
+  raw.send('<presence/>');
+  await raw.waitFor(new RegExp(`<presence [^>]*from="${user}@localhost/${resource}"`), 'own presence');
+  return { raw, id };
+}
+
+async function online(port: number, user: string, password: string, resource: string): Promise<RawClient> {
+  const { raw } = await rawLogin(port, user, password, resource);
+  raw.send('<presence/>');
+  await raw.waitFor(new RegExp(`<presence [^>]*from="${user}@localhost/${resource}"`), 'own presence');
+  return raw;
+}
+
+const sleep = (ms: number): Promise<void> => new Promise((r) => setTimeout(r, ms));
+const count = (text: string, needle: string): number => text.split(needle).length - 1;
+
+describe('dead link (XEP-0198 through a silent relay)', () => {
+  let ts: TestServer;
+  let relay: Relay;
+  let relayPort: number;
+  const raws: RawClient[] = [];
+  const keep = (r: RawClient): RawClient => (raws.push(r), r);
+  const send = (to: string, text: string) =>
+    post(ts.httpUrl, `/msg/${to}`, { headers: { authorization: basic('bob@localhost', 'bob-pw'), 'content-type': 'text/plain' }, body: text });
+
+  before(async () => {
+    ts = await startTestServer({
+      config: { modules_enabled: ['post_msg', 'smacks'], smacks: { hibernation_time: 1.5, max_ack_delay: 1 } },
+      users: [['alice@localhost', 'alice-pw'], ['bob@localhost', 'bob-pw'], ['carol@localhost', 'carol-pw'], ['dave@localhost', 'dave-pw'], ['erin@localhost', 'erin-pw']],
+    });
+    relay = new Relay(ts.c2sPort);
+    relayPort = await relay.listen();
+  });
+
+  after(async () => {
+    for (const r of raws) r.close();
+    relay?.close();
+    await ts?.stop();
+  });
+
+  it('resumes directly after the relay went silent: the posted message arrives exactly once', async () => {
+    const { raw: first, id } = await phone(relayPort, 'alice', 'alice-pw', 'phone');
+    keep(first);
+    const pipe = relay.silence();
+    const answer = send('alice', 'through the dead link');
+    // The server wrote it into the silent pipe.
+    await withTimeout((async () => { while (pipe.swallowed === 0) await sleep(10); })(), 'the message to enter the dead link');
+    const second = keep(await authenticate(ts.c2sPort, 'alice', 'alice-pw'));
+    second.send(`<resume ${SM} previd='${id}' h='1'/>`);
+    await second.waitFor(/<resumed [^>]*\/>/, 'resumed');
+    const got = await second.waitFor(/<body>through the dead link<\/body>/, 'the message after resumption');
+    assert.ok(got);
+    const res = await answer;
+    assert.equal(res.status, 201, res.body);
+    await sleep(300);
+    assert.equal(count(second.text, 'through the dead link'), 0, 'exactly once');
+  });
+
+  it('resumes and acknowledges: exactly once, also at a later login', async () => {
+    const { raw: first, id } = await phone(relayPort, 'erin', 'erin-pw', 'phone');
+    keep(first);
+    const pipe = relay.silence();
+    const answer = send('erin', 'once only');
+    await withTimeout((async () => { while (pipe.swallowed === 0) await sleep(10); })(), 'the message to enter the dead link');
+    const second = keep(await authenticate(ts.c2sPort, 'erin', 'erin-pw'));
+    second.send(`<resume ${SM} previd='${id}' h='1'/>`);
+    const resumed = await second.waitFor(/<resumed [^>]*\/>([\s\S]*<body>once only<\/body>[\s\S]*?<\/message>)/, 'resumed and the message');
+    // The client acknowledges what it got since <resumed/> (the own presence was acknowledged by h='1').
+    const sent = 1 + resumed[1]!.match(/<(message|presence|iq)[ >]/g)!.length;
+    second.send(`<a ${SM} h='${sent}'/>`);
+    assert.equal((await answer).status, 201);
+    await sleep(300);
+    assert.equal(second.isClosed, false);
+    const later = keep(await online(ts.c2sPort, 'erin', 'erin-pw', 'tablet'));
+    await sleep(500);
+    assert.equal(count(later.text + second.text, 'once only'), 0, 'not stored for later, not sent again');
+  });
+
+  it('never resumes: after hibernation_time the message arrives exactly once at the next login', async () => {
+    const { raw: first } = await phone(relayPort, 'carol', 'carol-pw', 'phone');
+    keep(first);
+    relay.silence();
+    const res = await send('carol', 'wait for me');
+    assert.equal(res.status, 201, res.body);
+    // max_ack_delay (1 s) marks the link dead, hibernation (1.5 s) runs out.
+    await sleep(3200);
+    const next = keep(await online(ts.c2sPort, 'carol', 'carol-pw', 'laptop'));
+    await next.waitFor(/<body>wait for me<\/body>/, 'the message at the next login');
+    await sleep(400);
+    assert.equal(count(next.text, 'wait for me'), 0, 'exactly once');
+  });
+
+  it('never resumes, with a second device online (@xmpp/client with stream management): each gets it exactly once', async () => {
+    const desk = await startClient({ port: ts.c2sPort, username: 'dave', password: 'dave-pw', resource: 'desk' });
+    const deskBodies: string[] = [];
+    desk.on('stanza', (el) => {
+      const body = el.is('message') ? el.getChildText('body') : null;
+      if (body) deskBodies.push(body);
+    });
+    try {
+      await desk.send(xml('presence'));
+      const sm = (desk as unknown as { streamManagement: { enabled: boolean } }).streamManagement;
+      await withTimeout((async () => { while (!sm.enabled) await sleep(10); })(), '@xmpp/client to enable stream management');
+      const { raw: first } = await phone(relayPort, 'dave', 'dave-pw', 'phone');
+      keep(first);
+      relay.silence();
+      const res = await send('dave', 'both devices');
+      assert.equal(res.status, 201, res.body);
+      await sleep(3200);
+      assert.deepEqual(deskBodies, ['both devices'], 'the desk got it once');
+      const next = keep(await online(ts.c2sPort, 'dave', 'dave-pw', 'phone'));
+      await next.waitFor(/<body>both devices<\/body>/, 'the phone gets it at its next login');
+      await sleep(400);
+      assert.equal(count(next.text, 'both devices'), 0, 'exactly once');
+      assert.deepEqual(deskBodies, ['both devices'], 'still once at the desk');
+    } finally {
+      await stopClient(desk);
+    }
+  });
+
+  it('slixmpp (xep_0198) resumes through the relay once its connection is cut: exactly once', { timeout: 60_000 }, async (t) => {
+    const probe = spawn(PYTHON, ['-c', 'import slixmpp'], { stdio: 'ignore' });
+    if (!(await new Promise<boolean>((r) => probe.on('close', (code) => r(code === 0)).on('error', () => r(false))))) {
+      t.skip('python3-slixmpp is missing: apt-get install -y python3-slixmpp');
+      return;
+    }
+    const child = spawn(PYTHON, [SLIX, '--jid', 'bob@localhost/slix', '--password', 'bob-pw', '--port', String(relayPort), '--ca', testTls().cert, '--timeout', '25']);
+    const events: Array<Record<string, string>> = [];
+    let stderr = '';
+    child.stderr.on('data', (d: Buffer) => (stderr += d.toString()));
+    let buffered = '';
+    child.stdout.on('data', (d: Buffer) => {
+      buffered += d.toString();
+      for (let i = buffered.indexOf('\n'); i >= 0; i = buffered.indexOf('\n')) {
+        events.push(JSON.parse(buffered.slice(0, i)) as Record<string, string>);
+        buffered = buffered.slice(i + 1);
+      }
+    });
+    const until = async (what: string, check: () => boolean, ms = 10_000): Promise<void> => {
+      const deadline = Date.now() + ms;
+      while (!check()) {
+        if (Date.now() > deadline) throw new Error(`waiting for ${what}; events: ${JSON.stringify(events)}; stderr: ${stderr.slice(-1500)}`);
+        await sleep(20);
+      }
+    };
+    try {
+      await until('slixmpp online with stream management', () => events.some((e) => e.event === 'ready') && events.some((e) => e.event === 'sm_enabled'));
+      const pipe = relay.silence();
+      const answer = post(ts.httpUrl, '/msg/bob', { headers: { authorization: basic('alice@localhost', 'alice-pw'), 'content-type': 'text/plain' }, body: 'for slixmpp' });
+      await until('the message to enter the dead link', () => pipe.swallowed > 0);
+      relay.cutClients();
+      await until('slixmpp resumed', () => events.some((e) => e.event === 'resumed'));
+      await until('the message', () => events.some((e) => e.event === 'message'));
+      assert.equal((await answer).status, 201);
+      await sleep(1500);
+      assert.deepEqual(events.filter((e) => e.event === 'message').map((e) => e.body), ['for slixmpp'], 'exactly once');
+    } finally {
+      child.kill();
+    }
+  });
+});
