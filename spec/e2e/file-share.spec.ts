@@ -1,0 +1,88 @@
+// End to end with slixmpp's XEP-0363 plugin (Debian's python3-slixmpp and python3-aiohttp, spec/e2e/slixmpp_upload.py):
+// it finds the http_file_share component through disco, reads the size limit, uploads a picture over the server's
+// HTTP, downloads it back, and refuses a file over the limit itself, as Conversations does.
+
+import { after, before, describe, it } from 'node:test';
+import assert from 'node:assert/strict';
+import { spawn } from 'node:child_process';
+import { existsSync } from 'node:fs';
+import { fileURLToPath } from 'node:url';
+import { startTestServer, testTls, type TestServer } from '../helpers/server.js';
+import { withTimeout } from '../host/c2s/helpers.js';
+
+const PYTHON = '/usr/bin/python3';
+const UPLOADER = fileURLToPath(new URL('./slixmpp_upload.py', import.meta.url));
+const APT_LINE = 'apt-get update && apt-get install -y python3-slixmpp python3-aiohttp';
+
+function hasClient(): Promise<boolean> {
+  if (!existsSync(PYTHON)) return Promise.resolve(false);
+  const probe = spawn(PYTHON, ['-c', 'import slixmpp.plugins.xep_0363, aiohttp'], { stdio: 'ignore' });
+  return withTimeout(new Promise<boolean>((resolve) => probe.on('close', (code) => resolve(code === 0))), 'the slixmpp probe', 10_000).catch(() => false);
+}
+
+interface Line {
+  event: string;
+  [key: string]: unknown;
+}
+
+function runUploader(args: string[], ms: number): Promise<{ code: number | null; lines: Line[]; stdout: string; stderr: string }> {
+  const child = spawn(PYTHON, [UPLOADER, ...args], { stdio: ['ignore', 'pipe', 'pipe'] });
+  let stdout = '';
+  let stderr = '';
+  child.stdout.on('data', (d: Buffer) => (stdout += d.toString()));
+  child.stderr.on('data', (d: Buffer) => (stderr += d.toString()));
+  const timer = setTimeout(() => child.kill('SIGKILL'), ms);
+  return new Promise((resolve) =>
+    child.on('close', (code) => {
+      clearTimeout(timer);
+      const lines = stdout.split('\n').filter((l) => l.startsWith('{')).map((l) => JSON.parse(l) as Line);
+      resolve({ code, lines, stdout, stderr });
+    }),
+  );
+}
+
+describe('http_file_share with slixmpp (XEP-0363)', async () => {
+  const installed = await hasClient();
+  if (!installed && process.env.CI) {
+    it('has python3-slixmpp and python3-aiohttp installed', () => assert.fail(`missing python3-slixmpp or python3-aiohttp; CI must run: ${APT_LINE}`));
+    return;
+  }
+  const skip = installed ? false : `missing python3-slixmpp or python3-aiohttp; install with: ${APT_LINE}`;
+  let ts: TestServer;
+
+  before(async () => {
+    if (skip) return;
+    ts = await startTestServer({
+      config: { modules_enabled: [], components: { 'upload.localhost': { module: 'http_file_share', size_limit: 200_000 } } },
+      users: [['photographer@localhost', 'photo-secret']],
+    });
+  });
+
+  after(async () => {
+    await ts?.stop();
+  });
+
+  it('finds the service, uploads a picture, gets it back, and knows the limit', { skip, timeout: 60_000 }, async () => {
+    const args = ['--jid', 'photographer@localhost', '--password', 'photo-secret', '--port', String(ts.c2sPort), '--ca', testTls().cert];
+    const run = await runUploader([...args, '--name', 'sunset photo.jpg', '--size', '150000', '--type', 'image/jpeg'], 50_000);
+    const report = `exit ${run.code}\nstdout:\n${run.stdout}\nstderr:\n${run.stderr.slice(-3000)}`;
+    assert.equal(run.code, 0, report);
+    const byEvent = new Map(run.lines.map((l) => [l.event, l]));
+    const uploaded = byEvent.get('uploaded');
+    assert.ok(uploaded, report);
+    assert.equal(uploaded.service, 'upload.localhost');
+    assert.equal(uploaded.max_file_size, 200_000);
+    const port = new URL(ts.httpUrl).port;
+    assert.match(String(uploaded.url), new RegExp(`^http://upload\\.localhost:${port}/file_share/[\\w-]{24}/sunset%20photo\\.jpg$`));
+    assert.deepEqual(byEvent.get('downloaded'), {
+      event: 'downloaded',
+      status: 200,
+      same: true,
+      content_type: 'image/jpeg',
+      disposition: `inline; filename="sunset photo.jpg"; filename*=UTF-8''sunset%20photo.jpg`,
+      nosniff: true,
+    });
+    assert.equal(byEvent.get('too_big')?.limit, 200_000, report);
+    assert.ok(byEvent.has('done'), report);
+  });
+});
