@@ -42,12 +42,14 @@ describe('Converse.js in Chromium', { skip }, () => {
     await ts?.stop();
   });
 
-  it('the root page links to the web client and the API', async () => {
+  it('the root page links to the web client, the API and connection discovery', async () => {
     const res = await fetch(`${ts.httpUrl}/`);
     assert.equal(res.status, 200);
     const html = await res.text();
     assert.match(html, /href="\/conversejs"/);
     assert.match(html, /href="\/msg"/);
+    // Nothing answers at /.well-known itself: the link goes to the document there.
+    assert.match(html, /href="\/\.well-known\/host-meta"/);
   });
 
   it('logs in over the WebSocket, shows a message posted with curl by a sender outside the roster, and requests nothing outside this server', { timeout: 90_000 }, async () => {

@@ -24,6 +24,17 @@ ${items}
 `;
 }
 
+/**
+ * Where to send a reader for an app: its base path, or, where nothing answers GET there but a fixed path under it
+ * does (http_altconnect's /.well-known/host-meta), that path. Read from the app's router, mounted by now.
+ */
+export function pageOf(app: HttpApp, base: string): string {
+  const answersGet = (path: string): boolean => app.router.match(path, 'GET').route;
+  if (answersGet(base) || answersGet(`${base}/`)) return base;
+  const fixed = app.router.stack.find((layer) => layer.methods.includes('GET') && layer.paramNames.length === 0 && layer.path.startsWith(base));
+  return fixed?.path ?? base;
+}
+
 function load(module: ModuleApi): void {
   const http = module.depends('http');
   const apps = new Map<HttpApp, string>();
@@ -37,7 +48,7 @@ function load(module: ModuleApi): void {
   const router = new Router();
   router.get('/', (ctx) => {
     const listed = [...apps]
-      .map(([app, name]) => ({ title: app.title ?? name, path: http.path(module.host, name, app.defaultPath) }))
+      .map(([app, name]) => ({ title: app.title ?? name, path: pageOf(app, http.path(module.host, name, app.defaultPath)) }))
       .sort((a, b) => a.path.localeCompare(b.path));
     ctx.type = 'text/html; charset=utf-8';
     ctx.set('Cache-Control', 'no-cache');
