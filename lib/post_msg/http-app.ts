@@ -9,6 +9,7 @@ import { ACCEPT_POST, parseMediaType } from './media-type.js';
 import { basicChallenge, parseBasicAuthorization } from './credentials.js';
 import { authenticateToken, isBearer, presentedToken, scopeProblem, tokenChallenges, tokenService } from './tokens.js';
 import type { TokenInfo } from '../host/api.js';
+import { Idempotency, holdSlot, withIdempotency, type Slot } from './idempotency.js';
 import { resolveAddress } from './address.js';
 import { buildMessage, createdResponse, deliveryProblem, type MessagePlan } from './message.js';
 import { readBody, takeBufferedBody } from './read-body.js';
@@ -23,6 +24,8 @@ export interface PostMsgSettings {
   /** Web origins whose pages may POST cross-site (the http module enforces it). */
   corsOrigins: readonly string[];
   limiter: RateLimiter;
+  /** Idempotency-Key records (§12); absent: the header is ignored. */
+  idempotency?: Idempotency;
   /** Stanza ids; random UUIDs unless a test wants predictable ones. */
   newId?: () => string;
 }
@@ -47,10 +50,10 @@ export function createApp(module: ModuleApi, settings: PostMsgSettings): Omit<Ht
 export function createRouter(module: ModuleApi, settings: PostMsgSettings): Router {
   const router = new Router();
   // `all`: the http module has let only POST through; one handler for it under every path.
-  router.all('/', (ctx) => handle(ctx, module, settings, ''));
+  router.all('/', (ctx) => withIdempotency(ctx, () => handle(ctx, module, settings, '')));
   // A wildcard, not `:recipient`: a full JID has a "/" (`/msg/alice@example.org/phone`). The raw capture
   // is used rather than ctx.params, which koa-router decodes with "+" → space and keeps malformed escapes.
-  router.all('/*recipient', (ctx) => handle(ctx, module, settings, (ctx as unknown as { captures?: string[] }).captures?.[0] ?? ''));
+  router.all('/*recipient', (ctx) => withIdempotency(ctx, () => handle(ctx, module, settings, (ctx as unknown as { captures?: string[] }).captures?.[0] ?? '')));
   return router;
 }
 
@@ -82,7 +85,22 @@ async function handle(ctx: HttpContext, module: ModuleApi, settings: PostMsgSett
     return;
   }
 
-  const id = (settings.newId ?? randomUUID)();
+  let slot: Slot | undefined;
+  const key = ctx.get('idempotency-key') || undefined;
+  if (key !== undefined && settings.idempotency) {
+    const bad = Idempotency.checkHeader(key);
+    if (bad) {
+      sendProblem(ctx, bad);
+      return;
+    }
+    const admission = await settings.idempotency.begin(ctx, auth.bare, key, read.body, (p) => sendProblem(ctx, p));
+    if (!admission.proceed) return;
+    slot = admission.slot;
+    holdSlot(ctx, slot);
+  }
+  // A retry after a crash between routing and recording sends with the ids of the first attempt (§12).
+  const id = slot?.reusedIds?.[0] ?? (settings.newId ?? randomUUID)();
+  await slot?.reserve([id]);
   const plan = buildMessage({
     contentType: ctx.get('content-type') || undefined,
     body: read.body,

@@ -4,6 +4,7 @@
 import type { ModuleApi } from '../host/api.js';
 import { createApp } from './http-app.js';
 import { TokenBucketLimiter } from './rate-limit.js';
+import { Idempotency, IDEMPOTENCY_STORE, type IdempotencyRecord } from './idempotency.js';
 
 export const DEFAULT_PATH = '/msg';
 
@@ -12,6 +13,7 @@ export type PostMsgOptions = {
   max_body_bytes: number;
   cors_origins: string[];
   rate_per_second: number;
+  idempotency_window: number;
   rate_burst: number;
   remote_timeout: number;
 };
@@ -20,6 +22,7 @@ export function load(module: ModuleApi<PostMsgOptions>): void {
   const app = createApp(module, {
     maxBodyBytes: module.option('max_body_bytes'),
     corsOrigins: module.option('cors_origins'),
+    idempotency: new Idempotency(module.openMap<IdempotencyRecord>(IDEMPOTENCY_STORE), module.option('idempotency_window')),
     limiter: new TokenBucketLimiter({
       ratePerSecond: module.option('rate_per_second'),
       burst: module.option('rate_burst'),

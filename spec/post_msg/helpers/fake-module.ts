@@ -13,6 +13,7 @@ export const DEFAULT_OPTIONS: Record<string, OptionValue> = {
   cors_origins: [],
   rate_per_second: 10,
   rate_burst: 50,
+  idempotency_window: 86400,
   remote_timeout: 10,
 };
 
