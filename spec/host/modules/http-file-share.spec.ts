@@ -12,7 +12,7 @@ import { startTestServer, type TestServer } from '../../helpers/server.js';
 import { nextStanza, startClient, stopClient } from '../c2s/helpers.js';
 import { signToken, verifyToken } from '../../../lib/host/modules/http_file_share/token.js';
 import { UploadStore } from '../../../lib/host/modules/http_file_share/store.js';
-import { checkFilename } from '../../../lib/host/modules/http_file_share/index.js';
+import { checkFilename, MAX_SLOTS_PER_DAY } from '../../../lib/host/modules/http_file_share/index.js';
 import { contentDisposition } from '../../../lib/host/modules/http_file_share/http-app.js';
 
 const NS = 'urn:xmpp:http:upload:0';
@@ -42,9 +42,9 @@ function httpTo(url: string, opts: { method?: string; headers?: Record<string, s
 }
 
 let iqId = 0;
-async function iq(c: Client, to: string, payload: El, type = 'get'): Promise<El> {
+async function iq(c: Client, to: string, payload: El, type = 'get', ms?: number): Promise<El> {
   const id = `fs-${++iqId}`;
-  const answer = nextStanza(c, (el) => el.is('iq') && el.attrs.id === id, `iq ${id}`);
+  const answer = nextStanza(c, (el) => el.is('iq') && el.attrs.id === id, `iq ${id}`, ms);
   await c.send(xml('iq', { type, to, id }, payload));
   return answer;
 }
@@ -86,6 +86,7 @@ describe('http_file_share', () => {
         ['alice@localhost', 'alice-secret'],
         ['bob@localhost', 'bob-secret'],
         ['carol@localhost', 'carol-secret'],
+        ['dave@localhost', 'dave-secret'],
       ],
     });
     alice = await startClient({ port: ts.c2sPort, username: 'alice', password: 'alice-secret' });
@@ -198,6 +199,19 @@ describe('http_file_share', () => {
     await slot(bob, 'other-account.bin', 1000);
   });
 
+  it('bounds the slots one account may ask for in a day, however small the files', async () => {
+    const c = await startClient({ port: ts.c2sPort, username: 'dave', password: 'dave-secret' });
+    try {
+      const answers = await Promise.all(Array.from({ length: MAX_SLOTS_PER_DAY }, (_, i) => iq(c, 'upload.localhost', requestEl(`f${i}.txt`, 1), 'get', 20_000)));
+      assert.ok(answers.every((a) => a.attrs.type === 'result'));
+      const e = errorOf(await iq(c, 'upload.localhost', requestEl('one-more.txt', 1)));
+      assert.equal(e.condition, 'resource-constraint');
+      assert.match(e.text, new RegExp(`${MAX_SLOTS_PER_DAY} files in the last 24 hours`));
+    } finally {
+      await stopClient(c);
+    }
+  });
+
   it('refuses file names that are paths, and URLs that try to leave the folder', async () => {
     for (const name of ['../../etc/passwd', 'a/b.txt', 'a\\b.txt', '..', '', 'x'.repeat(256)]) {
       assert.equal(errorOf(await iq(bob, 'upload.localhost', requestEl(name, 3))).condition, 'bad-request', JSON.stringify(name));
@@ -254,7 +268,7 @@ describe('http_file_share parts', () => {
       assert.deepEqual(await store.expire(1000, 500), ['o'.repeat(24)]);
       assert.deepEqual(readdirSync(dir).sort(), ['n'.repeat(24), `${'n'.repeat(24)}.json`]);
       assert.equal(new UploadStore(dir).get('n'.repeat(24))?.filename, 'new.txt', 'records are read back at start');
-      assert.equal(store.usedToday('a@localhost', 1000), 1);
+      assert.deepEqual(store.usedToday('a@localhost', 1000), { bytes: 1, slots: 1 });
     } finally {
       rmSync(dir, { recursive: true, force: true });
     }

@@ -17,6 +17,9 @@ const DEFAULT_PATH = '/file_share';
 /** How long a slot's PUT may wait (Prosody: 300 s). */
 const UPLOAD_WINDOW = 300;
 const MAX_FILENAME_BYTES = 255;
+/** Slots one account may ask for in 24 hours: tiny files must not fill the disk with records the byte quota misses. */
+// DIFF: Prosody counts bytes only.
+export const MAX_SLOTS_PER_DAY = 1000;
 /** A media type without parameters (RFC 6838 §4.2), safe to echo in a header. */
 const MEDIA_TYPE = /^[a-z0-9][\w!#$&^.+-]{0,126}\/[a-z0-9][\w!#$&^.+-]{0,126}$/i;
 
@@ -71,8 +74,11 @@ function load(module: ModuleApi<HttpFileShareOptions>): void {
 
     const t = now();
     const used = store.usedToday(uploader, t);
-    if (used + size > options.daily_quota) {
-      throw new StanzaError('resource-constraint', `Daily upload quota reached: ${used} of ${options.daily_quota} bytes used in the last 24 hours; this file needs ${size}.`);
+    if (used.bytes + size > options.daily_quota) {
+      throw new StanzaError('resource-constraint', `Daily upload quota reached: ${used.bytes} of ${options.daily_quota} bytes used in the last 24 hours; this file needs ${size}.`);
+    }
+    if (used.slots >= MAX_SLOTS_PER_DAY) {
+      throw new StanzaError('resource-constraint', `Daily upload quota reached: ${MAX_SLOTS_PER_DAY} files in the last 24 hours.`);
     }
     const slot = randomBytes(18).toString('base64url');
     await store.add({ slot, filename: filename!, size, type, uploader, time: t });

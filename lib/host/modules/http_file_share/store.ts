@@ -49,11 +49,16 @@ export class UploadStore {
     return SLOT_ID.test(slot) ? this.uploads.get(slot) : undefined;
   }
 
-  /** Bytes the account asked to upload in the 24 hours before `now` (Prosody's daily quota counts slot requests). */
-  usedToday(uploader: string, now: number): number {
-    let used = 0;
-    for (const u of this.uploads.values()) if (u.uploader === uploader && u.time > now - DAY) used += u.size;
-    return used;
+  /** Bytes and slots the account asked for in the 24 hours before `now` (Prosody's daily quota counts slot requests). */
+  usedToday(uploader: string, now: number): { bytes: number; slots: number } {
+    let bytes = 0;
+    let slots = 0;
+    for (const u of this.uploads.values()) {
+      if (u.uploader !== uploader || u.time <= now - DAY) continue;
+      bytes += u.size;
+      slots += 1;
+    }
+    return { bytes, slots };
   }
 
   /** Record a slot: in memory at once (so parallel requests count against the quota), then on disk. */
