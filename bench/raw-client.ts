@@ -13,6 +13,8 @@ export interface SessionOptions {
   password: string;
   resource: string;
   timeoutMs: number;
+  /** Enable stream management (XEP-0198) with resumption after binding, and answer the server's <r/>. */
+  smacks?: boolean;
 }
 
 const streamHeader = (domain: string): string =>
@@ -88,8 +90,11 @@ export class IdleSession {
 
   static async open(opts: SessionOptions): Promise<IdleSession> {
     const socket = await openBoundSession(opts);
-    // Read and drop whatever comes (nothing should), keep no buffer.
-    socket.on('data', () => undefined);
+    if (opts.smacks) socket.write("<enable xmlns='urn:xmpp:sm:3' resume='true'/>");
+    // Read and drop whatever comes (nothing should), keep no buffer; h stays 0: it handles no stanza after <enable/>.
+    socket.on('data', (chunk: string) => {
+      if (opts.smacks && chunk.includes('<r ')) socket.write("<a xmlns='urn:xmpp:sm:3' h='0'/>");
+    });
     return new IdleSession(socket);
   }
 

@@ -1,7 +1,7 @@
 // `npm run bench`: the real server as a child process on ephemeral ports, receiving XMPP clients, and
 // autocannon driving authenticated POST /msg/<user> over keep-alive connections, against a bare-koa ceiling.
 // Environment: BENCH_SECONDS (per sample, 10), BENCH_REPEAT (samples per row, 3), BENCH_WARMUP_SECONDS (2),
-// BENCH_CONNECTIONS (1,8,32,64), BENCH_SERIES=ab with BENCH_AB_ENV=NAME=value or BENCH_AB_LOG=info (two servers sampled in turn, see abSeries), BENCH_BODIES (body sizes of the extra 32-connection rows, 1024,65536; empty: none), BENCH_IDLE (1000,10000; sampled in turn with two twin servers, see idleSeries), BENCH_SERIES (main,idle,effects,mam; mam: post_msg with the archive off and on, sampled in turn), BENCH_TIMEOUT_SECONDS (3600),
+// BENCH_CONNECTIONS (1,8,32,64), BENCH_SERIES=ab with BENCH_AB_ENV=NAME=value or BENCH_AB_LOG=info (two servers sampled in turn, see abSeries), BENCH_BODIES (body sizes of the extra 32-connection rows, 1024,65536; empty: none), BENCH_IDLE (1000,10000; sampled in turn with two twin servers, see idleSeries), BENCH_SERIES (main,idle,effects,mam,smacks; mam: post_msg with the archive off and on, sampled in turn; smacks: without stream management and with 1,000 stream-management sessions connected), BENCH_TIMEOUT_SECONDS (3600),
 // BENCH_RATE (requests per second in every row instead of as many as answered: the server's CPU time per request
 // at a fixed load is steadier than the top rate on a shared machine), BENCH_JSON (write all samples there), BENCH_PROFILE (a folder: profile the server in one 32-connection row instead;
 // BENCH_PROFILE_BODY bytes of body, BENCH_PROFILE_IDLE: the same server profiled again after opening that many idle sessions, BENCH_PROFILE_LOG=info for log_level info), BENCH_TSX=1 (children under tsx, not
@@ -85,7 +85,7 @@ function readSettings() {
       connections: envList('BENCH_CONNECTIONS', [1, 8, 32, 64]),
       bodies: envList('BENCH_BODIES', [1024, 65536]),
       idle: envList('BENCH_IDLE', [1000, 10000]),
-      series: new Set((process.env.BENCH_SERIES ?? 'main,idle,effects,mam').split(',').map((s) => s.trim())),
+      series: new Set((process.env.BENCH_SERIES ?? 'main,idle,effects,mam,smacks').split(',').map((s) => s.trim())),
       timeoutSeconds: envNumber('BENCH_TIMEOUT_SECONDS', 3600),
       rate: envNumber('BENCH_RATE', 0),
       jsonPath: process.env.BENCH_JSON,
@@ -505,6 +505,44 @@ async function mamSeries(bench: BenchDir): Promise<Row[]> {
   }
 }
 
+/** Stream-management sessions open beside the load in the smacks series. */
+const SMACKS_SESSIONS = 1000;
+
+/**
+ * post_msg at 32 connections without smacks, and with smacks and SMACKS_SESSIONS sessions that enabled stream
+ * management (with resumption) connected: two servers sampled in turn. The receivers do not enable it themselves.
+ */
+async function smacksSeries(bench: BenchDir, idleUsernames: string[]): Promise<Row[]> {
+  log(`smacks: post_msg without stream management, then with ${integer(SMACKS_SESSIONS)} stream-management sessions connected`);
+  const children: Child[] = [];
+  const receiverSets: Receivers[] = [];
+  const sessions: IdleSession[] = [];
+  try {
+    const off = await startServerChild(bench, { name: 'smacks-off', modules: ['post_msg'] });
+    children.push(off);
+    const on = await startServerChild(bench, { name: 'smacks-on', modules: ['post_msg', 'smacks'] });
+    children.push(on);
+    const opened = await openIdleSessions({
+      port: on.ready.c2sTls!, ca: bench.ca, domain: DOMAIN, password: IDLE_PASSWORD, usernames: idleUsernames.slice(0, SMACKS_SESSIONS),
+      concurrency: 50, timeoutMs: 30_000, deadlineMs: 240_000, smacks: true,
+    });
+    sessions.push(...opened.sessions);
+    log(`  ${integer(sessions.length)} stream-management sessions open (${opened.failures.length} failed${opened.failures[0] ? `: ${opened.failures[0]}` : ''})`);
+    const targets: Array<{ target: Target; row: Row }> = [];
+    for (const [child, variant, idle] of [[off, 'smacks off', 0], [on, 'smacks on, stream-management sessions connected', sessions.length]] as const) {
+      const receivers = await connectReceivers(child, bench);
+      receiverSets.push(receivers);
+      targets.push({ target: { child, receivers }, row: newRow('xmppd', KEY_CONNECTIONS, SMALL_BODY, { variant, idleSessions: idle }) });
+    }
+    for (const t of targets) await warmUp(t.target, t.row);
+    for (let i = 0; i < settings.repeat; i++) for (const t of targets) await sample(t.target, t.row);
+    return targets.map((t) => t.row);
+  } finally {
+    for (const s of sessions) s.close();
+    await stopAll(children, receiverSets);
+  }
+}
+
 async function tlsFloor(bench: BenchDir, count: number): Promise<TlsFloor> {
   log(`memory floor: bare node:tls server, ${integer(count)} idle connections`);
   const child = await Child.start({
@@ -599,7 +637,7 @@ async function main(): Promise<void> {
   try {
     const setupConfig = writeConfig(bench, 'setup', { logLevel: 'warn' });
     await createAccounts(setupConfig, [SENDER, ...RECEIVER_ACCOUNTS, OFFLINE]);
-    const idleCount = Math.max(0, ...settings.idle, settings.profileDir ? settings.profileIdle : 0);
+    const idleCount = Math.max(0, ...settings.idle, settings.profileDir ? settings.profileIdle : 0, settings.series.has('smacks') ? SMACKS_SESSIONS : 0);
     const idleUsernames = Array.from({ length: idleCount }, (_, i) => `idle${String(i + 1).padStart(5, '0')}`);
     if (idleCount > 0) await createIdleAccounts(setupConfig, idleUsernames, IDLE_PASSWORD);
 
@@ -614,6 +652,7 @@ async function main(): Promise<void> {
       ...(settings.series.has('effects') ? await effectSeries(bench) : []),
       ...(settings.series.has('ab') ? await abSeries(bench) : []),
       ...(settings.series.has('mam') ? await mamSeries(bench) : []),
+      ...(settings.series.has('smacks') ? await smacksSeries(bench, idleUsernames) : []),
     ];
     const floor = hasIdle ? await tlsFloor(bench, idleCount) : undefined;
     const results: Results = { ceiling, main, idle: idle.rows, idleReports: idle.reports, effects, floor };
