@@ -10,6 +10,8 @@ import { basicChallenge, parseBasicAuthorization } from './credentials.js';
 import { authenticateToken, isBearer, presentedToken, scopeProblem, tokenChallenges, tokenService } from './tokens.js';
 import type { TokenInfo } from '../host/api.js';
 import { Idempotency, holdSlot, withIdempotency, type Slot } from './idempotency.js';
+import { composeRequest } from './compose.js';
+import { dryRunBody, sendComposed } from './multi.js';
 import { resolveAddress } from './address.js';
 import { buildMessage, createdResponse, deliveryProblem, type MessagePlan } from './message.js';
 import { readBody, takeBufferedBody } from './read-body.js';
@@ -24,6 +26,8 @@ export interface PostMsgSettings {
   /** Web origins whose pages may POST cross-site (the http module enforces it). */
   corsOrigins: readonly string[];
   limiter: RateLimiter;
+  /** Most recipients of one request (§13, max_recipients); default 20. */
+  maxRecipients?: number;
   /** Idempotency-Key records (§12); absent: the header is ignored. */
   idempotency?: Idempotency;
   /** Stanza ids; random UUIDs unless a test wants predictable ones. */
@@ -85,9 +89,11 @@ async function handle(ctx: HttpContext, module: ModuleApi, settings: PostMsgSett
     return;
   }
 
+  // §15: every check runs, nothing is sent or recorded.
+  const isDryRun = ctx.query.dry_run === '1' || ctx.query.dry_run === 'true';
   let slot: Slot | undefined;
   const key = ctx.get('idempotency-key') || undefined;
-  if (key !== undefined && settings.idempotency) {
+  if (key !== undefined && settings.idempotency && !isDryRun) {
     const bad = Idempotency.checkHeader(key);
     if (bad) {
       sendProblem(ctx, bad);
@@ -97,6 +103,17 @@ async function handle(ctx: HttpContext, module: ModuleApi, settings: PostMsgSett
     if (!admission.proceed) return;
     slot = admission.slot;
     holdSlot(ctx, slot);
+  }
+  // §13–14: several recipients, title, Markdown, url: built and checked all together, then sent.
+  const composed = composeRequest(ctx.get('content-type') || undefined, read.body, settings.maxRecipients ?? 20, pathRecipient !== '');
+  if (!composed.ok) {
+    sendProblem(ctx, composed.problem);
+    return;
+  }
+  if (composed.value.kind === 'composed') {
+    const { account, bare, token } = auth;
+    await sendComposed(ctx, module, { parts: composed.value.parts, pathRecipient, account, bare, token, slot, isDryRun, limiter: settings.limiter, newId: settings.newId }, (p) => sendProblem(ctx, p));
+    return;
   }
   // A retry after a crash between routing and recording sends with the ids of the first attempt (§12).
   const id = slot?.reusedIds?.[0] ?? (settings.newId ?? randomUUID)();
@@ -152,6 +169,12 @@ async function handle(ctx: HttpContext, module: ModuleApi, settings: PostMsgSett
     return;
   }
 
+  if (isDryRun) {
+    ctx.status = 200;
+    ctx.set('Content-Type', JSON_TYPE);
+    ctx.body = JSON.stringify(dryRunBody([{ to: to.full, stanza }]));
+    return;
+  }
   let outcome;
   try {
     outcome = await module.send(stanza);

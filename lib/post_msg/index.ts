@@ -13,6 +13,7 @@ export type PostMsgOptions = {
   max_body_bytes: number;
   cors_origins: string[];
   rate_per_second: number;
+  max_recipients: number;
   idempotency_window: number;
   rate_burst: number;
   remote_timeout: number;
@@ -23,6 +24,7 @@ export function load(module: ModuleApi<PostMsgOptions>): void {
     maxBodyBytes: module.option('max_body_bytes'),
     corsOrigins: module.option('cors_origins'),
     idempotency: new Idempotency(module.openMap<IdempotencyRecord>(IDEMPOTENCY_STORE), module.option('idempotency_window')),
+    maxRecipients: module.option('max_recipients'),
     limiter: new TokenBucketLimiter({
       ratePerSecond: module.option('rate_per_second'),
       burst: module.option('rate_burst'),

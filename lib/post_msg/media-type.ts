@@ -17,6 +17,8 @@ export const ACCEPT_POST = ACCEPTED_TYPES.join(', ');
 
 const FORMATS: Record<string, PayloadFormat> = {
   'text/plain': 'text',
+  // §14: Markdown is text to the payload parser; compose.ts renders it.
+  'text/markdown': 'text',
   'application/x-www-form-urlencoded': 'form',
   'application/json': 'json',
 };

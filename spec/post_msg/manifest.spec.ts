@@ -15,7 +15,7 @@ const ROOT = join(import.meta.dirname, '../..');
 const manifest = JSON.parse(readFileSync(join(ROOT, 'plugin.json'), 'utf8')) as Manifest;
 
 /** plugin.json's option types, as the spec expects them; the two checks below tie them to the file and to PostMsgOptions. */
-const DECLARED_TYPES = { max_body_bytes: 'integer', cors_origins: 'string[]', rate_per_second: 'number', idempotency_window: 'integer', rate_burst: 'integer', remote_timeout: 'integer' } as const;
+const DECLARED_TYPES = { max_body_bytes: 'integer', cors_origins: 'string[]', rate_per_second: 'number', idempotency_window: 'integer', max_recipients: 'integer', rate_burst: 'integer', remote_timeout: 'integer' } as const;
 
 /** The TypeScript type the host hands over for a declared option type. */
 type ValueOf<T extends OptionSpec['type']> = T extends 'integer' | 'number' ? number
@@ -44,7 +44,7 @@ describe('post_msg manifest', () => {
     const o = manifest.options!;
     assert.deepEqual(
       Object.fromEntries(Object.entries(o).map(([k, v]) => [k, [v.type, v.default]])),
-      { max_body_bytes: ['integer', 262144], cors_origins: ['string[]', []], rate_per_second: ['number', 10], idempotency_window: ['integer', 86400], rate_burst: ['integer', 50], remote_timeout: ['integer', 10] },
+      { max_body_bytes: ['integer', 262144], cors_origins: ['string[]', []], rate_per_second: ['number', 10], idempotency_window: ['integer', 86400], max_recipients: ['integer', 20], rate_burst: ['integer', 50], remote_timeout: ['integer', 10] },
     );
     for (const [key, spec] of Object.entries(o)) {
       assert.ok(spec.description.length > 20, key);

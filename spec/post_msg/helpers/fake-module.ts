@@ -14,6 +14,7 @@ export const DEFAULT_OPTIONS: Record<string, OptionValue> = {
   rate_per_second: 10,
   rate_burst: 50,
   idempotency_window: 86400,
+  max_recipients: 20,
   remote_timeout: 10,
 };
 
