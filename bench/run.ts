@@ -6,6 +6,7 @@
 // at a fixed load is steadier than the top rate on a shared machine), BENCH_JSON (write all samples there), BENCH_PROFILE (a folder: profile the server in one 32-connection row instead;
 // BENCH_PROFILE_BODY bytes of body, BENCH_PROFILE_IDLE: the same server profiled again after opening that many idle sessions, BENCH_PROFILE_LOG=info for log_level info), BENCH_TSX=1 (children under tsx, not
 // compiled), BENCH_NODE_FLAGS (extra node flags for the server children, e.g. "--log-deopt --logfile=/tmp/v8.log"), BENCH_RECEIVER=xmpp-client (receive with @xmpp/client, not raw sessions), BENCH_KEEP=1 (keep the temp folder),
+// BENCH_SERIES=s2s (not in the default run; needs Debian's prosody): messages per second over s2s, xmppd and Prosody each way, bench/s2s.ts.
 // BENCH_LOAD=wrk (load from Debian's wrk, 2 threads, instead of autocannon; installed with apt-get if missing; its CPU counts with the bench's).
 
 import { cpus, release } from 'node:os';
@@ -22,6 +23,7 @@ import { fixed, integer, mebibytes } from './table.js';
 import { summariseProfile } from './profile.js';
 import { machineCpu } from './cpu.js';
 import { compiledRuntime, tsxRuntime, type Runtime } from './build.js';
+import { renderS2sTable, s2sSeries } from './s2s.js';
 import {
   describeSample,
   IDLE_AFTER,
@@ -655,6 +657,9 @@ async function main(): Promise<void> {
       ...(settings.series.has('smacks') ? await smacksSeries(bench, idleUsernames) : []),
     ];
     const floor = hasIdle ? await tlsFloor(bench, idleCount) : undefined;
+    const s2s = settings.series.has('s2s')
+      ? await s2sSeries({ bench, runtime, nodeFlags: settings.serverNodeFlags, root: ROOT, seconds: settings.seconds, repeat: settings.repeat, log })
+      : [];
     const results: Results = { ceiling, main, idle: idle.rows, idleReports: idle.reports, effects, floor };
     const m = machine();
     const header = [
@@ -664,6 +669,7 @@ async function main(): Promise<void> {
         `(${settings.receiverKind} c2s sessions, direct TLS) in turn; children ${runtime.kind}; log_level warn unless stated.`,
     ];
     process.stdout.write(`\n${renderReport(results, header)}\n`);
+    if (s2s.length > 0) process.stdout.write(`\n${renderS2sTable(s2s)}\n`);
     if (settings.jsonPath) writeFileSync(settings.jsonPath, `${JSON.stringify({ machine: m, settings, results }, null, 2)}\n`);
   } finally {
     if (!process.env.BENCH_KEEP) rmSync(bench.dir, { recursive: true, force: true });

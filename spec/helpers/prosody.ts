@@ -15,6 +15,8 @@ export interface ProsodyPeer {
   domain: string;
   c2sPort: number;
   s2sPort: number;
+  /** The prosody process, for its CPU time (the bench). */
+  pid: number;
   log(): string;
   stop(): Promise<void>;
 }
@@ -25,7 +27,8 @@ export function prosodyMissing(): string | undefined {
   return found.status === 0 ? undefined : 'prosody is not installed (apt-get install prosody)';
 }
 
-async function freePort(): Promise<number> {
+/** A port free on 127.0.0.1 now, for a peer that must be named in another's config before it starts. */
+export async function freePort(): Promise<number> {
   const server = createServer();
   await new Promise<void>((r) => server.listen(0, '127.0.0.1', r));
   const port = (server.address() as { port: number }).port;
@@ -42,6 +45,11 @@ export async function startProsody(opts: {
   tls: { cert: string; key: string };
   /** Domains Prosody must find, and the s2s port each listens on (127.0.0.1). */
   peers: Record<string, number>;
+  /** Ports chosen beforehand (freePort), when two Prosody instances must name each other. */
+  c2sPort?: number;
+  s2sPort?: number;
+  /** Prosody's log level for its file: debug (default, for failing specs) or info (the bench). */
+  logLevel?: 'debug' | 'info';
 }): Promise<ProsodyPeer> {
   const dir = mkdtempSync(join(tmpdir(), 'xmppd-prosody-'));
   const data = join(dir, 'data');
@@ -69,8 +77,8 @@ end
 module:hook_global("server-stopped", function () service.new = original; end);
 `,
   );
-  const c2sPort = await freePort();
-  const s2sPort = await freePort();
+  const c2sPort = opts.c2sPort ?? (await freePort());
+  const s2sPort = opts.s2sPort ?? (await freePort());
   const cert = opts.tls.cert;
   writeFileSync(
     join(dir, 'prosody.cfg.lua'),
@@ -80,7 +88,7 @@ daemonize = false
 pidfile = ${JSON.stringify(join(dir, 'prosody.pid'))}
 data_path = ${JSON.stringify(data)}
 plugin_paths = { ${JSON.stringify(plugins)} }
-log = { debug = ${JSON.stringify(join(dir, 'prosody.log'))} }
+log = { ${opts.logLevel ?? 'debug'} = ${JSON.stringify(join(dir, 'prosody.log'))} }
 interfaces = { "127.0.0.1" }
 local_interfaces = { "127.0.0.1" }
 c2s_ports = { ${c2sPort} }
@@ -126,6 +134,7 @@ VirtualHost ${JSON.stringify(opts.domain)}
     domain: opts.domain,
     c2sPort,
     s2sPort,
+    pid: child.pid!,
     log,
     stop: async () => {
       if (child.exitCode === null) {
