@@ -23,6 +23,7 @@ import { fixed, integer, mebibytes } from './table.js';
 import { summariseProfile } from './profile.js';
 import { machineCpu } from './cpu.js';
 import { compiledRuntime, tsxRuntime, type Runtime } from './build.js';
+import { measureRoom, renderMucTable, type MucRow } from './muc.js';
 import { renderS2sTable, s2sSeries } from './s2s.js';
 import {
   describeSample,
@@ -545,6 +546,34 @@ async function smacksSeries(bench: BenchDir, idleUsernames: string[]): Promise<R
   }
 }
 
+/**
+ * BENCH_SERIES=muc (not in the default run): one room of BENCH_MUC_OCCUPANTS (100,1000) occupants on xmppd's muc
+ * component, the owner sending groupchat messages (bench/muc.ts). Prosody's mod_muc is not run beside it: the bench
+ * starts no Prosody today (Debian's prosody would need its own config, accounts and certificate here).
+ */
+async function mucSeries(bench: BenchDir): Promise<MucRow[]> {
+  const counts = envList('BENCH_MUC_OCCUPANTS', [100, 1000]);
+  const usernames = Array.from({ length: Math.max(...counts) }, (_, i) => `occ${String(i + 1).padStart(5, '0')}`);
+  const password = 'occupant-secret';
+  await createIdleAccounts(writeConfig(bench, 'muc-setup', { logLevel: 'warn' }), usernames, password);
+  const config = writeConfig(bench, 'muc', { logLevel: 'warn' });
+  writeFileSync(config, `${JSON.stringify({ ...JSON.parse(readFileSync(config, 'utf8')), components: { 'conference.localhost': { module: 'muc' } } }, null, 2)}\n`);
+  const child = await Child.start({ name: 'xmppd (muc)', script: runtime.file('bench/server-child'), args: [config], nodeFlags: settings.serverNodeFlags, cwd: ROOT });
+  const rows: MucRow[] = [];
+  try {
+    for (const n of counts) {
+      log(`muc: a room with ${n} occupants`);
+      rows.push(await measureRoom('xmppd muc', {
+        port: child.ready.c2sTls!, ca: bench.ca, domain: DOMAIN, service: 'conference.localhost', usernames: usernames.slice(0, n), password,
+        seconds: settings.seconds, window: 16, log,
+      }));
+    }
+  } finally {
+    await stopAll([child], []);
+  }
+  return rows;
+}
+
 async function tlsFloor(bench: BenchDir, count: number): Promise<TlsFloor> {
   log(`memory floor: bare node:tls server, ${integer(count)} idle connections`);
   const child = await Child.start({
@@ -657,6 +686,7 @@ async function main(): Promise<void> {
       ...(settings.series.has('smacks') ? await smacksSeries(bench, idleUsernames) : []),
     ];
     const floor = hasIdle ? await tlsFloor(bench, idleCount) : undefined;
+    const muc = settings.series.has('muc') ? await mucSeries(bench) : [];
     const s2s = settings.series.has('s2s')
       ? await s2sSeries({ bench, runtime, nodeFlags: settings.serverNodeFlags, root: ROOT, seconds: settings.seconds, repeat: settings.repeat, log })
       : [];
@@ -669,6 +699,7 @@ async function main(): Promise<void> {
         `(${settings.receiverKind} c2s sessions, direct TLS) in turn; children ${runtime.kind}; log_level warn unless stated.`,
     ];
     process.stdout.write(`\n${renderReport(results, header)}\n`);
+    if (muc.length > 0) process.stdout.write(`\n${renderMucTable(muc)}\n`);
     if (s2s.length > 0) process.stdout.write(`\n${renderS2sTable(s2s)}\n`);
     if (settings.jsonPath) writeFileSync(settings.jsonPath, `${JSON.stringify({ machine: m, settings, results }, null, 2)}\n`);
   } finally {
