@@ -1,7 +1,7 @@
 // post_msg.md §9 over real federation: two xmppd instances (a.test, b.test) found through the loopback DNS server.
 // 201 sent once the stanza is on an authenticated stream; 502 naming the domain and the reason (no such domain,
 // connection refused); 504 past remote_timeout (a peer that accepts and never speaks), with the stanza withdrawn and
-// never sent later (a slow DNS answer); a later bounce reaches the sender; 422 saying federation is off without s2s.
+// never sent later (a slow DNS answer); a later bounce reaches the sender, online or at its next login; 422 saying federation is off without s2s.
 
 import { after, before, describe, it } from 'node:test';
 import assert from 'node:assert/strict';
@@ -46,11 +46,11 @@ function federated(domain: string, dns: TestDns, extra: Record<string, unknown> 
   });
 }
 
-async function post(ts: TestServer, to: string, body: string): Promise<{ status: number; json: Record<string, unknown>; ms: number }> {
+async function post(ts: TestServer, to: string, body: string, as = 'alice@a.test:alice-pw'): Promise<{ status: number; json: Record<string, unknown>; ms: number }> {
   const started = Date.now();
   const res = await fetch(`${ts.httpUrl}/msg/${to}`, {
     method: 'POST',
-    headers: { 'content-type': 'text/plain', authorization: `Basic ${Buffer.from('alice@a.test:alice-pw').toString('base64')}` },
+    headers: { 'content-type': 'text/plain', authorization: `Basic ${Buffer.from(as).toString('base64')}` },
     body,
   });
   return { status: res.status, json: (await res.json()) as Record<string, unknown>, ms: Date.now() - started };
@@ -124,6 +124,19 @@ describe('post_msg to a recipient on another server (s2s)', () => {
     const m = await alice.waitFor(/<message[^>]*type=["']error["'][^>]*>.*?<\/message>/s, 'the bounce');
     assert.match(m[0], /from=["']nobody@b\.test["']/);
     assert.match(m[0], /service-unavailable/);
+  });
+
+  it('keeps a later bounce for a sender account with no resource online, given at its next login', async () => {
+    // bob@a.test has no session: the bounce from b.test is stored (message.ts isKeptBounce), not discarded.
+    const res = await post(a, 'nobody@b.test', 'while bob is away', 'bob@a.test:bob-pw');
+    assert.equal(res.status, 201, JSON.stringify(res.json));
+    await new Promise((r) => setTimeout(r, 1_000));
+    const bobA = await login(a.c2sPort, 'a.test', 'bob', 'bob-pw');
+    clients.push(bobA);
+    const m = await bobA.waitFor(/<message[^>]*type=["']error["'][^>]*>.*?<\/message>/s, 'the stored bounce at login');
+    assert.match(m[0], /from=["']nobody@b\.test["']/);
+    assert.match(m[0], /service-unavailable/);
+    assert.match(m[0], /while bob is away/);
   });
 
   it('answers 502 naming the domain for a domain that does not exist', async () => {

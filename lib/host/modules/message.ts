@@ -47,6 +47,22 @@ export function isWorthStoring(stanza: Stanza): boolean {
   return payload.length > 0;
 }
 
+/**
+ * A bounce: an error message carrying its <error/>. DIFF: Prosody's mod_offline stores chat and normal only; a bounce
+ * is stored too, because a message posted to another server (post_msg.md §9) may fail there after the 201, and its
+ * bounce must reach the sender account when no resource is online.
+ */
+export function isKeptBounce(stanza: Stanza): boolean {
+  return stanza.attrs.type === 'error' && stanza.getChild('error') !== undefined;
+}
+
+/** What waits offline for an account: chat and normal worth storing (RFC 6121 §8.5.2.2.1), and bounces. */
+function isKeptOffline(stanza: Stanza): boolean {
+  if (isKeptBounce(stanza)) return true;
+  const type = messageType(stanza);
+  return (type === 'chat' || type === 'normal') && isWorthStoring(stanza);
+}
+
 /** The type of a message; a missing or unknown type is `normal` (RFC 6121 §5.2.2). */
 export function messageType(stanza: Stanza): 'chat' | 'error' | 'groupchat' | 'headline' | 'normal' {
   const type = stanza.attrs.type;
@@ -186,10 +202,9 @@ export function load(module: ModuleApi<MessageOptions>): void {
     }
   };
 
-  /** §8.5.2.2.1: chat and normal wait offline (XEP-0160); headline and error, and what is not worth keeping, go. */
+  /** §8.5.2.2.1: chat and normal wait offline (XEP-0160), and bounces (isKeptBounce); headline and what is not worth keeping go. */
   const storeOrDiscard = async (stanza: Stanza, bare: string): Promise<Outcome> => {
-    const type = messageType(stanza);
-    if ((type !== 'chat' && type !== 'normal') || !isWorthStoring(stanza)) return 'discarded';
+    if (!isKeptOffline(stanza)) return 'discarded';
     await store(bare, stanza);
     return 'stored';
   };
@@ -210,8 +225,7 @@ export function load(module: ModuleApi<MessageOptions>): void {
     }
     const result = await within(written, WRITE_WAIT_MS);
     if (result === true) return 'delivered';
-    const type = messageType(stanza);
-    if ((type !== 'chat' && type !== 'normal') || !isWorthStoring(stanza)) return 'discarded';
+    if (!isKeptOffline(stanza)) return 'discarded';
     const id = await store(bare, stanza);
     if (result === 'timeout') {
       written
