@@ -50,6 +50,8 @@ export async function startProsody(opts: {
   s2sPort?: number;
   /** Prosody's log level for its file: debug (default, for failing specs) or info (the bench). */
   logLevel?: 'debug' | 'info';
+  /** Lua lines after the defaults, before the VirtualHost: a global set again here wins (the bench's modules, ports). */
+  extraConfig?: string;
 }): Promise<ProsodyPeer> {
   const dir = mkdtempSync(join(tmpdir(), 'xmppd-prosody-'));
   const data = join(dir, 'data');
@@ -107,6 +109,7 @@ c2s_require_encryption = true
 modules_enabled = { "roster"; "saslauth"; "tls"; "dialback"; "disco"; "ping"; "presence"; "offline"; "xmppd_test_dns" }
 modules_disabled = { "s2s_bidi"; "smacks"; "posix" }
 ssl = { certificate = ${JSON.stringify(cert)}; key = ${JSON.stringify(opts.tls.key)} }
+${opts.extraConfig ?? ''}
 VirtualHost ${JSON.stringify(opts.domain)}
 `,
   );
