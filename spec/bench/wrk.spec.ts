@@ -1,24 +1,18 @@
 // The bench's wrk runner (bench/wrk.ts, BENCH_LOAD=wrk): Debian's wrk against a real node:http server on 127.0.0.1,
 // checking that the requests are the bench's (method, paths in turn, headers, body bytes) and that the counts and
 // latencies it reports are the server's. Needs `apt-get install wrk` (`.ci/run` installs it); skipped locally
-// without it, failed in CI.
+// without it, failed in CI (spec/helpers/requires.ts).
 
 import { describe, it, before, after } from 'node:test';
 import assert from 'node:assert/strict';
-import { spawnSync } from 'node:child_process';
 import { createServer, type Server } from 'node:http';
 import type { AddressInfo } from 'node:net';
+import { program, requires } from '../helpers/requires.js';
 import { parseChildTimes, parseWrkOutput, runWrk } from '../../bench/wrk.js';
 
-const APT_LINE = 'apt-get update && apt-get install -y wrk';
-const hasWrk = spawnSync('wrk', ['--version']).error === undefined;
-const skip = hasWrk ? false : `wrk is missing; install with: ${APT_LINE}`;
+const skip = requires([program('wrk', 'wrk')]);
 
 describe('bench: wrk as the load generator', () => {
-  it('is installed in CI', () => {
-    if (!hasWrk && process.env.CI) assert.fail(`wrk is missing; CI must run: ${APT_LINE}`);
-  });
-
   describe('against a real HTTP server', { skip }, () => {
     let server: Server;
     let url = '';

@@ -4,33 +4,18 @@
 import { after, before, describe, it } from 'node:test';
 import assert from 'node:assert/strict';
 import { spawn } from 'node:child_process';
-import { existsSync } from 'node:fs';
 import { createInterface } from 'node:readline';
 import { fileURLToPath } from 'node:url';
+import { PYTHON, requires, slixmpp } from '../helpers/requires.js';
 import { startTestServer, testTls, type TestServer } from '../helpers/server.js';
-import { withTimeout } from '../host/c2s/helpers.js';
 import { basic, request } from '../post_msg/helpers/http.js';
 
-// Debian's interpreter, not a pyenv python3 that may come first on PATH: the package lives in its dist-packages.
-const PYTHON = '/usr/bin/python3';
 const SCRIPT = fileURLToPath(new URL('./slixmpp_blocking.py', import.meta.url));
-const APT_LINE = 'apt-get update && apt-get install -y python3-slixmpp';
-
-function hasSlixmpp(): Promise<boolean> {
-  if (!existsSync(PYTHON)) return Promise.resolve(false);
-  const probe = spawn(PYTHON, ['-c', 'import slixmpp'], { stdio: 'ignore' });
-  return withTimeout(new Promise<boolean>((resolve) => probe.on('close', (code) => resolve(code === 0))), 'the slixmpp probe', 10_000).catch(() => false);
-}
 
 type Event = Record<string, unknown>;
 
 describe('blocking with slixmpp (XEP-0191)', async () => {
-  const isMissing = !(await hasSlixmpp());
-  if (isMissing && process.env.CI) {
-    it('has slixmpp installed', () => assert.fail(`missing python3-slixmpp; CI must run: ${APT_LINE}`));
-    return;
-  }
-  const skip = isMissing ? `missing python3-slixmpp; install with: ${APT_LINE}` : false;
+  const skip = requires([slixmpp()]);
   let ts: TestServer;
 
   before(async () => {

@@ -6,21 +6,13 @@
 import { after, before, describe, it } from 'node:test';
 import assert from 'node:assert/strict';
 import { spawn, type ChildProcess } from 'node:child_process';
-import { existsSync } from 'node:fs';
 import { fileURLToPath } from 'node:url';
+import { PYTHON, pythonModule, requires } from '../helpers/requires.js';
 import { startTestServer, testTls, type TestServer } from '../helpers/server.js';
 import { rawLogin, withTimeout, type RawClient } from '../host/c2s/helpers.js';
 import { basic, request } from '../post_msg/helpers/http.js';
 
-const PYTHON = '/usr/bin/python3';
 const PHONE = fileURLToPath(new URL('./slixmpp_carbons.py', import.meta.url));
-const APT_LINE = 'apt-get update && apt-get install -y python3-slixmpp';
-
-function hasSlixmpp(): Promise<boolean> {
-  if (!existsSync(PYTHON)) return Promise.resolve(false);
-  const probe = spawn(PYTHON, ['-c', 'import slixmpp.plugins.xep_0280, slixmpp.plugins.xep_0352'], { stdio: 'ignore' });
-  return withTimeout(new Promise<boolean>((resolve) => probe.on('close', (code) => resolve(code === 0))), 'the slixmpp probe', 10_000).catch(() => false);
-}
 
 type Line = Record<string, unknown> & { event: string };
 
@@ -64,12 +56,7 @@ class Output {
 const pause = (ms: number): Promise<void> => new Promise((r) => setTimeout(r, ms));
 
 describe('carbons and csi with slixmpp', async () => {
-  const isMissing = !(await hasSlixmpp());
-  if (isMissing && process.env.CI) {
-    it('has slixmpp installed', () => assert.fail(`missing python3-slixmpp; CI must run: ${APT_LINE}`));
-    return;
-  }
-  const skip = isMissing ? `missing python3-slixmpp; install with: ${APT_LINE}` : false;
+  const skip = requires([pythonModule('python3-slixmpp', 'slixmpp.plugins.xep_0280, slixmpp.plugins.xep_0352')]);
 
   let ts: TestServer;
   let desk: RawClient;

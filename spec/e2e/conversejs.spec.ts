@@ -5,15 +5,16 @@
 
 import { after, before, describe, it } from 'node:test';
 import assert from 'node:assert/strict';
-import { existsSync, mkdtempSync } from 'node:fs';
+import { mkdtempSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { chromium, type Browser } from 'playwright-core';
 import { HOST_KEYS } from '../../lib/host/core/config.js';
+import { program, requires } from '../helpers/requires.js';
 import { startTestServer, type TestServer } from '../helpers/server.js';
 
 const CHROMIUM = '/usr/bin/chromium';
-const skip = existsSync(CHROMIUM) ? false : `missing ${CHROMIUM}; install with: apt-get install chromium`;
+const skip = requires([program('chromium', CHROMIUM)]);
 
 describe('Converse.js in Chromium', { skip }, () => {
   let ts: TestServer;

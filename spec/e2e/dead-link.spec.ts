@@ -10,12 +10,12 @@ import net from 'node:net';
 import { spawn } from 'node:child_process';
 import { fileURLToPath } from 'node:url';
 import { xml } from '@xmpp/xml';
+import { PYTHON, pythonModule, requires } from '../helpers/requires.js';
 import { startTestServer, testTls, type TestServer } from '../helpers/server.js';
 import { RawClient, rawLogin, streamOpen, startClient, stopClient, withTimeout } from '../host/c2s/helpers.js';
 import { basic, post } from '../helpers/load.js';
 
 const SM = "xmlns='urn:xmpp:sm:3'";
-const PYTHON = '/usr/bin/python3';
 const SLIX = fileURLToPath(new URL('./slixmpp_smacks.py', import.meta.url));
 
 /** A TCP relay to `target`; each pipe can go silent (nothing forwarded either way, nothing closed) or be cut. */
@@ -202,12 +202,8 @@ describe('dead link (XEP-0198 through a silent relay)', () => {
     }
   });
 
-  it('slixmpp (xep_0198) resumes through the relay once its connection is cut: exactly once', { timeout: 60_000 }, async (t) => {
-    const probe = spawn(PYTHON, ['-c', 'import slixmpp'], { stdio: 'ignore' });
-    if (!(await new Promise<boolean>((r) => probe.on('close', (code) => r(code === 0)).on('error', () => r(false))))) {
-      t.skip('python3-slixmpp is missing: apt-get install -y python3-slixmpp');
-      return;
-    }
+  const skipSlixmpp = requires([pythonModule('python3-slixmpp', 'slixmpp.plugins.xep_0198')]);
+  it('slixmpp (xep_0198) resumes through the relay once its connection is cut: exactly once', { skip: skipSlixmpp, timeout: 60_000 }, async () => {
     const child = spawn(PYTHON, [SLIX, '--jid', 'bob@localhost/slix', '--password', 'bob-pw', '--port', String(relayPort), '--ca', testTls().cert, '--timeout', '25']);
     const events: Array<Record<string, string>> = [];
     let stderr = '';

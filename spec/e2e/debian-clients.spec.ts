@@ -5,31 +5,16 @@
 import { after, before, describe, it } from 'node:test';
 import assert from 'node:assert/strict';
 import { spawn, type ChildProcess } from 'node:child_process';
-import { existsSync, mkdtempSync, rmSync } from 'node:fs';
+import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
+import { program, PYTHON, requires, slixmpp } from '../helpers/requires.js';
 import { startTestServer, testTls, type TestServer } from '../helpers/server.js';
 import { withTimeout } from '../host/c2s/helpers.js';
 
-// Debian's interpreter, not the pyenv python3 that may come first on PATH: the package lives in its dist-packages.
-const PYTHON = '/usr/bin/python3';
 const GO_SENDXMPP = '/usr/bin/go-sendxmpp';
 const RECEIVER = fileURLToPath(new URL('./slixmpp_receive.py', import.meta.url));
-const APT_LINE = 'apt-get update && apt-get install -y python3-slixmpp go-sendxmpp';
-
-function hasSlixmpp(): Promise<boolean> {
-  if (!existsSync(PYTHON)) return Promise.resolve(false);
-  const probe = spawn(PYTHON, ['-c', 'import slixmpp'], { stdio: 'ignore' });
-  return withTimeout(new Promise<boolean>((resolve) => probe.on('close', (code) => resolve(code === 0))), 'the slixmpp probe', 10_000).catch(() => false);
-}
-
-async function missingPrograms(): Promise<string[]> {
-  const missing: string[] = [];
-  if (!existsSync(GO_SENDXMPP)) missing.push('go-sendxmpp');
-  if (!(await hasSlixmpp())) missing.push('python3-slixmpp');
-  return missing;
-}
 
 interface Run {
   code: number | null;
@@ -55,14 +40,7 @@ function collect(child: ChildProcess, ms: number, input?: string): Promise<Run> 
 }
 
 describe('Debian XMPP clients', async () => {
-  const missing = await missingPrograms();
-  if (missing.length > 0 && process.env.CI) {
-    it('has the Debian clients installed', () => {
-      assert.fail(`missing ${missing.join(', ')}; CI must run: ${APT_LINE}`);
-    });
-    return;
-  }
-  const skip = missing.length > 0 ? `missing ${missing.join(', ')}; install with: ${APT_LINE}` : false;
+  const skip = requires([program('go-sendxmpp', GO_SENDXMPP), slixmpp()]);
 
   let ts: TestServer;
   let home: string;

@@ -5,20 +5,11 @@
 import { after, before, describe, it } from 'node:test';
 import assert from 'node:assert/strict';
 import { spawn } from 'node:child_process';
-import { existsSync } from 'node:fs';
 import { fileURLToPath } from 'node:url';
+import { PYTHON, pythonModule, requires } from '../helpers/requires.js';
 import { startTestServer, testTls, type TestServer } from '../helpers/server.js';
-import { withTimeout } from '../host/c2s/helpers.js';
 
-const PYTHON = '/usr/bin/python3';
 const UPLOADER = fileURLToPath(new URL('./slixmpp_upload.py', import.meta.url));
-const APT_LINE = 'apt-get update && apt-get install -y python3-slixmpp python3-aiohttp';
-
-function hasClient(): Promise<boolean> {
-  if (!existsSync(PYTHON)) return Promise.resolve(false);
-  const probe = spawn(PYTHON, ['-c', 'import slixmpp.plugins.xep_0363, aiohttp'], { stdio: 'ignore' });
-  return withTimeout(new Promise<boolean>((resolve) => probe.on('close', (code) => resolve(code === 0))), 'the slixmpp probe', 10_000).catch(() => false);
-}
 
 interface Line {
   event: string;
@@ -42,12 +33,7 @@ function runUploader(args: string[], ms: number): Promise<{ code: number | null;
 }
 
 describe('http_file_share with slixmpp (XEP-0363)', async () => {
-  const installed = await hasClient();
-  if (!installed && process.env.CI) {
-    it('has python3-slixmpp and python3-aiohttp installed', () => assert.fail(`missing python3-slixmpp or python3-aiohttp; CI must run: ${APT_LINE}`));
-    return;
-  }
-  const skip = installed ? false : `missing python3-slixmpp or python3-aiohttp; install with: ${APT_LINE}`;
+  const skip = requires([pythonModule('python3-slixmpp', 'slixmpp.plugins.xep_0363'), pythonModule('python3-aiohttp', 'aiohttp')]);
   let ts: TestServer;
 
   before(async () => {

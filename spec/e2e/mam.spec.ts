@@ -5,21 +5,12 @@
 import { after, before, describe, it } from 'node:test';
 import assert from 'node:assert/strict';
 import { spawn } from 'node:child_process';
-import { existsSync } from 'node:fs';
 import { fileURLToPath } from 'node:url';
+import { PYTHON, pythonModule, requires } from '../helpers/requires.js';
 import { startTestServer, testTls, type TestServer } from '../helpers/server.js';
-import { withTimeout } from '../host/c2s/helpers.js';
 import { basic, request } from '../post_msg/helpers/http.js';
 
-const PYTHON = '/usr/bin/python3';
 const FETCHER = fileURLToPath(new URL('./slixmpp_mam.py', import.meta.url));
-const APT_LINE = 'apt-get update && apt-get install -y python3-slixmpp';
-
-function hasSlixmpp(): Promise<boolean> {
-  if (!existsSync(PYTHON)) return Promise.resolve(false);
-  const probe = spawn(PYTHON, ['-c', 'import slixmpp.plugins.xep_0313'], { stdio: 'ignore' });
-  return withTimeout(new Promise<boolean>((resolve) => probe.on('close', (code) => resolve(code === 0))), 'the slixmpp probe', 10_000).catch(() => false);
-}
 
 interface Line {
   event: string;
@@ -45,12 +36,7 @@ function runFetcher(args: string[], ms: number): Promise<{ code: number | null; 
 }
 
 describe('mam with slixmpp (XEP-0313, XEP-0059)', async () => {
-  const installed = await hasSlixmpp();
-  if (!installed && process.env.CI) {
-    it('has python3-slixmpp installed', () => assert.fail(`missing python3-slixmpp; CI must run: ${APT_LINE}`));
-    return;
-  }
-  const skip = installed ? false : `missing python3-slixmpp; install with: ${APT_LINE}`;
+  const skip = requires([pythonModule('python3-slixmpp', 'slixmpp.plugins.xep_0313')]);
   let ts: TestServer;
 
   before(async () => {

@@ -4,8 +4,9 @@
 
 import { after, before, describe, it } from 'node:test';
 import assert from 'node:assert/strict';
-import { spawn, spawnSync } from 'node:child_process';
+import { spawn } from 'node:child_process';
 import { fileURLToPath } from 'node:url';
+import { PYTHON, pythonModule, requires } from '../helpers/requires.js';
 import { startTestServer, testTls, type TestServer } from '../helpers/server.js';
 import { rawLogin, type RawClient } from '../host/c2s/helpers.js';
 import { basic, request, type SpecResponse } from '../post_msg/helpers/http.js';
@@ -186,12 +187,7 @@ describe('post_msg into rooms (§10)', () => {
   });
 });
 
-// Debian's interpreter, not a python3 that may come first on PATH: the package lives in its dist-packages.
-const PYTHON = '/usr/bin/python3';
-const python = spawnSync(PYTHON, ['-c', 'import slixmpp.plugins.xep_0045'], { encoding: 'utf8' });
-const hasSlixmpp = python.status === 0;
-
-describe('slixmpp (XEP-0045 plugin) in rooms', { skip: hasSlixmpp ? false : 'python3-slixmpp is not installed' }, () => {
+describe('slixmpp (XEP-0045 plugin) in rooms', { skip: requires([pythonModule('python3-slixmpp', 'slixmpp.plugins.xep_0045')]) }, () => {
   let ts: TestServer;
   before(async () => {
     ts = await startTestServer({

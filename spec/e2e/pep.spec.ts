@@ -6,14 +6,12 @@
 import { after, before, describe, it } from 'node:test';
 import assert from 'node:assert/strict';
 import { spawn, type ChildProcess } from 'node:child_process';
-import { existsSync } from 'node:fs';
 import { fileURLToPath } from 'node:url';
+import { PYTHON, pythonModule, requires } from '../helpers/requires.js';
 import { startTestServer, testTls, type TestServer } from '../helpers/server.js';
 import { rawLogin, withTimeout } from '../host/c2s/helpers.js';
 
-const PYTHON = '/usr/bin/python3';
 const SCRIPT = fileURLToPath(new URL('./slixmpp_pep.py', import.meta.url));
-const APT_LINE = 'apt-get update && apt-get install -y python3-slixmpp';
 
 interface Line {
   event: string;
@@ -21,12 +19,6 @@ interface Line {
   title?: string;
   method?: string;
   jids?: string[];
-}
-
-function hasSlixmpp(): Promise<boolean> {
-  if (!existsSync(PYTHON)) return Promise.resolve(false);
-  const probe = spawn(PYTHON, ['-c', 'import slixmpp.plugins.xep_0163, slixmpp.plugins.xep_0048'], { stdio: 'ignore' });
-  return withTimeout(new Promise<boolean>((resolve) => probe.on('close', (code) => resolve(code === 0))), 'the slixmpp probe', 10_000).catch(() => false);
 }
 
 /** Run the script; `onLine` sees each JSON line as it comes. Killed after `ms`. */
@@ -57,12 +49,7 @@ function run(args: string[], ms: number, onLine: (l: Line) => void = () => undef
 }
 
 describe('pep and bookmarks with slixmpp (XEP-0163, XEP-0115, XEP-0048)', async () => {
-  const installed = await hasSlixmpp();
-  if (!installed && process.env.CI) {
-    it('has python3-slixmpp installed', () => assert.fail(`missing python3-slixmpp; CI must run: ${APT_LINE}`));
-    return;
-  }
-  const skip = installed ? false : `missing python3-slixmpp; install with: ${APT_LINE}`;
+  const skip = requires([pythonModule('python3-slixmpp', 'slixmpp.plugins.xep_0163, slixmpp.plugins.xep_0048')]);
   let ts: TestServer;
 
   before(async () => {
