@@ -14,7 +14,8 @@ import { xml } from '@xmpp/xml';
 import parseXml from '@xmpp/xml/lib/parse.js';
 import type { Client } from '@xmpp/client';
 import { startTestServer, testTls, type TestServer } from '../helpers/server.js';
-import { startClient, stopClient } from '../host/c2s/helpers.js';
+import { rawLogin, startClient, stopClient } from '../host/c2s/helpers.js';
+import type { TLSSocket } from 'node:tls';
 import { collect, online, post, runLoad, waitFor, basic, type Answer } from '../helpers/load.js';
 import { findIllegalXmlChar } from '../../lib/host/util/xml-text.js';
 import { openUsers, readConfig } from '../../lib/host/core/server.js';
@@ -128,6 +129,79 @@ describe('Reliability', () => {
         for (const s of got.stanzas) assert.ok(s.getChild('delay', 'urn:xmpp:delay'), 'offline messages carry a delay stamp');
       } finally {
         if (alice) await stopClient(alice);
+        second.child.kill('SIGTERM');
+        await second.exited;
+        rmSync(dir, { recursive: true, force: true });
+      }
+    });
+
+    it('a SIGKILL during the offline flush at login: every message answered 201 arrives after the restart, duplicates counted', async (t) => {
+      const dir = mkdtempSync(join(tmpdir(), 'xmppd-flush-crash-'));
+      const tls = testTls();
+      const configPath = join(dir, 'xmppd.yaml');
+      writeFileSync(
+        configPath,
+        [
+          'data_dir: ./data',
+          'http_ports: [0]',
+          'c2s_ports: [0]',
+          's2s_ports: [0]',
+          'c2s_direct_tls_ports: []',
+          'pbkdf2_iterations: 4096',
+          'log_level: info',
+          `tls: { cert: ${tls.cert}, key: ${tls.key} }`,
+          'post_msg: { rate_per_second: 100000, rate_burst: 1000000 }',
+          'virtual_hosts: { localhost: {} }',
+          '',
+        ].join('\n'),
+      );
+      const { config } = readConfig({ configPath });
+      const { storage, users } = await openUsers(config);
+      await users.create('bob@localhost', 'bob-flush-pw');
+      await users.create('alice@localhost', 'alice-flush-pw');
+      storage.close();
+
+      const first = await startChild(configPath, dir);
+      const acked: string[] = [];
+      const agent = new Agent({ keepAlive: true, maxSockets: 16 });
+      const body = 'f'.repeat(2048);
+      const send = (text: string): Promise<Answer> =>
+        post(`http://127.0.0.1:${first.httpPort}`, '/msg/alice', { agent, headers: { authorization: basic('bob@localhost', 'bob-flush-pw'), 'content-type': 'text/plain' }, body: text });
+      // The HTTP listener may open before every app is mounted: wait until post_msg answers.
+      for (let i = 0; i < 100 && (await send('ready')).status === 404; i++) await new Promise((r) => setTimeout(r, 100));
+      // 2,000 messages of 2 KiB for an offline account: a flush long enough to be cut.
+      await Promise.all(
+        Array.from({ length: 16 }, async (_, w) => {
+          for (let i = 0; i < 125; i++) {
+            const res = await send(`${w}-${i} ${body}`);
+            assert.equal(res.status, 201, res.body);
+            acked.push((JSON.parse(res.body) as { id: string }).id);
+          }
+        }),
+      );
+      agent.destroy();
+
+      // A slow reader logs in; the server is killed once part of the queue has arrived.
+      const reader1 = await flushReader(first.c2sPort);
+      await waitFor('part of the queue', () => reader1.ids.size >= 300, 20_000);
+      first.child.kill('SIGKILL');
+      await first.exited;
+      reader1.stop();
+      await waitFor('the first connection to end', () => reader1.closed(), 10_000);
+
+      const second = await startChild(configPath, dir);
+      try {
+        const reader2 = await flushReader(second.c2sPort);
+        reader2.stop();
+        const isReceived = (id: string): boolean => reader1.ids.has(id) || reader2.ids.has(id);
+        await waitFor('every acknowledged message', () => acked.every(isReceived), 20_000).catch(() => undefined);
+        const missing = acked.filter((id) => !isReceived(id));
+        const duplicates = reader1.count + reader2.count - new Set([...reader1.ids, ...reader2.ids]).size;
+        t.diagnostic(`${acked.length} stored; ${reader1.ids.size} read before the SIGKILL, ${reader2.ids.size} after the restart; missing ${missing.length}; duplicates ${duplicates}`);
+        assert.deepEqual(missing, [], 'no message answered 201 is lost');
+        assert.ok(reader1.ids.size < acked.length, 'the SIGKILL came before the end of the flush');
+        reader2.close();
+      } finally {
         second.child.kill('SIGTERM');
         await second.exited;
         rmSync(dir, { recursive: true, force: true });
@@ -279,6 +353,44 @@ describe('Reliability', () => {
     });
   });
 });
+
+/** alice logged in over a raw stream, available, reading in short bursts: the ids of the messages it reads. */
+async function flushReader(port: number): Promise<{ ids: Set<string>; count: number; closed(): boolean; stop(): void; close(): void }> {
+  const { raw } = await rawLogin(port, 'alice', 'alice-flush-pw', 'flush');
+  const socket = (raw as unknown as { socket: TLSSocket }).socket;
+  const out = { ids: new Set<string>(), count: 0, isClosed: false };
+  let carry = '';
+  socket.on('data', (chunk: string) => {
+    const text = carry + chunk;
+    const re = /<message\b[^>]*?\sid="([^"]+)"[^>]*>/g;
+    let end = 0;
+    for (let m = re.exec(text); m; m = re.exec(text)) {
+      out.ids.add(m[1]!);
+      out.count++;
+      end = re.lastIndex;
+    }
+    carry = text.slice(Math.max(end, text.length - 4096));
+  });
+  socket.on('close', () => (out.isClosed = true));
+  socket.pause();
+  const pump = setInterval(() => {
+    socket.resume();
+    setTimeout(() => socket.pause(), 2);
+  }, 30);
+  raw.send('<presence/>');
+  return {
+    ids: out.ids,
+    get count() {
+      return out.count;
+    },
+    closed: () => out.isClosed,
+    stop: () => {
+      clearInterval(pump);
+      socket.resume();
+    },
+    close: () => raw.close(),
+  };
+}
 
 /** Percent-encode for a form; a lone surrogate (which encodeURIComponent refuses) goes in raw. */
 function formEncode(text: string): string {
