@@ -1,27 +1,30 @@
 // The Converse.js web client in Debian's Chromium (playwright-core, no downloaded browser), on the default modules a
 // newcomer gets: the page at /conversejs logs in over the server's WebSocket, shows on screen a message posted with
 // post_msg by an account outside the roster, and asks nothing of any other site. The screenshot is a test artifact
-// (its path is printed).
+// in spec-artifacts/ (or $XMPPD_SPEC_ARTIFACTS), which nothing deletes after the run; its path is printed.
 
 import { after, before, describe, it } from 'node:test';
 import assert from 'node:assert/strict';
-import { mkdtempSync } from 'node:fs';
-import { tmpdir } from 'node:os';
+import { mkdirSync } from 'node:fs';
 import { join } from 'node:path';
+import { fileURLToPath } from 'node:url';
 import { chromium, type Browser } from 'playwright-core';
 import { HOST_KEYS } from '../../lib/host/core/config.js';
 import { program, requires } from '../helpers/requires.js';
 import { startTestServer, type TestServer } from '../helpers/server.js';
 
 const CHROMIUM = '/usr/bin/chromium';
+// Not XMPPD_SPEC_LOG_DIR: scripts/check-log-secrets.ts deletes that folder after a green run.
+const ARTIFACTS = process.env.XMPPD_SPEC_ARTIFACTS ?? fileURLToPath(new URL('../../spec-artifacts/', import.meta.url));
 const skip = requires([program('chromium', CHROMIUM)]);
 
 describe('Converse.js in Chromium', { skip }, () => {
   let ts: TestServer;
   let browser: Browser;
-  const artifacts = process.env.XMPPD_SPEC_LOG_DIR ?? mkdtempSync(join(tmpdir(), 'xmppd-conversejs-'));
+  const artifacts = ARTIFACTS;
 
   before(async () => {
+    mkdirSync(artifacts, { recursive: true });
     ts = await startTestServer({
       // What `npm start` loads without a config file (README's quick start).
       config: { modules_enabled: HOST_KEYS.modules_enabled!.default },
