@@ -12,6 +12,7 @@ import type { TokenInfo } from '../host/api.js';
 import { Idempotency, holdSlot, withIdempotency, type Slot } from './idempotency.js';
 import { composeRequest } from './compose.js';
 import { dryRunBody, sendComposed } from './multi.js';
+import { serveOpenApi } from './openapi.js';
 import { resolveAddress } from './address.js';
 import { buildMessage, createdResponse, deliveryProblem, type MessagePlan } from './message.js';
 import { readBody, takeBufferedBody } from './read-body.js';
@@ -44,7 +45,8 @@ type Authenticated = { ok: true; account: string; bare: string; token?: TokenInf
 export function createApp(module: ModuleApi, settings: PostMsgSettings): Omit<HttpApp, 'defaultPath'> {
   return {
     router: createRouter(module, settings),
-    methods: ['POST'],
+    // GET only for B/openapi.json (§15); the router answers 405 to GET anywhere else.
+    methods: ['POST', 'GET'],
     optionsHeaders: { 'Accept-Post': ACCEPT_POST },
     corsOrigins: settings.corsOrigins,
   };
@@ -54,6 +56,9 @@ export function createApp(module: ModuleApi, settings: PostMsgSettings): Omit<Ht
 export function createRouter(module: ModuleApi, settings: PostMsgSettings): Router {
   const router = new Router();
   // `all`: the http module has let only POST through; one handler for it under every path.
+  router.get('/openapi.json', (ctx) => serveOpenApi(ctx, module));
+  router.get('/', getNotAllowed);
+  router.get('/*recipient', getNotAllowed);
   router.all('/', (ctx) => withIdempotency(ctx, () => handle(ctx, module, settings, '')));
   // A wildcard, not `:recipient`: a full JID has a "/" (`/msg/alice@example.org/phone`). The raw capture
   // is used rather than ctx.params, which koa-router decodes with "+" → space and keeps malformed escapes.
@@ -222,6 +227,11 @@ async function postToRoom(ctx: HttpContext, module: ModuleApi, plan: MessagePlan
   ctx.status = created.status;
   ctx.set('Content-Type', JSON_TYPE);
   ctx.body = JSON.stringify(created.body);
+}
+
+/** GET outside B/openapi.json: as the http module answers any other method (before authentication). */
+function getNotAllowed(ctx: HttpContext): void {
+  sendProblem(ctx, { status: 405, detail: 'GET is not supported here; use POST (GET only for openapi.json).', headers: { Allow: 'OPTIONS, POST' } });
 }
 
 /** The fields of this request's log line (written by the host at log_level info), created on first use. */
