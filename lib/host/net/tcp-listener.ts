@@ -48,6 +48,8 @@ export interface StreamServerOptions {
   kind: 'starttls' | 'direct_tls';
   /** For direct TLS ports; a tls.Server takes the pair itself (it has no `secureContext` option). */
   tls: { key: string | Buffer; cert: string | Buffer };
+  /** Direct TLS asks the peer for a certificate, verified against `ca` (Node's roots when undefined) but never refused (s2s). */
+  requestCert?: { ca: string | undefined };
   log: Logger;
   /** A direct TLS handshake not finished by then is dropped (Prosody's ssl_handshake_timeout). Default 60 s. */
   handshakeTimeoutMs?: number;
@@ -82,7 +84,13 @@ export function createStreamServer(opts: StreamServerOptions): NetServer {
   const pending = new Map<string, Admission>();
   const peer = (s: Socket) => `${s.remoteAddress}|${s.remotePort}`;
   const server = createTlsServer(
-    { key: opts.tls.key, cert: opts.tls.cert, minVersion: 'TLSv1.2', handshakeTimeout: opts.handshakeTimeoutMs ?? DEFAULT_HANDSHAKE_TIMEOUT_MS },
+    {
+      key: opts.tls.key,
+      cert: opts.tls.cert,
+      minVersion: 'TLSv1.2',
+      handshakeTimeout: opts.handshakeTimeoutMs ?? DEFAULT_HANDSHAKE_TIMEOUT_MS,
+      ...(opts.requestCert ? { requestCert: true, rejectUnauthorized: false, ca: opts.requestCert.ca } : {}),
+    },
     (socket: TLSSocket) => {
       const key = peer(socket);
       const admission = pending.get(key) ?? UNLIMITED;

@@ -3,15 +3,16 @@
 // Prosody's plugins/mod_s2s.lua (s2sin) with mod_dialback.
 
 import { randomBytes, randomUUID } from 'node:crypto';
-import { xml, type Element } from '@xmpp/xml';
+import { escapeXML, xml, type Element } from '@xmpp/xml';
 import type { Logger } from 'pino';
 import { parseJid } from '../../util/jid.js';
 import type { Connection } from '../../net/connection.js';
 import { StreamParser } from '../../util/xmpp-stream/stream-parser.js';
-import { NS_STREAM, NS_TLS } from '../../util/xmpp-stream/namespaces.js';
+import { NS_SASL, NS_STREAM, NS_TLS } from '../../util/xmpp-stream/namespaces.js';
 import { STREAM_CLOSE, streamError, type StreamErrorCondition } from '../../util/xmpp-stream/stream-errors.js';
 import type { ModuleApi, Origin, Stanza } from '../../api.js';
 import { isValidKey } from './dialback.js';
+import { certificateProblem } from './certs.js';
 import { S2sFailure, type S2sSettings } from './outgoing.js';
 import { NS_DIALBACK, NS_DIALBACK_FEATURE, NS_SERVER, STANZA_KINDS, dialbackElement, isServerStreamHeader, s2sHeader, textOf } from './stream.js';
 
@@ -35,6 +36,8 @@ const MAX_QUEUED = 64;
 const CLOSE_GRACE_MS = 3_000;
 /** Dialback requests one stream may have pending; more is a peer trying to make us connect out without bound. */
 const MAX_PENDING_DIALBACK = 8;
+/** SASL EXTERNAL attempts one stream may make before it is closed. */
+const MAX_SASL_ATTEMPTS = 3;
 
 type StreamErrorName = StreamErrorCondition | 'invalid-from' | 'remote-connection-failed';
 
@@ -47,6 +50,9 @@ export class IncomingStream {
   /** Remote domains authenticated on this stream, each for the local domain it authenticated to. */
   private readonly authenticated = new Set<string>();
   private pendingDialback = 0;
+  /** The domain the peer's stream header says it is (RFC 6120 §4.7.1), normalised; '' when absent. */
+  private claimed = '';
+  private saslAttempts = 0;
   private queued = 0;
   private isPaused = false;
   private chain: Promise<void> = Promise.resolve();
@@ -137,12 +143,30 @@ export class IncomingStream {
       if (!domain || !this.ctx.hostApi(domain)) return this.close('host-unknown', `This server does not serve ${to}.`);
       this.local = domain;
     }
+    const from = header.attrs.from;
+    if (from !== undefined && this.authenticated.size === 0) {
+      const domain = checkDomain(from);
+      if (!domain) return this.close('invalid-from', `${from} is not a domain.`);
+      this.claimed = domain;
+    }
     this.sendHeader();
+    // s2s_secure_auth: a TLS peer whose certificate does not authenticate it has nothing left to try; say why.
+    if (this.connection.isSecure && this.ctx.settings.secureAuth && this.authenticated.size === 0) {
+      const problem = this.externalProblem(this.claimed);
+      if (problem) {
+        this.log.info({ from: this.claimed, reason: problem }, 'refused an incoming s2s stream (s2s_secure_auth)');
+        return this.close('not-authorized', `${this.claimed || 'The peer'} is not authenticated: ${problem}; this server accepts certificate authentication only (s2s_secure_auth).`);
+      }
+    }
     const features = xml('stream:features');
     if (!this.connection.isSecure && this.connection.startTls) {
       const starttls = xml('starttls', { xmlns: NS_TLS });
       if (this.ctx.settings.requireEncryption) starttls.append(xml('required'));
       features.append(starttls);
+    }
+    // XEP-0178 §2: EXTERNAL is offered only to a peer whose certificate is valid for the domain it claims.
+    if (this.connection.isSecure && this.authenticated.size === 0 && this.local && this.externalProblem(this.claimed) === undefined) {
+      features.append(xml('mechanisms', { xmlns: NS_SASL }, xml('mechanism', {}, 'EXTERNAL')));
     }
     if (this.connection.isSecure || !this.ctx.settings.requireEncryption) {
       if (!this.ctx.settings.secureAuth) features.append(xml('dialback', { xmlns: NS_DIALBACK_FEATURE }, xml('errors')));
@@ -155,6 +179,7 @@ export class IncomingStream {
   private onElement(el: Element): void {
     const ns = el.attrs.xmlns ?? NS_SERVER;
     if (ns === NS_TLS && el.name === 'starttls') return this.startTls();
+    if (ns === NS_SASL && el.name === 'auth') return this.onAuth(el);
     if (ns === NS_DIALBACK && el.name === 'result') return this.onDialbackResult(el);
     if (ns === NS_DIALBACK && el.name === 'verify') return this.onDialbackVerify(el);
     if (ns === NS_SERVER && STANZA_KINDS.has(el.name)) return this.onStanza(el);
@@ -176,6 +201,51 @@ export class IncomingStream {
       },
       (protocol) => this.log.debug({ protocol }, 'TLS established'),
     );
+  }
+
+  /** Why the peer's certificate does not authenticate `domain` (undefined: it does); '' claims nothing. */
+  private externalProblem(domain: string): string | undefined {
+    if (!domain) return 'its stream header names no domain (from)';
+    return certificateProblem(this.connection.peerCertificate?.(), domain);
+  }
+
+  /** SASL EXTERNAL (RFC 6120 §6, XEP-0178 §2): the certificate the peer showed during TLS authenticates its domain. */
+  private onAuth(el: Element): void {
+    const fail = (condition: string, reason: string): void => {
+      this.log.info({ from: this.claimed, reason }, 'refused SASL EXTERNAL');
+      this.write(`<failure xmlns='${NS_SASL}'><${condition}/><text xml:lang='en'>${escapeXML(reason)}</text></failure>`);
+      if (++this.saslAttempts >= MAX_SASL_ATTEMPTS) this.close('policy-violation', 'Too many failed authentication attempts.');
+    };
+    if (el.attrs.mechanism !== 'EXTERNAL') return fail('invalid-mechanism', 'Only EXTERNAL is offered between servers.');
+    if (!this.connection.isSecure) return fail('encryption-required', 'SASL EXTERNAL needs TLS.');
+    if (this.authenticated.size > 0) return fail('aborted', 'This stream is authenticated already.');
+    if (!this.local) return fail('not-authorized', 'Open the stream to one of our domains (to) first.');
+    // The authzid: the domain itself (base64), or "=" / nothing for the header's from (RFC 6120 §6.4.2).
+    const text = textOf(el).trim();
+    let authzid = this.claimed;
+    if (text && text !== '=') {
+      if (!/^[A-Za-z0-9+/]+={0,2}$/.test(text) || text.length % 4 !== 0) return fail('incorrect-encoding', 'The authzid is not base64.');
+      authzid = Buffer.from(text, 'base64').toString('utf8');
+    }
+    const domain = checkDomain(authzid);
+    if (!domain) return fail('invalid-authzid', 'The authzid must be a domain.');
+    if (this.claimed && domain !== this.claimed) return fail('invalid-authzid', `The stream header says ${this.claimed}, the authzid ${domain}.`);
+    if (this.ctx.hostApi(domain)) return fail('invalid-authzid', `${domain} is served here.`);
+    const problem = this.externalProblem(domain);
+    if (problem) return fail('not-authorized', `${domain} is not authenticated: ${problem}.`);
+    this.write(`<success xmlns='${NS_SASL}'/>`);
+    this.onAuthenticatedDomain(domain, this.local, 'SASL EXTERNAL');
+    // RFC 6120 §6.4.6: the peer starts a new stream on this connection.
+    this.parser.stop();
+    this.isHeaderSent = false;
+    this.parser = this.newParser();
+  }
+
+  private onAuthenticatedDomain(from: string, to: string, mechanism: 'SASL EXTERNAL' | 'dialback'): void {
+    if (this.authenticated.size === 0) this.ctx.onAuthenticated?.(this);
+    this.authenticated.add(`${from} ${to}`);
+    clearTimeout(this.setupTimer);
+    this.log.info({ from, to, secure: this.connection.isSecure, mechanism }, `incoming s2s stream authenticated (${mechanism})`);
   }
 
   /** XEP-0220 §2.1.2: the originating server claims `from`; ask its authoritative server, then answer. */
@@ -204,10 +274,7 @@ export class IncomingStream {
           this.close('not-authorized', `The dialback key for ${from} is not valid.`);
           return;
         }
-        if (this.authenticated.size === 0) this.ctx.onAuthenticated?.(this);
-        this.authenticated.add(`${from} ${to}`);
-        clearTimeout(this.setupTimer);
-        this.log.info({ from, to, secure: this.connection.isSecure }, 'incoming s2s stream authenticated (dialback)');
+        this.onAuthenticatedDomain(from, to, 'dialback');
         answer({ type: 'valid' });
       })
       .catch((err: unknown) => {

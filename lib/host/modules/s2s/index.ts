@@ -1,6 +1,6 @@
-// Server-to-server federation (RFC 6120 §§4-5, 13; XEP-0220 dialback with XEP-0185 keys; XEP-0368): Prosody's
-// plugins/mod_s2s.lua with mod_dialback. A global module: it claims route/remote for stanzas to other servers and
-// provides the `s2s` and `s2s_direct_tls` listeners; `modules_disabled: [s2s]` turns federation off.
+// Server-to-server federation (RFC 6120 §§4-6, 13; XEP-0178 certificates, XEP-0220 dialback with XEP-0185 keys;
+// XEP-0368): Prosody's mod_s2s with mod_dialback and mod_s2s_auth_certs. A global module: it claims route/remote
+// for stanzas to other servers and provides the `s2s` and `s2s_direct_tls` listeners; `modules_disabled: [s2s]` turns it off.
 
 import { randomBytes } from 'node:crypto';
 import { readFileSync } from 'node:fs';
@@ -8,7 +8,7 @@ import type { Socket } from 'node:net';
 import { createSecureContext, type SecureContext } from 'node:tls';
 import { StanzaError, cloneStanza, errorReply, parseJid, serialize, type ModuleApi, type ModuleDefinition, type Stanza, type StanzaEvent } from '../../api.js';
 import { createStreamServer, UnauthenticatedLimit } from '../../net/tcp-listener.js';
-import { TcpConnection } from '../../net/connection.js';
+import { CertificateRequestingTls, TcpConnection } from '../../net/connection.js';
 import { TargetResolver } from './resolve.js';
 import { OutgoingStream, S2sFailure, type OutgoingContext, type S2sSettings } from './outgoing.js';
 import { IncomingStream, type IncomingContext } from './incoming.js';
@@ -46,7 +46,9 @@ function load(module: ModuleApi): void {
   };
   const secret = randomBytes(32);
   const resolver = new TargetResolver(setting<string[]>('dns_servers'));
-  const outCtx: OutgoingContext = { settings, log: module.log, secret, resolver };
+  /** Our pair as the listeners got it: shown to peers as our client certificate on outgoing streams. */
+  let identity: { key: string; cert: string } | undefined;
+  const outCtx: OutgoingContext = { settings, log: module.log, secret, resolver, identity: () => identity };
 
   const hosts = new Map<string, ModuleApi>();
   module.handleItems(
@@ -162,13 +164,18 @@ function load(module: ModuleApi): void {
   const incoming = new Set<IncomingStream>();
   const unauthenticated = new UnauthenticatedLimit(MAX_UNAUTHENTICATED_PER_IP);
   let secureContext: SecureContext | undefined;
+  let verifyingTls: CertificateRequestingTls | undefined;
   const onConnection = (socket: Socket, isSecure: boolean, admission: { authenticated(): void }): void => {
-    const stream = new IncomingStream(new TcpConnection(socket, isSecure, secureContext!), { ...inCtx, onAuthenticated: () => admission.authenticated() });
+    const stream = new IncomingStream(new TcpConnection(socket, isSecure, secureContext!, verifyingTls), { ...inCtx, onAuthenticated: () => admission.authenticated() });
     incoming.add(stream);
   };
   const server = (kind: 'starttls' | 'direct_tls') => (tls: { key: string; cert: string } | undefined) => {
     secureContext ??= createSecureContext({ key: tls!.key, cert: tls!.cert, minVersion: 'TLSv1.2' });
-    return createStreamServer({ kind, tls: tls!, log: module.log, handshakeTimeoutMs: settings.timeoutMs, unauthenticated, onConnection });
+    identity ??= tls;
+    // Peers' certificates are asked for and verified against s2s_ca_file, for SASL EXTERNAL (XEP-0178).
+    verifyingTls ??= new CertificateRequestingTls({ key: tls!.key, cert: tls!.cert, ca: settings.ca, handshakeTimeoutMs: settings.timeoutMs });
+    const requestCert = { ca: settings.ca };
+    return createStreamServer({ kind, tls: tls!, requestCert, log: module.log, handshakeTimeoutMs: settings.timeoutMs, unauthenticated, onConnection });
   };
   module.provides('net', { name: 's2s', tls: true, defaultPorts: [5269], createServer: server('starttls') });
   module.provides('net', { name: 's2s_direct_tls', interfacesSetting: 's2s_interfaces', tls: true, defaultPorts: [], createServer: server('direct_tls') });
@@ -193,7 +200,7 @@ export const s2s: ModuleDefinition = {
   manifest: {
     id: 's2s',
     global: true,
-    description: 'Server-to-server streams (RFC 6120, XEP-0220 dialback, XEP-0368): federation with other XMPP servers; the s2s and s2s_direct_tls listeners.',
+    description: 'Server-to-server streams (RFC 6120, SASL EXTERNAL with certificates per XEP-0178, XEP-0220 dialback, XEP-0368): federation with other XMPP servers; the s2s and s2s_direct_tls listeners.',
   },
   load,
 };

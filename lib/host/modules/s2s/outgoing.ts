@@ -3,14 +3,16 @@
 // Prosody's plugins/mod_s2s.lua (s2sout) with mod_dialback's initiating side.
 
 import { connect as connectTcp, type Socket } from 'node:net';
-import { connect as connectTls, checkServerIdentity, type TLSSocket } from 'node:tls';
+import { connect as connectTls, type TLSSocket } from 'node:tls';
 import type { Element } from '@xmpp/xml';
 import type { Logger } from 'pino';
 import { StreamParser } from '../../util/xmpp-stream/stream-parser.js';
-import { NS_STREAM, NS_STREAMS_ERRORS, NS_TLS } from '../../util/xmpp-stream/namespaces.js';
+import { NS_SASL, NS_STREAM, NS_STREAMS_ERRORS, NS_TLS } from '../../util/xmpp-stream/namespaces.js';
+import { peerCertificateOf } from '../../net/connection.js';
+import { certificateProblem } from './certs.js';
 import { STREAM_CLOSE } from '../../util/xmpp-stream/stream-errors.js';
 import { dialbackKey } from './dialback.js';
-import { NS_DIALBACK, dialbackElement, s2sHeader } from './stream.js';
+import { NS_DIALBACK, dialbackElement, s2sHeader, textOf } from './stream.js';
 import type { Target, TargetResolver } from './resolve.js';
 
 export interface S2sSettings {
@@ -28,6 +30,8 @@ export interface OutgoingContext {
   log: Logger;
   secret: Buffer;
   resolver: TargetResolver;
+  /** Our key and certificate, shown to peers for SASL EXTERNAL (XEP-0178); undefined before the listeners made them. */
+  identity(): { key: string; cert: string } | undefined;
 }
 
 export type FailureCondition = 'remote-server-not-found' | 'remote-server-timeout';
@@ -54,6 +58,12 @@ export class OutgoingStream {
   isVerified = false;
   /** The peer's certificate is valid for the remote domain (RFC 6125) against s2s_ca_file. */
   isCertificateValid = false;
+  /** How this stream authenticated us to the peer, once it did. */
+  mechanism: 'EXTERNAL' | 'dialback' | undefined;
+  /** Why the peer's certificate does not authenticate it (for s2s_secure_auth's refusal). */
+  private certificateIssue = 'it has not shown a certificate';
+  /** SASL EXTERNAL: sent and not answered, then succeeded (the restarted stream's features end setup). */
+  private sasl: 'none' | 'tried' | 'succeeded' | 'failed' = 'none';
   onClosed: (() => void) | undefined;
   /** Why setup failed, once it did. */
   failure: S2sFailure | undefined;
@@ -155,15 +165,17 @@ export class OutgoingStream {
     });
   }
 
-  private tlsOptions(): { servername: string; ca: string | undefined; rejectUnauthorized: false; minVersion: 'TLSv1.2' } {
+  private tlsOptions(): { servername: string; ca: string | undefined; rejectUnauthorized: false; minVersion: 'TLSv1.2'; key?: string; cert?: string } {
     // Not rejected here: an unverified certificate still allows dialback unless s2s_secure_auth (XEP-0220 §1.2).
-    return { servername: this.remote, ca: this.ctx.settings.ca, rejectUnauthorized: false, minVersion: 'TLSv1.2' };
+    // Our certificate goes along so the peer can take SASL EXTERNAL instead (XEP-0178 §2).
+    return { servername: this.remote, ca: this.ctx.settings.ca, rejectUnauthorized: false, minVersion: 'TLSv1.2', ...this.ctx.identity() };
   }
 
   private onSecured(socket: TLSSocket): void {
     this.isSecure = true;
-    const cert = socket.getPeerCertificate();
-    this.isCertificateValid = socket.authorized && cert !== undefined && checkServerIdentity(this.remote, cert) === undefined;
+    const problem = certificateProblem(peerCertificateOf(socket), this.remote);
+    this.isCertificateValid = problem === undefined;
+    if (problem) this.certificateIssue = problem;
   }
 
   private attach(socket: Socket, isSecure: boolean): void {
@@ -196,10 +208,14 @@ export class OutgoingStream {
     if (ns === NS_STREAM && el.name === 'features') return this.onFeatures(el);
     if (ns === NS_STREAM && el.name === 'error') {
       const condition = el.children.find((c): c is Element => typeof c !== 'string' && c.attrs.xmlns === NS_STREAMS_ERRORS && c.name !== 'text');
-      return this.fail('remote-server-not-found', `${this.remote} ended the stream with ${condition?.name ?? 'an error'}`);
+      const text = el.getChild('text', NS_STREAMS_ERRORS);
+      const why = text ? `: ${textOf(text).slice(0, 300)}` : '';
+      return this.fail('remote-server-not-found', `${this.remote} ended the stream with ${condition?.name ?? 'an error'}${why}`);
     }
     if (ns === NS_TLS && el.name === 'proceed') return this.upgrade();
     if (ns === NS_TLS && el.name === 'failure') return this.fail('remote-server-not-found', `${this.remote} failed STARTTLS`);
+    if (ns === NS_SASL && this.sasl === 'tried' && el.name === 'success') return this.onSaslSuccess();
+    if (ns === NS_SASL && this.sasl === 'tried' && el.name === 'failure') return this.onSaslFailure(el);
     if (ns === NS_DIALBACK && el.name === 'result' && this.purpose.kind === 'route') return this.onResult(el);
     if (ns === NS_DIALBACK && el.name === 'verify' && this.purpose.kind === 'verify') return this.onVerify(el);
     // RFC 6120 §4.1: this stream carries our stanzas only; anything else from the peer is not for us.
@@ -216,8 +232,32 @@ export class OutgoingStream {
       return this.fail('remote-server-not-found', `${this.remote} does not offer TLS and s2s_require_encryption is on`);
     }
     if (this.ctx.settings.secureAuth && !this.isCertificateValid) {
-      return this.fail('remote-server-not-found', `${this.remote} has no certificate valid for it and s2s_secure_auth is on`);
+      return this.fail('remote-server-not-found', `${this.remote} is not authenticated: ${this.certificateIssue}, and s2s_secure_auth is on`);
     }
+    if (this.sasl === 'succeeded') {
+      this.mechanism = 'EXTERNAL';
+      this.log.info({ secure: this.isSecure, peerCertificateValid: this.isCertificateValid }, 'outgoing s2s stream authenticated (SASL EXTERNAL)');
+      this.touch();
+      return this.settle();
+    }
+    const offersExternal = features
+      .getChild('mechanisms', NS_SASL)
+      ?.getChildren('mechanism')
+      .some((m) => textOf(m).trim() === 'EXTERNAL');
+    // XEP-0178 §2: the peer trusts our certificate for our domain; the authzid is that domain.
+    if (this.purpose.kind === 'route' && this.isSecure && offersExternal && this.sasl === 'none') {
+      this.sasl = 'tried';
+      this.socket!.write(`<auth xmlns='${NS_SASL}' mechanism='EXTERNAL'>${Buffer.from(this.local).toString('base64')}</auth>`);
+      return;
+    }
+    if (this.purpose.kind === 'route' && this.ctx.settings.secureAuth) {
+      const why = this.sasl === 'failed' ? 'refused our SASL EXTERNAL' : 'does not offer SASL EXTERNAL for our certificate';
+      return this.fail('remote-server-not-found', `${this.remote} ${why}, and s2s_secure_auth allows no dialback`);
+    }
+    this.sendDialback();
+  }
+
+  private sendDialback(): void {
     if (this.purpose.kind === 'verify') {
       const p = this.purpose;
       this.socket!.write(dialbackElement('verify', { from: this.local, to: this.remote, id: p.id }, p.key));
@@ -227,6 +267,21 @@ export class OutgoingStream {
     // XEP-0220 §2.1.1: the key binds receiving domain, originating domain and the stream the receiver chose.
     const key = dialbackKey(this.ctx.secret, this.remote, this.local, this.streamId);
     this.socket!.write(dialbackElement('result', { from: this.local, to: this.remote }, key));
+  }
+
+  /** RFC 6120 §6.4.6: a new stream on the same TLS connection, now authenticated. */
+  private onSaslSuccess(): void {
+    this.sasl = 'succeeded';
+    this.openStream();
+  }
+
+  /** The peer would not take our certificate: dialback on this stream unless s2s_secure_auth (XEP-0178 §2, step 7). */
+  private onSaslFailure(el: Element): void {
+    this.sasl = 'failed';
+    const condition = el.children.find((c): c is Element => typeof c !== 'string' && c.name !== 'text')?.name ?? 'failure';
+    this.log.info({ condition }, 'the peer refused SASL EXTERNAL');
+    if (this.ctx.settings.secureAuth) return this.fail('remote-server-not-found', `${this.remote} refused our SASL EXTERNAL (${condition}), and s2s_secure_auth allows no dialback`);
+    this.sendDialback();
   }
 
   private upgrade(): void {
@@ -247,6 +302,7 @@ export class OutgoingStream {
   private onResult(el: Element): void {
     if (el.attrs.from !== this.remote || el.attrs.to !== this.local) return;
     if (el.attrs.type === 'valid') {
+      this.mechanism = 'dialback';
       this.log.info({ secure: this.isSecure }, 'outgoing s2s stream authenticated (dialback)');
       this.touch();
       return this.settle();
