@@ -14,6 +14,7 @@ import { signToken, verifyToken } from '../../../lib/host/modules/http_file_shar
 import { UploadStore } from '../../../lib/host/modules/http_file_share/store.js';
 import { checkFilename, MAX_SLOTS_PER_DAY } from '../../../lib/host/modules/http_file_share/index.js';
 import { contentDisposition } from '../../../lib/host/modules/http_file_share/http-app.js';
+import { openSqliteStorage } from '../../../lib/host/modules/storage_sqlite/sqlite.js';
 
 const NS = 'urn:xmpp:http:upload:0';
 type El = ReturnType<typeof xml>;
@@ -87,6 +88,8 @@ describe('http_file_share', () => {
         ['bob@localhost', 'bob-secret'],
         ['carol@localhost', 'carol-secret'],
         ['dave@localhost', 'dave-secret'],
+        ['erin@localhost', 'erin-secret'],
+        ['fred@localhost', 'fred-secret'],
       ],
     });
     alice = await startClient({ port: ts.c2sPort, username: 'alice', password: 'alice-secret' });
@@ -237,6 +240,66 @@ describe('http_file_share', () => {
     assert.deepEqual(both.map((r) => r.status).sort(), [201, 409]);
     const leftovers = readdirSync(join(ts.dataDir, 'http_file_share')).filter((f) => f.endsWith('.part'));
     assert.deepEqual(leftovers, []);
+  });
+  /** The files of data_dir/http_file_share/ that belong to these slot URLs (bytes, part and record). */
+  const filesOf = (slots: Slot[]): string[] => {
+    const ids = slots.map((s) => /\/([\w-]{24})\//.exec(s.get)![1]);
+    return readdirSync(join(ts.dataDir, 'http_file_share')).filter((f) => ids.some((id) => f.startsWith(id)));
+  };
+
+  it("deleting an account deletes its files and slots; the same name starts with a fresh quota", async () => {
+    const c = await startClient({ port: ts.c2sPort, username: 'erin', password: 'erin-secret' });
+    let done!: Slot;
+    let pending!: Slot;
+    try {
+      done = await slot(c, 'mine.txt', 1000);
+      assert.equal((await put(done, Buffer.alloc(1000, 1))).status, 201);
+      pending = await slot(c, 'later.txt', 1000);
+      assert.match(errorOf(await iq(c, 'upload.localhost', requestEl('third.txt', 1000))).text, /quota/);
+    } finally {
+      await stopClient(c);
+    }
+    const kept = await slot(bob, 'bobs.txt', 3);
+    assert.equal((await put(kept, 'abc')).status, 201);
+    assert.equal(filesOf([done, pending]).length, 3, 'the bytes of one, the records of both');
+
+    await ts.server.users.delete('erin@localhost');
+    for (let i = 0; i < 200 && filesOf([done, pending]).length > 0; i++) await new Promise((r) => setTimeout(r, 10));
+    assert.deepEqual(filesOf([done, pending]), [], 'nothing of the account is left on disk');
+    assert.equal((await httpTo(done.get)).status, 404);
+    assert.equal((await put(pending, Buffer.alloc(1000, 2))).status, 401, 'its open slot is void');
+    assert.deepEqual(filesOf([pending]), []);
+    assert.equal((await httpTo(kept.get)).body.toString(), 'abc', "another account's file stays");
+
+    await ts.server.users.create('erin@localhost', 'new-secret');
+    const again = await startClient({ port: ts.c2sPort, username: 'erin', password: 'new-secret' });
+    try {
+      await slot(again, 'one.txt', 1000);
+      await slot(again, 'two.txt', 1000);
+    } finally {
+      await stopClient(again);
+    }
+  });
+
+  it('an account deleted by another process (xmppd deluser) loses its files too', async () => {
+    const c = await startClient({ port: ts.c2sPort, username: 'fred', password: 'fred-secret' });
+    let s!: Slot;
+    try {
+      s = await slot(c, 'f.txt', 2);
+      assert.equal((await put(s, 'hi')).status, 201);
+    } finally {
+      await stopClient(c);
+    }
+    // Another connection to the same database, as the CLI opens: this server hears of it only by polling.
+    const other = openSqliteStorage(ts.dataDir);
+    try {
+      assert.equal(await other.users.delete('fred@localhost'), true);
+    } finally {
+      other.close();
+    }
+    for (let i = 0; i < 500 && filesOf([s]).length > 0; i++) await new Promise((r) => setTimeout(r, 10));
+    assert.deepEqual(filesOf([s]), []);
+    assert.equal((await httpTo(s.get)).status, 404);
   });
 });
 

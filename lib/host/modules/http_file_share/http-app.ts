@@ -29,6 +29,8 @@ export function contentDisposition(kind: 'inline' | 'attachment', filename: stri
 
 class TooLarge extends Error {}
 
+const GONE = 'This upload slot has expired; request a new one.';
+
 /** Passes at most `limit` bytes; one more fails the stream (the body is longer than the slot). */
 function byteLimit(limit: number): Transform & { count: number } {
   let count = 0;
@@ -62,7 +64,7 @@ export function createFileShareRouter(store: UploadStore, opts: { secret: Buffer
       return sendProblem(ctx, { status: 401, detail, headers: { 'WWW-Authenticate': 'Bearer error="invalid_token"' } });
     }
     const upload = store.get(slot);
-    if (!upload) return sendProblem(ctx, { status: 401, detail: 'This upload slot has expired; request a new one.' });
+    if (!upload) return sendProblem(ctx, { status: 401, detail: GONE });
     const length = ctx.get('content-length');
     if (!/^\d{1,16}$/.test(length)) {
       return sendProblem(ctx, { status: 400, detail: `Send Content-Length: ${upload.size}, the size the slot was requested for.` });
@@ -85,8 +87,14 @@ export function createFileShareRouter(store: UploadStore, opts: { secret: Buffer
       // link, not rename: fails if the file exists, so a finished upload is never replaced.
       await link(part, store.dataPath(slot));
       await rm(part, { force: true });
+      // The slot went while the body streamed in (its account was deleted, or it expired): keep nothing of it.
+      if (!store.get(slot)) {
+        await rm(store.dataPath(slot), { force: true });
+        return sendProblem(ctx, { status: 401, detail: GONE });
+      }
     } catch (err) {
       await rm(part, { force: true });
+      if (!store.get(slot)) return sendProblem(ctx, { status: 401, detail: GONE });
       if (err instanceof TooLarge) return sendProblem(ctx, { status: 413, detail: `The body is longer than the ${upload.size} bytes this slot takes.` });
       if ((err as NodeJS.ErrnoException).code === 'EEXIST') return sendProblem(ctx, { status: 409, detail: 'A file was already uploaded to this slot.' });
       // The client went away mid-body: nothing to answer.

@@ -139,6 +139,23 @@ function load(module: ModuleApi<HttpFileShareOptions>): void {
     );
   };
   expire();
+
+  // Deleting an account deletes its files (Prosody's user-deleted); the component's host is not the account's.
+  const removeUploads = async (jid: string): Promise<void> => {
+    const gone = await store.removeUploader(jid);
+    if (gone.length > 0) module.log.info({ jid, count: gone.length }, 'uploads of a deleted account removed');
+  };
+  module.hookGlobal('user-deleted', ({ jid }) => removeUploads(jid));
+  // Accounts deleted by another process (xmppd deluser), or while the server was down: their uploads go too.
+  const sweep = async (): Promise<void> => {
+    for (const jid of store.uploaders()) {
+      const domain = jid.slice(jid.indexOf('@') + 1);
+      if (module.isLocalHost(domain) && !(await module.users.exists(jid))) await removeUploads(jid);
+    }
+  };
+  const swept = (err: unknown): void => module.log.error({ err }, 'removing the uploads of deleted accounts failed');
+  sweep().catch(swept);
+  module.hookGlobal('users-changed-elsewhere', () => void sweep().catch(swept));
   // Hourly, or sooner for short expiries; unref'd: it never keeps the process alive.
   const timer = setInterval(expire, Math.min(3600, Math.max(1, options.expires_after)) * 1000);
   timer.unref();

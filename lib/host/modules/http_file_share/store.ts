@@ -74,11 +74,26 @@ export class UploadStore {
 
   /** Remove every upload older than `maxAge` seconds, its bytes and its record; the slots removed. */
   async expire(now: number, maxAge: number): Promise<string[]> {
-    const old = [...this.uploads.values()].filter((u) => u.time + maxAge <= now).map((u) => u.slot);
-    for (const slot of old) {
+    return this.remove((u) => u.time + maxAge <= now);
+  }
+
+  /** Remove every upload of an account (deleted: its files go with it); the slots removed. */
+  async removeUploader(uploader: string): Promise<string[]> {
+    return this.remove((u) => u.uploader === uploader);
+  }
+
+  /** The accounts with uploads kept. */
+  uploaders(): Set<string> {
+    return new Set([...this.uploads.values()].map((u) => u.uploader));
+  }
+
+  private async remove(which: (u: Upload) => boolean): Promise<string[]> {
+    const slots = [...this.uploads.values()].filter(which).map((u) => u.slot);
+    for (const slot of slots) {
+      // Out of the index first: a GET or PUT from now on finds no slot.
       this.uploads.delete(slot);
       await Promise.all([slot, `${slot}.part`, `${slot}.json`].map((f) => rm(join(this.dir, f), { force: true })));
     }
-    return old;
+    return slots;
   }
 }
