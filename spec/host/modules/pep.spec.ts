@@ -83,7 +83,7 @@ describe('pep module', () => {
     before(async () => {
       ts = await startTestServer({
         config: { modules_enabled: ['pep', 'bookmarks', 'private'], pep: { item_size_limit: 2048, max_nodes: 8 } },
-        users: ['alice', 'bob', 'carol', 'dave', 'erin', 'frank'].map((u) => [`${u}@localhost`, `${u}-pw`] as [string, string]),
+        users: ['alice', 'bob', 'carol', 'dave', 'erin', 'frank', 'gina'].map((u) => [`${u}@localhost`, `${u}-pw`] as [string, string]),
       });
       await setRoster('alice@localhost', { 'bob@localhost': 'both', 'dave@localhost': 'both', 'erin@localhost': 'both' });
       for (const u of ['bob', 'dave', 'erin']) await setRoster(`${u}@localhost`, { 'alice@localhost': 'both' });
@@ -263,6 +263,29 @@ describe('pep module', () => {
       await alice.waitFor(/<iq type="result" id="bm9"/);
       alice.send("<iq type='set' id='bm10'><query xmlns='jabber:iq:private'><storage xmlns='storage:bookmarks'><conference jid='not a jid'/></storage></query></iq>");
       await alice.waitFor(/<iq [^>]*id="bm10"[^>]*>.*<bad-request /);
+    });
+
+    it('deleting an account deletes its nodes and items, kept in memory too: the same name starts with none', async () => {
+      const gina = await login('gina', 'x');
+      gina.send(publishIq('g1', 'kept', 'k1', "<x xmlns='urn:example'>old</x>"));
+      await gina.waitFor(/<iq type="result" id="g1"/);
+      gina.send(publishIq('g2', 'fleeting', 'v1', "<x xmlns='urn:example'>old</x>", publishOptions({ 'pubsub#persist_items': 'false', 'pubsub#max_items': 'max' })));
+      await gina.waitFor(/<iq type="result" id="g2"/);
+
+      await ts.server.users.delete('gina@localhost');
+      await ts.server.users.create('gina@localhost', 'gina-pw');
+      const again = await login('gina', 'y');
+      again.send("<iq type='get' id='g3'><query xmlns='http://jabber.org/protocol/disco#items'/></iq>");
+      assert.match((await again.waitFor(/<iq type="result" id="g3"[^>]*>(.*?)<\/iq>|<iq type="result" id="g3"[^>]*\/>/))[0], /^<iq type="result" id="g3"[^>]*(\/>|><query [^>]*\/><\/iq>|><query [^>]*><\/query><\/iq>)$/, 'no nodes');
+      again.send("<iq type='get' id='g4'><pubsub xmlns='http://jabber.org/protocol/pubsub'><items node='kept'/></pubsub></iq>");
+      await again.waitFor(/<iq [^>]*id="g4"[^>]*>.*<item-not-found /);
+      // The same node made again keeps its items in memory: the old account's last item does not come back.
+      const config = "<configure><x xmlns='jabber:x:data' type='submit'><field var='FORM_TYPE' type='hidden'><value>http://jabber.org/protocol/pubsub#node_config</value></field><field var='pubsub#persist_items'><value>0</value></field></x></configure>";
+      again.send(`<iq type='set' id='g5'><pubsub xmlns='http://jabber.org/protocol/pubsub'><create node='fleeting'/>${config}</pubsub></iq>`);
+      await again.waitFor(/<iq type="result" id="g5"/);
+      again.send("<iq type='get' id='g6'><pubsub xmlns='http://jabber.org/protocol/pubsub'><items node='fleeting'/></pubsub></iq>");
+      const items = (await again.waitFor(/<iq type="result" id="g6"[^>]*(\/>|>(.*?)<\/iq>)/))[0];
+      assert.doesNotMatch(items, /<item /);
     });
   });
 });
