@@ -149,6 +149,13 @@ async function handle(ctx: HttpContext, module: ModuleApi, settings: PostMsgSett
   fields.stanza_id = id;
   if (module.log.isLevelEnabled('debug')) module.log.debug({ stanza_id: id, body: stanza.getChildText('body') }, 'post_msg message body');
 
+  // §15: a room and a remote server check by taking the message; a dry run stops before them, with the stanza.
+  if (isDryRun && (plan.value.isRoom || !module.isLocalHost(to.domain))) {
+    ctx.status = 200;
+    ctx.set('Content-Type', JSON_TYPE);
+    ctx.body = JSON.stringify(dryRunBody([{ to: to.full, stanza }]));
+    return;
+  }
   if (plan.value.isRoom) {
     await postToRoom(ctx, module, plan.value, auth.bare);
     return;

@@ -213,6 +213,25 @@ describe('post_msg composing (§13–15)', () => {
       assert.equal(real.headers['idempotent-replayed'], undefined, 'the dry run recorded nothing');
     });
 
+    it('a room or a remote recipient: 200 with the stanza, nothing handed to the room or the remote server', async () => {
+      const untouchable = new Proxy({}, { get: () => () => assert.fail('a dry run reached the service') });
+      const fake = fakeModule({ users: USERS, components: ['rooms.localhost'], services: { s2s: untouchable }, servicesAt: { 'rooms.localhost': { muc: untouchable } } });
+      load(fake.api);
+      const server: Server = fake.app().listen(0, '127.0.0.1');
+      await new Promise<void>((r) => server.once('listening', () => r()));
+      try {
+        const base = `http://127.0.0.1:${(server.address() as AddressInfo).port}/msg`;
+        for (const to of ['ops@rooms.localhost', 'carol@remote.example']) {
+          const res = await request(`${base}/${to}?dry_run=1`, { headers: { Authorization: basic('bob', 'secret'), 'Content-Type': 'text/plain' }, body: 'x' });
+          assert.equal(res.status, 200, `${to}: ${res.text}`);
+          assert.equal((res.json() as { messages: Array<{ to: string }> }).messages[0]!.to, to);
+        }
+        assert.equal(fake.sent.length, 0);
+      } finally {
+        await new Promise<void>((r) => server.close(() => r()));
+      }
+    });
+
     it('every check still runs: an unknown recipient 404, bad credentials 401', async () => {
       assert.equal((await post('/nobody?dry_run=1', 'x', 'text/plain')).status, 404);
       const res = await request(`${h.url}/alice?dry_run=1`, { headers: { Authorization: basic('bob', 'wrong'), 'Content-Type': 'text/plain' }, body: 'x' });
