@@ -12,8 +12,8 @@ export interface MediaType {
 }
 
 export const ACCEPTED_TYPES = ['text/plain', 'application/x-www-form-urlencoded', 'application/json'] as const;
-/** Value of `Accept-Post` (and of the 415 answer's header): the three formats. */
-export const ACCEPT_POST = ACCEPTED_TYPES.join(', ');
+/** Value of `Accept-Post` (and of the 415 answer's header): the three formats, and Markdown (§14). */
+export const ACCEPT_POST = [...ACCEPTED_TYPES, 'text/markdown'].join(', ');
 
 const FORMATS: Record<string, PayloadFormat> = {
   'text/plain': 'text',

@@ -150,8 +150,9 @@ describe('post_msg over HTTP (real server)', () => {
     it('answers OPTIONS without credentials and 405 for GET before authentication', async () => {
       const opt = await request(`${ts.httpUrl}/msg/alice`, { method: 'OPTIONS' });
       assert.equal(opt.status, 204);
-      assert.equal(opt.headers.allow, 'OPTIONS, POST');
-      assert.equal(opt.headers['accept-post'], 'text/plain, application/x-www-form-urlencoded, application/json');
+      // GET is for B/openapi.json (§15); GET elsewhere stays 405.
+      assert.equal(opt.headers.allow, 'OPTIONS, POST, GET');
+      assert.equal(opt.headers['accept-post'], 'text/plain, application/x-www-form-urlencoded, application/json, text/markdown');
       const get = await request(`${ts.httpUrl}/msg`, { method: 'GET' });
       assertProblem(get, 405);
       assert.equal(get.headers.allow, 'OPTIONS, POST');

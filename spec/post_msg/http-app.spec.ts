@@ -10,7 +10,7 @@ import { load } from '../../lib/post_msg/index.js';
 import { fakeModule, type FakeModule, type FakeModuleOptions } from './helpers/fake-module.js';
 import { basic, request, type SpecRequest, type SpecResponse } from './helpers/http.js';
 
-const ACCEPT_POST = 'text/plain, application/x-www-form-urlencoded, application/json';
+const ACCEPT_POST = 'text/plain, application/x-www-form-urlencoded, application/json, text/markdown';
 const CHALLENGE = 'Basic realm="localhost/post_msg", charset="UTF-8"';
 
 interface Harness {

@@ -141,7 +141,7 @@ describe('post_msg core', () => {
       for (const ct of [undefined, '', 'text/html', 'application/xml', 'multipart/form-data; boundary=x', 'text', 'text/plain; charset', 'text/plain, text/html']) {
         const p = problemOf(input(ct, 'x'));
         assert.equal(p.status, 415, String(ct));
-        assert.equal(p.headers?.['Accept-Post'], 'text/plain, application/x-www-form-urlencoded, application/json');
+        assert.equal(p.headers?.['Accept-Post'], 'text/plain, application/x-www-form-urlencoded, application/json, text/markdown');
       }
     });
 
