@@ -8,6 +8,8 @@ import { writeFileSync } from 'node:fs';
 import { join, resolve } from 'node:path';
 import { xml, type ModuleApi } from '../../../lib/host/api.js';
 import { startTestServer, testTls, type TestServer } from '../../helpers/server.js';
+import { rawLogin, type RawClient } from '../c2s/helpers.js';
+import type { StoredRoom } from '../../../lib/host/modules/muc/room.js';
 
 const CLI = resolve('lib/host/cli.ts');
 const TSX = import.meta.resolve('tsx');
@@ -91,5 +93,64 @@ describe('deleting an account', () => {
     await ts.server.users.create('dora@localhost', 'new-pw');
     await isEmpty('dora@localhost');
     await othersStay();
+  });
+});
+
+describe('deleting an account: rooms of the muc component', () => {
+  const SVC = 'conference.localhost';
+  let ts: TestServer;
+  const clients: RawClient[] = [];
+  let n = 0;
+  const login = async (user: string, password: string): Promise<RawClient> => {
+    const { raw } = await rawLogin(ts.c2sPort, user, password, `r${++n}`);
+    clients.push(raw);
+    return raw;
+  };
+  const iq = async (c: RawClient, type: 'get' | 'set', payload: string): Promise<string> => {
+    const id = `q${++n}`;
+    c.send(`<iq type='${type}' id='${id}' to='den@${SVC}'>${payload}</iq>`);
+    return (await c.waitFor(new RegExp(`<iq [^>]*id="${id}"[^>]*(?:/>|>.*?</iq>)`, 's'), `iq ${id}`))[0];
+  };
+  const den = (): Promise<StoredRoom | undefined> => ts.server.modules.apiOf(SVC, 'muc')!.openMap<StoredRoom>('muc_rooms').get(SVC, 'den');
+
+  before(async () => {
+    ts = await startTestServer({
+      config: { modules_enabled: [], s2s_ports: [], components: { [SVC]: { module: 'muc' } } },
+      users: [['alice@localhost', 'alice-pw'], ['bob@localhost', 'bob-pw']],
+    });
+  });
+  after(async () => {
+    for (const c of clients) c.close();
+    await ts?.stop();
+  });
+
+  it("takes the account's affiliations and registered nicks out of every room: the same name is a stranger there", async () => {
+    // alice's members-only, persistent room, in which bob is an owner with a registered nick.
+    const alice = await login('alice', 'alice-pw');
+    alice.send(`<presence to='den@${SVC}/alice'><x xmlns='http://jabber.org/protocol/muc'/></presence>`);
+    await alice.waitFor(/<status code="201"\/>/);
+    const form = "<x xmlns='jabber:x:data' type='submit'><field var='FORM_TYPE'><value>http://jabber.org/protocol/muc#roomconfig</value></field><field var='muc#roomconfig_persistentroom'><value>1</value></field><field var='muc#roomconfig_membersonly'><value>1</value></field></x>";
+    assert.match(await iq(alice, 'set', `<query xmlns='http://jabber.org/protocol/muc#owner'>${form}</query>`), /type="result"/);
+    assert.match(await iq(alice, 'set', "<query xmlns='http://jabber.org/protocol/muc#admin'><item affiliation='owner' jid='bob@localhost'/></query>"), /type="result"/);
+    const bob = await login('bob', 'bob-pw');
+    assert.match(await iq(bob, 'set', "<query xmlns='jabber:iq:register'><username>Bobby</username></query>"), /type="result"/);
+    assert.equal((await den())?.affiliations['bob@localhost'], 'owner');
+    assert.equal((await den())?.nicks['bob@localhost'], 'Bobby');
+
+    await ts.server.users.delete('bob@localhost');
+    for (let i = 0; i < 200 && (await den())?.affiliations['bob@localhost'] !== undefined; i++) await new Promise((r) => setTimeout(r, 10));
+    const stored = (await den())!;
+    assert.equal(stored.affiliations['bob@localhost'], undefined, 'no affiliation kept');
+    assert.equal(stored.nicks['bob@localhost'], undefined, 'no registered nick kept');
+    assert.equal(stored.affiliations['alice@localhost'], 'owner', "others' stay");
+
+    await ts.server.users.create('bob@localhost', 'new-pw');
+    const again = await login('bob', 'new-pw');
+    again.send(`<presence to='den@${SVC}/Bobby'><x xmlns='http://jabber.org/protocol/muc'/></presence>`);
+    await again.waitFor(/<presence [^>]*type="error"[^>]*>.*?<registration-required /s, 'members-only refuses the new account');
+    assert.match(await iq(again, 'get', "<query xmlns='jabber:iq:register'/>"), /<registration-required /, 'no nick registered for it');
+    // The nick is free again: alice may take it.
+    alice.send(`<presence to='den@${SVC}/Bobby'/>`);
+    await alice.waitFor(/<presence from="den@conference.localhost\/Bobby"[^>]*>.*?<status code="110"\/>/s, 'alice takes the nick');
   });
 });

@@ -811,6 +811,18 @@ export async function load(module: ModuleApi<MucOptions>): Promise<void> {
   module.hook('message/full', onFullMessage);
   module.hook('message/host', () => 'discarded');
 
+  // Deleting an account deletes what rooms keep for it (affiliations, registered nick): an account made again under
+  // that name inherits no rights or reserved nick. The event fires globally (the account's host is not this one).
+  // A room whose only owner was deleted stays, without an owner.
+  module.hookGlobal('user-deleted', ({ jid }) => {
+    for (const room of rooms.values()) {
+      if (!room.affiliations.has(jid) && !room.nicks.has(jid)) continue;
+      room.nicks.delete(jid);
+      if (room.affiliations.has(jid)) setAffiliation(room, jid, 'none', []);
+      saveLater(room);
+    }
+  });
+
   // --- the post service (post_msg.md §10) ------------------------------------------------------------------------
 
   module.setService<'muc'>({
