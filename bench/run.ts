@@ -24,6 +24,7 @@ import { summariseProfile } from './profile.js';
 import { machineCpu } from './cpu.js';
 import { compiledRuntime, tsxRuntime, type Runtime } from './build.js';
 import { measureRoom, renderMucTable, type MucRow } from './muc.js';
+import { freePort, prosodyMissing, startProsody } from '../spec/helpers/prosody.js';
 import { renderS2sTable, s2sSeries } from './s2s.js';
 import {
   describeSample,
@@ -548,8 +549,8 @@ async function smacksSeries(bench: BenchDir, idleUsernames: string[]): Promise<R
 
 /**
  * BENCH_SERIES=muc (not in the default run): one room of BENCH_MUC_OCCUPANTS (100,1000) occupants on xmppd's muc
- * component, the owner sending groupchat messages (bench/muc.ts). Prosody's mod_muc is not run beside it: the bench
- * starts no Prosody today (Debian's prosody would need its own config, accounts and certificate here).
+ * component, then on Debian's Prosody with mod_muc (spec/helpers/prosody.ts, when installed), the owner sending
+ * groupchat messages (bench/muc.ts).
  */
 async function mucSeries(bench: BenchDir): Promise<MucRow[]> {
   const counts = envList('BENCH_MUC_OCCUPANTS', [100, 1000]);
@@ -570,6 +571,27 @@ async function mucSeries(bench: BenchDir): Promise<MucRow[]> {
     }
   } finally {
     await stopAll([child], []);
+  }
+  const missing = prosodyMissing();
+  if (missing) {
+    log(`muc: no Prosody row: ${missing}`);
+    return rows;
+  }
+  const port = await freePort();
+  const prosody = await startProsody({
+    domain: DOMAIN, users: usernames.map((u) => [u, password] as [string, string]), tls: { cert: bench.cert, key: bench.key }, peers: {}, logLevel: 'info',
+    extraConfig: `c2s_direct_tls_ports = { ${port} }\nComponent "conference.localhost" "muc"\n`,
+  });
+  try {
+    for (const n of counts) {
+      log(`muc: Prosody, a room with ${n} occupants`);
+      rows.push(await measureRoom('Prosody mod_muc', {
+        port, ca: bench.ca, domain: DOMAIN, service: 'conference.localhost', usernames: usernames.slice(0, n), password,
+        seconds: settings.seconds, window: 16, log,
+      }));
+    }
+  } finally {
+    await prosody.stop();
   }
   return rows;
 }
