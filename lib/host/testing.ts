@@ -321,7 +321,7 @@ export function mockModule<O extends object = Record<string, OptionValue>>(opts:
       throttleSeconds = s;
     },
     app() {
-      const { router, app: item } = mustBeMounted(mounted, name);
+      const { router, app: item, basePath } = mustBeMounted(mounted, name);
       const app = new Koa();
       app.silent = true;
       app.use(async (ctx, next) => {
@@ -332,7 +332,7 @@ export function mockModule<O extends object = Record<string, OptionValue>>(opts:
         }
       });
       // Behind the app's policy (OPTIONS, 405, CORS, cross-site guard), as the http module mounts it.
-      app.use(withPolicy(item, router.routes() as unknown as Koa.Middleware));
+      app.use(withPolicy(item, router.routes() as unknown as Koa.Middleware, basePath));
       return app;
     },
   };

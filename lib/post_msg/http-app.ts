@@ -45,8 +45,9 @@ type Authenticated = { ok: true; account: string; bare: string; token?: TokenInf
 export function createApp(module: ModuleApi, settings: PostMsgSettings): Omit<HttpApp, 'defaultPath'> {
   return {
     router: createRouter(module, settings),
-    // GET only for B/openapi.json (§15); the router answers 405 to GET anywhere else.
-    methods: ['POST', 'GET'],
+    methods: ['POST'],
+    // B/openapi.json is read with GET (§15); OPTIONS and every other path still answer `Allow: OPTIONS, POST`.
+    pathMethods: { '/openapi.json': ['GET'] },
     optionsHeaders: { 'Accept-Post': ACCEPT_POST },
     corsOrigins: settings.corsOrigins,
   };
@@ -57,8 +58,6 @@ export function createRouter(module: ModuleApi, settings: PostMsgSettings): Rout
   const router = new Router();
   // `all`: the http module has let only POST through; one handler for it under every path.
   router.get('/openapi.json', (ctx) => serveOpenApi(ctx, module));
-  router.get('/', getNotAllowed);
-  router.get('/*recipient', getNotAllowed);
   router.all('/', (ctx) => withIdempotency(ctx, () => handle(ctx, module, settings, '')));
   // A wildcard, not `:recipient`: a full JID has a "/" (`/msg/alice@example.org/phone`). The raw capture
   // is used rather than ctx.params, which koa-router decodes with "+" → space and keeps malformed escapes.
@@ -234,11 +233,6 @@ async function postToRoom(ctx: HttpContext, module: ModuleApi, plan: MessagePlan
   ctx.status = created.status;
   ctx.set('Content-Type', JSON_TYPE);
   ctx.body = JSON.stringify(created.body);
-}
-
-/** GET outside B/openapi.json: as the http module answers any other method (before authentication). */
-function getNotAllowed(ctx: HttpContext): void {
-  sendProblem(ctx, { status: 405, detail: 'GET is not supported here; use POST (GET only for openapi.json).', headers: { Allow: 'OPTIONS, POST' } });
 }
 
 /** The fields of this request's log line (written by the host at log_level info), created on first use. */

@@ -150,8 +150,10 @@ describe('post_msg over HTTP (real server)', () => {
     it('answers OPTIONS without credentials and 405 for GET before authentication', async () => {
       const opt = await request(`${ts.httpUrl}/msg/alice`, { method: 'OPTIONS' });
       assert.equal(opt.status, 204);
-      // GET is for B/openapi.json (§15); GET elsewhere stays 405.
-      assert.equal(opt.headers.allow, 'OPTIONS, POST, GET');
+      assert.equal(opt.headers.allow, 'OPTIONS, POST');
+      // B/openapi.json is the one resource read with GET (§15).
+      const doc = await request(`${ts.httpUrl}/msg/openapi.json`, { method: 'OPTIONS' });
+      assert.equal(doc.headers.allow, 'OPTIONS, GET');
       assert.equal(opt.headers['accept-post'], 'text/plain, application/x-www-form-urlencoded, application/json, text/markdown');
       const get = await request(`${ts.httpUrl}/msg`, { method: 'GET' });
       assertProblem(get, 405);

@@ -100,8 +100,7 @@ describe('post_msg HTTP adapter', () => {
       it(`OPTIONS ${path}: 204 with Allow and Accept-Post, no authentication needed`, async () => {
         const res = await request(`${h.url}${path}`, { method: 'OPTIONS' });
         assert.equal(res.status, 204);
-        // GET is for B/openapi.json (§15).
-        assert.equal(res.headers.allow, 'OPTIONS, POST, GET');
+        assert.equal(res.headers.allow, 'OPTIONS, POST');
         assert.equal(res.headers['accept-post'], ACCEPT_POST);
         assert.equal(res.headers['access-control-allow-origin'], undefined);
         assert.equal(res.headers['vary'], undefined);
@@ -112,8 +111,7 @@ describe('post_msg HTTP adapter', () => {
       it(`${method} → 405 with Allow, decided before authentication`, async () => {
         const res = await request(`${h.url}/msg/alice`, { method, headers: { Authorization: basic('bob', 'wrong') } });
         assert.equal(res.status, 405);
-        // What this resource takes: GET only at B/openapi.json.
-        assert.equal(res.headers.allow, method === 'GET' ? 'OPTIONS, POST' : 'OPTIONS, POST, GET');
+        assert.equal(res.headers.allow, 'OPTIONS, POST');
         assert.equal(res.headers['www-authenticate'], undefined);
         if (method !== 'HEAD') assertProblem(res, 405);
       });
@@ -360,7 +358,7 @@ describe('post_msg HTTP adapter', () => {
         const pre = await request(`${other.url}/msg/alice`, { method: 'OPTIONS', headers: { Origin: 'https://dash.example.org', 'Access-Control-Request-Method': 'POST' } });
         assert.equal(pre.status, 204);
         assert.equal(pre.headers['access-control-allow-origin'], 'https://dash.example.org');
-        assert.equal(pre.headers['access-control-allow-methods'], 'OPTIONS, POST, GET');
+        assert.equal(pre.headers['access-control-allow-methods'], 'OPTIONS, POST');
         assert.equal(pre.headers['access-control-allow-headers'], 'Authorization, Content-Type');
         assert.equal(pre.headers.vary, 'Origin');
         const other2 = await request(`${other.url}/msg/alice`, { method: 'OPTIONS', headers: { Origin: 'https://evil.example' } });

@@ -9,6 +9,8 @@ import { checkOrigin, corsHeaders, normaliseOrigin } from './origin.js';
 /** What an http item declares about itself; api.ts's HttpApp extends it (the fields are documented there). */
 export interface HttpAppPolicy {
   methods?: string[];
+  /** Paths under the base path (`/openapi.json`) that take other methods than `methods`. */
+  pathMethods?: Readonly<Record<string, string[]>>;
   optionsHeaders?: Record<string, string>;
   corsOrigins?: readonly string[];
   corsHeaders?: string[];
@@ -19,11 +21,26 @@ const DEFAULT_CORS_HEADERS = ['Authorization', 'Content-Type'];
 /** Methods that change nothing (RFC 9110 §9.2.1): a cross-site one may read nothing without CORS, so it passes. */
 const SAFE_METHODS = new Set(['GET', 'HEAD', 'OPTIONS']);
 
-/** The app's middleware behind its policy. Without declared methods the app answers OPTIONS and 405 itself. */
-export function withPolicy(app: HttpAppPolicy, middleware: Middleware): Middleware {
-  const methods = app.methods?.map((m) => m.toUpperCase());
-  const allowed = methods && new Set(['OPTIONS', ...methods]);
-  const allow = methods && ['OPTIONS', ...methods.filter((m) => m !== 'OPTIONS')].join(', ');
+interface MethodRule {
+  methods: string[];
+  allowed: Set<string>;
+  /** The `Allow` header (RFC 9110 §10.2.1). */
+  allow: string;
+}
+
+function methodRule(declared: readonly string[]): MethodRule {
+  const methods = declared.map((m) => m.toUpperCase());
+  return { methods, allowed: new Set(['OPTIONS', ...methods]), allow: ['OPTIONS', ...methods.filter((m) => m !== 'OPTIONS')].join(', ') };
+}
+
+/**
+ * The app's middleware behind its policy, mounted at `basePath`. Without declared methods the app answers OPTIONS
+ * and 405 itself.
+ */
+export function withPolicy(app: HttpAppPolicy, middleware: Middleware, basePath = '/'): Middleware {
+  const appRule = app.methods && methodRule(app.methods);
+  const pathRules = new Map(Object.entries(app.pathMethods ?? {}).map(([path, methods]) => [path, methodRule(methods)]));
+  const prefix = basePath === '/' ? '' : basePath;
   const origins = (app.corsOrigins ?? []).flatMap((o) => normaliseOrigin(o) ?? []);
   const preflightHeaders = (app.corsHeaders ?? DEFAULT_CORS_HEADERS).join(', ');
 
@@ -36,6 +53,8 @@ export function withPolicy(app: HttpAppPolicy, middleware: Middleware): Middlewa
         ? undefined
         : checkOrigin({ origin: originHeader, secFetchSite: fetchSite, selfOrigin: `${ctx.protocol}://${ctx.get('host')}`, allowedOrigins: origins });
     const corsOrigin = origin?.allowed ? origin.corsOrigin : undefined;
+    const rule = (pathRules.size > 0 && pathRules.get(ctx.path.slice(prefix.length))) || appRule;
+    const allow = rule?.allow;
 
     if (allow !== undefined && ctx.method === 'OPTIONS') {
       // Never refused and never authenticated: a browser asks before its real request.
@@ -47,8 +66,8 @@ export function withPolicy(app: HttpAppPolicy, middleware: Middleware): Middlewa
       }
       return Promise.resolve();
     }
-    if (allowed !== undefined && !allowed.has(ctx.method)) {
-      sendProblem(ctx, { status: 405, detail: `${ctx.method} is not supported here; use ${methods!.join(' or ')}.`, headers: { Allow: allow! } });
+    if (rule !== undefined && !rule.allowed.has(ctx.method)) {
+      sendProblem(ctx, { status: 405, detail: `${ctx.method} is not supported here; use ${rule.methods.join(' or ')}.`, headers: { Allow: rule.allow } });
       return Promise.resolve();
     }
     if (origin !== undefined && !origin.allowed && !SAFE_METHODS.has(ctx.method)) {

@@ -49,7 +49,7 @@ export class HttpApps {
     }
     if (basePath !== '/') router.prefix(basePath);
     const upgrade = policy.upgrade?.bind(policy);
-    const app: MountedApp = { module, basePath, middleware: withPolicy(policy, router.routes() as unknown as Middleware), upgrade };
+    const app: MountedApp = { module, basePath, middleware: withPolicy(policy, router.routes() as unknown as Middleware, basePath), upgrade };
     hostApps.set(module, app);
     return () => {
       if (hostApps.get(module) === app) hostApps.delete(module);
