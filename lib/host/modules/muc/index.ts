@@ -209,7 +209,10 @@ export async function load(module: ModuleApi<MucOptions>): Promise<void> {
   const userX = (room: Room, occupant: Occupant, viewer: Occupant | undefined, codes: number[], extra: Element[] = []): Element => {
     const item = xml('item', { affiliation: room.affiliation(occupant.bare), role: occupant.role });
     if (room.canSeeRealJids(viewer)) item.attrs.jid = [...occupant.sessions.keys()].at(-1) ?? occupant.bare;
-    return xml('x', { xmlns: NS_USER }, item, ...extra, ...codes.map((code) => xml('status', { code: String(code) })));
+    // §8.2, §9.1: a kick's or ban's reason goes inside the item; a destroy element beside it (§10.9).
+    for (const e of extra) if (e.name === 'reason') item.append(e);
+    const others = extra.filter((e) => e.name !== 'reason');
+    return xml('x', { xmlns: NS_USER }, item, ...others, ...codes.map((code) => xml('status', { code: String(code) })));
   };
 
   /** The occupant's presence as the room shows it: the client's own children (show, status, caps) and the muc#user item. */
@@ -247,6 +250,8 @@ export async function load(module: ModuleApi<MucOptions>): Promise<void> {
   const removeOccupant = (room: Room, occupant: Occupant, presence: Element, codes: number[], opts: { item?: Record<string, string>; extra?: Element[] } = {}): void => {
     const status = presence.getChild('status');
     const extra = [...(opts.extra ?? [])];
+    // Everyone sees the occupant leave with role none (§7.14, §8.2).
+    occupant.role = 'none';
     const unavailable = (viewer: Occupant | undefined, self: boolean): Element => {
       const p = occupantPresence(room, occupant, viewer, self ? [...codes, 110] : codes, { type: 'unavailable', item: opts.item, extra });
       if (status) p.append(xml('status', {}, status.text()));

@@ -221,7 +221,7 @@ describe('muc component', () => {
       await create('bar');
       await enter('dave', 'bar');
       await iq('alice', `bar@${SVC}`, 'set', `<query xmlns='${ADMIN}'><item nick='dave' role='none'><reason>calm down</reason></item></query>`);
-      await c.dave.waitFor(/<presence from="bar@conference.localhost\/dave" type="unavailable"[^>]*>.*?<reason>calm down<\/reason>.*?<status code="307"\/><status code="110"\/>/s);
+      await c.dave.waitFor(/<presence from="bar@conference.localhost\/dave" type="unavailable"[^>]*>.*?<item [^>]*><reason>calm down<\/reason><\/item><status code="307"\/><status code="110"\/>/s);
       assert.match(beforeAnswer, /<presence from="bar@conference.localhost\/dave" type="unavailable"[^>]*>.*?<status code="307"\/>/s);
       await enter('dave', 'bar');
       await iq('alice', `bar@${SVC}`, 'set', `<query xmlns='${ADMIN}'><item affiliation='outcast' jid='dave@localhost'/></query>`);
