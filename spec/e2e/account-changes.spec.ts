@@ -1,7 +1,6 @@
-// The server keeps accounts and verified passwords in memory (issue 5). An admin who changes a password or
-// deletes an account with the CLI — another process, another database connection — must see it count from
-// the very next request, not after a cache expires. Client streams that logged in before are closed, as
-// Prosody's mod_c2s does: at once for a change made through the server, within a second for one by the CLI.
+// A password changed or an account deleted, through the server or by the CLI (another process and database
+// connection), counts from the very next HTTP request despite the in-memory caches, and client streams that logged
+// in before are closed (as Prosody's mod_c2s does): at once through the server, within a second by the CLI.
 import { describe, it, before, after } from 'node:test';
 import assert from 'node:assert/strict';
 import { execFile } from 'node:child_process';
