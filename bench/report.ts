@@ -21,7 +21,7 @@ export interface Sample {
 }
 
 export interface Row {
-  target: 'xmppd' | 'ceiling';
+  target: 'xmppd' | 'ceiling' | 'prosody';
   /** What differs from the default server, '' for none. */
   variant: string;
   connections: number;

@@ -7,6 +7,7 @@
 // BENCH_PROFILE_BODY bytes of body, BENCH_PROFILE_IDLE: the same server profiled again after opening that many idle sessions, BENCH_PROFILE_LOG=info for log_level info), BENCH_TSX=1 (children under tsx, not
 // compiled), BENCH_NODE_FLAGS (extra node flags for the server children, e.g. "--log-deopt --logfile=/tmp/v8.log"), BENCH_RECEIVER=xmpp-client (receive with @xmpp/client, not raw sessions), BENCH_KEEP=1 (keep the temp folder),
 // BENCH_SERIES=s2s (not in the default run; needs Debian's prosody): messages per second over s2s, xmppd and Prosody each way, bench/s2s.ts.
+// BENCH_SERIES=prosody (not in the default run; needs Debian's prosody): xmppd and Prosody 0.12 in turn, post_msg and a c2s sender, mam off and on, then with BENCH_PROSODY_SMACKS (1000) stream-management sessions held (bench/prosody.ts). BENCH_QUIET_SECONDS (180): how long a sample waits for a quiet machine (0: not at all).
 // BENCH_LOAD=wrk (load from Debian's wrk, 2 threads, instead of autocannon; installed with apt-get if missing; its CPU counts with the bench's).
 
 import { cpus, release } from 'node:os';
@@ -23,6 +24,7 @@ import { fixed, integer, mebibytes } from './table.js';
 import { summariseProfile } from './profile.js';
 import { machineCpu } from './cpu.js';
 import { compiledRuntime, tsxRuntime, type Runtime } from './build.js';
+import { C2sLoad, ProsodyServer, renderProsodyTable, type SessionCost } from './prosody.js';
 import { measureRoom, renderMucTable, type MucRow } from './muc.js';
 import { freePort, prosodyMissing, startProsody } from '../spec/helpers/prosody.js';
 import { renderS2sTable, s2sSeries } from './s2s.js';
@@ -133,9 +135,11 @@ const headers = {
 const receiverPaths = RECEIVER_ACCOUNTS.map((a) => `/msg/${a.username}`);
 
 /** What is under load: a child and, for the server, the clients that receive its messages. */
-interface Target {
-  child: Child;
+interface Target<C extends Child | ProsodyServer = Child> {
+  child: C;
   receivers?: Receivers;
+  /** The load instead of HTTP requests (a c2s sender, bench/prosody.ts); its messages are its requests. */
+  drive?: (seconds: number) => Promise<LoadResult>;
   /** Request paths; default: the receivers in turn. */
   paths?: string[];
 }
@@ -146,6 +150,9 @@ function newRow(target: Row['target'], connections: number, bodyBytes: number, o
 
 /** Above this, wait before a sample: someone else (a test run) is using the machine. */
 async function waitForQuietMachine(): Promise<void> {
+  // BENCH_QUIET_SECONDS (180): how long to wait; 0 measures at once (a machine that is never quiet).
+  const patienceMs = envNumber('BENCH_QUIET_SECONDS', 180) * 1000;
+  if (patienceMs === 0) return;
   const started = Date.now();
   let isNoted = false;
   for (;;) {
@@ -153,7 +160,7 @@ async function waitForQuietMachine(): Promise<void> {
     await new Promise((r) => setTimeout(r, 2_000));
     const other = (machineCpu().busy - before.busy) / 2;
     if (other < OTHER_LOAD_LIMIT) return;
-    if (Date.now() - started > 180_000) {
+    if (Date.now() - started > patienceMs) {
       log(`  the machine stayed busy (${fixed(other, 2)} cores used by other processes); measuring anyway`);
       return;
     }
@@ -163,13 +170,14 @@ async function waitForQuietMachine(): Promise<void> {
 }
 
 /** Load the row's target once for warmupSeconds, results thrown away: JIT, caches and connections warm. */
-async function warmUp(target: Target, row: Row): Promise<void> {
+async function warmUp(target: Target<Child | ProsodyServer>, row: Row): Promise<void> {
   if (settings.warmupSeconds <= 0) return;
-  await runLoad({ ...loadOf(target, row), seconds: settings.warmupSeconds });
+  if (target.drive) await target.drive(settings.warmupSeconds);
+  else await runLoad({ ...loadOf(target, row), seconds: settings.warmupSeconds });
   await target.receivers?.settle();
 }
 
-function loadOf(target: Target, row: Row): Omit<Parameters<typeof runLoad>[0], 'seconds'> {
+function loadOf(target: Target<Child | ProsodyServer>, row: Row): Omit<Parameters<typeof runLoad>[0], 'seconds'> {
   return {
     url: `http://127.0.0.1:${target.child.ready.http}`,
     paths: target.paths ?? receiverPaths,
@@ -181,7 +189,7 @@ function loadOf(target: Target, row: Row): Omit<Parameters<typeof runLoad>[0], '
 }
 
 /** One sample of a row: fixed duration, with the child's peak RSS and everyone's CPU over exactly that time. */
-async function sample(target: Target, row: Row, opts: { profilePath?: string } = {}): Promise<Sample> {
+async function sample(target: Target<Child | ProsodyServer>, row: Row, opts: { profilePath?: string } = {}): Promise<Sample> {
   const { child, receivers } = target;
   await waitForQuietMachine();
   receivers?.reset();
@@ -190,7 +198,7 @@ async function sample(target: Target, row: Row, opts: { profilePath?: string } =
   const machineBefore = machineCpu();
   const childBefore = child.cpuParts();
   const benchBefore = process.cpuUsage();
-  const load = await runLoad({ ...loadOf(target, row), seconds: settings.seconds });
+  const load = target.drive ? await target.drive(settings.seconds) : await runLoad({ ...loadOf(target, row), seconds: settings.seconds });
   const peakRssKiB = child.peakRssKiB();
   const childAfter = child.cpuParts();
   const childSystemCores = (childAfter.system - childBefore.system) / load.seconds;
@@ -596,6 +604,90 @@ async function mucSeries(bench: BenchDir): Promise<MucRow[]> {
   return rows;
 }
 
+const PROSODY_SMACKS = envNumber('BENCH_PROSODY_SMACKS', 1000);
+
+/**
+ * BENCH_SERIES=prosody: xmppd and Debian's Prosody 0.12 in the same run, every server sampled in turn at 32
+ * connections. Debian ships no mod_post_msg, so the like-for-like rows drive both servers through the same c2s
+ * sender (32 sessions of the sender account, one message in flight each until a receiver got it); xmppd's post_msg
+ * row is beside them. mam off, then on (Prosody's archive in its default internal storage, and in SQLite); then the
+ * mam-off c2s rows again while each server holds PROSODY_SMACKS sessions with stream management enabled.
+ */
+async function prosodySeries(bench: BenchDir, smacksUsernames: string[]): Promise<{ rows: Row[]; costs: SessionCost[] }> {
+  log('prosody: xmppd and Prosody 0.12, post_msg and a c2s sender, mam off and on, sampled in turn');
+  const children: Child[] = [];
+  const prosodies: ProsodyServer[] = [];
+  const receiverSets: Receivers[] = [];
+  const loads: C2sLoad[] = [];
+  const sessions: IdleSession[] = [];
+  const body = textBody(SMALL_BODY).toString('ascii');
+  const c2sLoad = async (port: number): Promise<C2sLoad> => {
+    const load = await C2sLoad.open({ port, ca: bench.ca, domain: DOMAIN, sender: SENDER, receivers: RECEIVER_ACCOUNTS, connections: KEY_CONNECTIONS, timeoutMs: 15_000 });
+    loads.push(load);
+    return load;
+  };
+  try {
+    const turns: Array<{ target: Target<Child | ProsodyServer>; row: Row }> = [];
+    const prosodyAccounts = [SENDER, ...RECEIVER_ACCOUNTS, ...smacksUsernames.map((username) => ({ username, password: IDLE_PASSWORD }))];
+    for (const mam of [false, true]) {
+      // smacks loaded on every server (as in both defaults); only the held sessions below enable it.
+      const modules = ['post_msg', 'smacks', ...(mam ? ['mam'] : [])];
+      const state = mam ? 'mam on' : 'mam off';
+      const http = await startServerChild(bench, { name: `vs-post-msg-${mam ? 'mam' : 'plain'}`, modules });
+      children.push(http);
+      const receivers = await connectReceivers(http, bench);
+      receiverSets.push(receivers);
+      turns.push({ target: { child: http, receivers }, row: newRow('xmppd', KEY_CONNECTIONS, SMALL_BODY, { variant: `xmppd post_msg (HTTP), ${state}` }) });
+      const c2s = await startServerChild(bench, { name: `vs-c2s-${mam ? 'mam' : 'plain'}`, modules });
+      children.push(c2s);
+      const ours = await c2sLoad(c2s.ready.c2sTls!);
+      turns.push({ target: { child: c2s, drive: (s) => ours.run(s, body) }, row: newRow('xmppd', KEY_CONNECTIONS, SMALL_BODY, { variant: `xmppd c2s sender, ${state}` }) });
+      for (const archiveStorage of mam ? (['internal', 'sql'] as const) : [undefined]) {
+        const p = await ProsodyServer.start(`prosody (${state}${archiveStorage ? `, ${archiveStorage}` : ''})`, {
+          domain: DOMAIN, tls: { cert: bench.cert, key: bench.key }, users: prosodyAccounts, mam, smacks: true, ...(archiveStorage ? { archiveStorage } : {}),
+        });
+        prosodies.push(p);
+        const theirs = await c2sLoad(p.ready.c2sTls!);
+        const where = archiveStorage === 'sql' ? ', archive in SQLite' : archiveStorage ? ', archive internal (default)' : '';
+        turns.push({ target: { child: p, drive: (s) => theirs.run(s, body) }, row: newRow('prosody', KEY_CONNECTIONS, SMALL_BODY, { variant: `Prosody 0.12 c2s sender, ${state}${where}` }) });
+      }
+    }
+    for (const t of turns) await warmUp(t.target, t.row);
+    for (let i = 0; i < settings.repeat; i++) for (const t of turns) await sample(t.target, t.row);
+
+    // The mam-off c2s rows again, each server holding the stream-management sessions.
+    const costs: SessionCost[] = [];
+    const held = turns.filter((t) => t.target.drive && t.row.variant.includes('mam off'));
+    if (smacksUsernames.length > 0) {
+      for (const t of held) {
+        const server = t.target.child;
+        const rssBeforeKiB = server.rssKiB();
+        log(`  ${server.name}: opening ${integer(smacksUsernames.length)} sessions with stream management…`);
+        const opened = await openIdleSessions({
+          port: server.ready.c2sTls!, ca: bench.ca, domain: DOMAIN, password: IDLE_PASSWORD, usernames: smacksUsernames,
+          concurrency: 50, timeoutMs: 30_000, deadlineMs: 240_000, smacks: true,
+        });
+        sessions.push(...opened.sessions);
+        await new Promise((r) => setTimeout(r, 2_000));
+        costs.push({ server: server.name, sessions: opened.sessions.length, failures: opened.failures.length, rssBeforeKiB, rssAfterKiB: server.rssKiB() });
+        if (opened.failures.length > 0) log(`  ${opened.failures.length} failed: ${opened.failures[0]}`);
+      }
+      const withSessions = held.map((t) => ({
+        target: t.target,
+        row: newRow(t.row.target, KEY_CONNECTIONS, SMALL_BODY, { variant: `${t.row.variant}, ${integer(smacksUsernames.length)} smacks sessions held`, idleSessions: smacksUsernames.length }),
+      }));
+      for (let i = 0; i < settings.repeat; i++) for (const t of withSessions) await sample(t.target, t.row);
+      turns.push(...withSessions);
+    }
+    return { rows: turns.map((t) => t.row), costs };
+  } finally {
+    for (const s of sessions) s.close();
+    for (const l of loads) l.close();
+    await stopAll(children, receiverSets);
+    for (const p of prosodies) await p.stop();
+  }
+}
+
 async function tlsFloor(bench: BenchDir, count: number): Promise<TlsFloor> {
   log(`memory floor: bare node:tls server, ${integer(count)} idle connections`);
   const child = await Child.start({
@@ -690,7 +782,7 @@ async function main(): Promise<void> {
   try {
     const setupConfig = writeConfig(bench, 'setup', { logLevel: 'warn' });
     await createAccounts(setupConfig, [SENDER, ...RECEIVER_ACCOUNTS, OFFLINE]);
-    const idleCount = Math.max(0, ...settings.idle, settings.profileDir ? settings.profileIdle : 0, settings.series.has('smacks') ? SMACKS_SESSIONS : 0);
+    const idleCount = Math.max(0, ...settings.idle, settings.profileDir ? settings.profileIdle : 0, settings.series.has('smacks') ? SMACKS_SESSIONS : 0, settings.series.has('prosody') ? PROSODY_SMACKS : 0);
     const idleUsernames = Array.from({ length: idleCount }, (_, i) => `idle${String(i + 1).padStart(5, '0')}`);
     if (idleCount > 0) await createIdleAccounts(setupConfig, idleUsernames, IDLE_PASSWORD);
 
@@ -712,6 +804,7 @@ async function main(): Promise<void> {
     const s2s = settings.series.has('s2s')
       ? await s2sSeries({ bench, runtime, nodeFlags: settings.serverNodeFlags, root: ROOT, seconds: settings.seconds, repeat: settings.repeat, log })
       : [];
+    const prosody = settings.series.has('prosody') ? await prosodySeries(bench, idleUsernames.slice(0, PROSODY_SMACKS)) : undefined;
     const results: Results = { ceiling, main, idle: idle.rows, idleReports: idle.reports, effects, floor };
     const m = machine();
     const header = [
@@ -723,6 +816,7 @@ async function main(): Promise<void> {
     process.stdout.write(`\n${renderReport(results, header)}\n`);
     if (muc.length > 0) process.stdout.write(`\n${renderMucTable(muc)}\n`);
     if (s2s.length > 0) process.stdout.write(`\n${renderS2sTable(s2s)}\n`);
+    if (prosody) process.stdout.write(`\n${renderProsodyTable(prosody.rows, prosody.costs)}\n`);
     if (settings.jsonPath) writeFileSync(settings.jsonPath, `${JSON.stringify({ machine: m, settings, results }, null, 2)}\n`);
   } finally {
     if (!process.env.BENCH_KEEP) rmSync(bench.dir, { recursive: true, force: true });
