@@ -12,7 +12,7 @@ const NS_MUC_USER = 'http://jabber.org/protocol/muc#user';
 const JINGLE_MESSAGE = new Set(['urn:xmpp:jingle-message:0', 'urn:xmpp:jingle-message:1']);
 
 export interface CsiSimpleOptions {
-  queue_size: number;
+  csi_queue_size: number;
 }
 
 /**
@@ -53,7 +53,7 @@ interface CsiState {
 }
 
 export function load(module: ModuleApi<CsiSimpleOptions>): void {
-  const queueSize = module.options.queue_size;
+  const queueSize = module.options.csi_queue_size;
   const states = new WeakMap<ClientSession, CsiState>();
   /** Held stanzas on their way out: the filter lets them pass the second time. */
   const releasing = new WeakSet<Stanza>();
@@ -125,13 +125,13 @@ export const csiSimple: ModuleDefinition = {
     id: 'csi_simple',
     description: 'Client State Indication (XEP-0352): holds presence updates and chat states for inactive clients.',
     options: {
-      queue_size: {
+      // Prosody's own name: csi_queue_size does not start with csi_simple_, so it keeps its prefix.
+      csi_queue_size: {
         type: 'integer',
         default: 256,
         min: 1,
         max: 100000,
-        // COMPAT: Prosody's csi_queue_size.
-        description: 'Stanzas held for an inactive client before they are all sent anyway (Prosody: csi_queue_size).',
+        description: 'Stanzas held for an inactive client before they are all sent anyway.',
       },
     },
   },

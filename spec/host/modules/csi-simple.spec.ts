@@ -62,7 +62,7 @@ describe('csi_simple', () => {
 
   before(async () => {
     ts = await startTestServer({
-      config: { modules_enabled: ['csi_simple'], csi_simple: { queue_size: 4 } },
+      config: { modules_enabled: ['csi_simple'], csi_simple: { csi_queue_size: 4 } },
       users: [['alice@localhost', 'alice-pw'], ['bob@localhost', 'bob-pw']],
     });
     a = await online(ts.c2sPort, 'alice', 'a');
@@ -119,12 +119,12 @@ describe('csi_simple', () => {
     await a.waitFor(/<status>six<\/status>/, 'six after active');
   });
 
-  it('flushes when the queue is full (queue_size), and on anything the client sends', async () => {
+  it('flushes when the queue is full (csi_queue_size), and on anything the client sends', async () => {
     a.send("<inactive xmlns='urn:xmpp:csi:0'/>");
     await settle();
     statuses(b, 'q1', 'q2', 'q3', 'q4');
     await settle();
-    assert.doesNotMatch(a.text, /<status>q/, 'four held (queue_size 4)');
+    assert.doesNotMatch(a.text, /<status>q/, 'four held (csi_queue_size 4)');
     statuses(b, 'q5');
     const m = await a.waitFor(/[\s\S]*<status>q5<\/status>[\s\S]*?<\/presence>/, 'the fifth update flushes all');
     assert.deepEqual(statusOrder(m[0]), ['q1', 'q2', 'q3', 'q4', 'q5']);

@@ -39,7 +39,7 @@ export interface MucOptions {
   room_default_public_jids: boolean;
   room_default_change_subject: boolean;
   room_default_history_length: number;
-  room_default_allow_invites: boolean;
+  room_default_allow_member_invites: boolean;
 }
 
 /** What post_msg hands the room service (post_msg.md §10). */
@@ -138,7 +138,7 @@ export async function load(module: ModuleApi<MucOptions>): Promise<void> {
     maxUsers: 0,
     historyLength: Math.min(options.room_default_history_length, options.max_history_messages),
     changeSubject: options.room_default_change_subject,
-    allowInvites: options.room_default_allow_invites,
+    allowInvites: options.room_default_allow_member_invites,
   });
 
   for (const [local, stored] of await store.getAll(service)) {
@@ -883,7 +883,7 @@ export const muc: ModuleDefinition = {
       room_default_public_jids: { type: 'boolean', default: false, description: 'New rooms show occupants\' real JIDs to everyone (whois anyone).' },
       room_default_change_subject: { type: 'boolean', default: false, description: 'Occupants of new rooms may change the subject.' },
       room_default_history_length: { type: 'integer', default: 20, min: 0, max: 1000, description: 'History length of new rooms.' },
-      room_default_allow_invites: { type: 'boolean', default: false, description: 'Occupants of new rooms may invite others.' },
+      room_default_allow_member_invites: { type: 'boolean', default: false, description: 'Occupants of new rooms may invite others.' },
     },
   },
   load: load as ModuleDefinition['load'],

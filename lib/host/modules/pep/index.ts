@@ -53,7 +53,7 @@ export interface PepOptions {
   max_items: number;
   item_size_limit: number;
   max_nodes: number;
-  caps_cache_size: number;
+  info_cache_size: number;
 }
 
 /** One published item: its id and its payload, serialized. */
@@ -162,7 +162,7 @@ export function load(module: ModuleApi<PepOptions>): void {
   /** owner → recipient full JID → nodes it +notifies. */
   const interest = new Map<string, Map<string, Set<string>>>();
   /** Verified caps (`hash ver`) → the nodes their disco#info +notifies. */
-  const capsCache = new BoundedCache<Set<string>>(module.options.caps_cache_size);
+  const capsCache = new BoundedCache<Set<string>>(module.options.info_cache_size);
   const pending = new Map<string, { owner: string; recipient: string; claim: CapsClaim; timer: NodeJS.Timeout }>();
   const listeners = new Set<(change: PepChange) => void>();
   const hostOrigin: Origin = { type: 'host', host: module.host };
@@ -655,7 +655,7 @@ export const pep: ModuleDefinition = {
       max_items: { type: 'integer', default: 256, min: 1, max: 10000, description: "Most items a node keeps, and what a node's max_items `max` means (Prosody's pep_max_items)." },
       item_size_limit: { type: 'integer', default: 65536, min: 1024, max: 10485760, description: 'Bytes an item payload may have, serialized; larger ones are refused not-acceptable (payload-too-big).' },
       max_nodes: { type: 'integer', default: 128, min: 1, max: 10000, description: 'Nodes one account may have; creating another is refused policy-violation.' },
-      caps_cache_size: { type: 'integer', default: 10000, min: 10, max: 1000000, description: "Verified XEP-0115 caps remembered with their +notify nodes (Prosody's pep_info_cache_size)." },
+      info_cache_size: { type: 'integer', default: 10000, min: 10, max: 1000000, description: 'Verified XEP-0115 caps remembered with their +notify nodes.' },
     },
   },
   load,
