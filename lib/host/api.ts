@@ -74,6 +74,8 @@ export interface Manifest {
   global?: boolean;
   /** A core module also loaded on every component host (disco, ping: Prosody answers those on components too). */
   loadOnComponents?: boolean;
+  /** Made to serve a component domain (`components: { <domain>: { module: <id>, ...options } }`): its options sit beside `module` there. */
+  component?: boolean;
 }
 
 /** Where a stanza came from. A local account's client, the server itself, or a module acting for an account. */

@@ -30,13 +30,23 @@ export function configReference(manifests: Iterable<Manifest>): string {
   for (const manifest of manifests) {
     const options = Object.entries(manifest.options ?? {});
     if (options.length === 0) continue;
-    lines.push('', `#### Module \`${manifest.id}\``, '', `${manifest.description} Options go in a \`${manifest.id}:\` section, globally or under a virtual host (which wins).`, '', '| option | type | default | meaning |', '|---|---|---|---|');
+    lines.push('', `#### Module \`${manifest.id}\``, '', `${manifest.description} ${whereOptionsGo(manifest)}`, '', '| option | type | default | meaning |', '|---|---|---|---|');
     for (const [key, spec] of options) {
       lines.push(`| \`${key}\` | ${typeText(spec)} | ${cell(spec.default)} | ${spec.description}${bounds(spec)} |`);
     }
   }
   lines.push('', END);
   return lines.join('\n');
+}
+
+/** Where a module's options are read from (core/options.ts resolveOptions). */
+function whereOptionsGo(manifest: Manifest): string {
+  const id = manifest.id;
+  if (manifest.component) {
+    return `Options go beside \`module\` in the component's entry, e.g. \`components: { <domain>: { module: ${id}, <option>: <value> } }\`; a top-level \`${id}:\` section does not reach it.`;
+  }
+  if (manifest.global) return `Options go in a top-level \`${id}:\` section (the module runs once for the whole server).`;
+  return `Options go in a \`${id}:\` section, globally or under a virtual host (which wins).`;
 }
 
 const FORMATS = [

@@ -172,6 +172,7 @@ export const httpFileShare: ModuleDefinition = {
   manifest: {
     id: 'http_file_share',
     description: 'HTTP File Upload (XEP-0363) as a component: upload slots over XMPP, files over the HTTP server, size limit, daily quota per account, expiry (Prosody\'s mod_http_file_share).',
+    component: true,
     depends: ['http'],
     options: {
       name: { type: 'string', default: 'HTTP File Upload', description: 'The service\'s name in service discovery.' },

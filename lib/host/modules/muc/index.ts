@@ -865,6 +865,7 @@ export const muc: ModuleDefinition = {
   manifest: {
     id: 'muc',
     description: 'Multi-User Chat (XEP-0045) as a component: rooms, affiliations and roles, history, registration, invitations, self-ping, room archive with mam.',
+    component: true,
     options: {
       name: { type: 'string', default: 'Chatrooms', description: 'The service\'s name in service discovery.' },
       // COMPAT: Prosody's values false (anyone), true (admins only) and local (accounts of this server's hosts).
