@@ -1,36 +1,43 @@
 // The Converse.js web client in Debian's Chromium (playwright-core, no downloaded browser), on the default modules a
 // newcomer gets: the page at /conversejs logs in over the server's WebSocket, shows on screen a message posted with
 // post_msg by an account outside the roster, and asks nothing of any other site. The screenshot is a test artifact
-// in spec-artifacts/ (or $XMPPD_SPEC_ARTIFACTS), which nothing deletes after the run; its path is printed.
+// in spec-artifacts/ (or $XMPPD_SPEC_ARTIFACTS), which nothing deletes after the run; its path is printed. A room
+// (XEP-0045, the embedded default's conference.localhost) opened through Converse's URL fragment shows a post too.
 
 import { after, before, describe, it } from 'node:test';
 import assert from 'node:assert/strict';
 import { mkdirSync } from 'node:fs';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
-import { chromium, type Browser } from 'playwright-core';
+import { chromium, type Browser, type Page } from 'playwright-core';
+import { xml, type Client } from '@xmpp/client';
 import { HOST_KEYS } from '../../lib/host/core/config.js';
 import { program, requires } from '../helpers/requires.js';
 import { startTestServer, type TestServer } from '../helpers/server.js';
+import { nextStanza, startClient, stopClient } from '../host/c2s/helpers.js';
 
 const CHROMIUM = '/usr/bin/chromium';
 // Not XMPPD_SPEC_LOG_DIR: scripts/check-log-secrets.ts deletes that folder after a green run.
 const ARTIFACTS = process.env.XMPPD_SPEC_ARTIFACTS ?? fileURLToPath(new URL('../../spec-artifacts/', import.meta.url));
 const skip = requires([program('chromium', CHROMIUM)]);
+const ROOM = 'ops@conference.localhost';
 
 describe('Converse.js in Chromium', { skip }, () => {
   let ts: TestServer;
   let browser: Browser;
+  let carol: Client | undefined;
   const artifacts = ARTIFACTS;
 
   before(async () => {
     mkdirSync(artifacts, { recursive: true });
     ts = await startTestServer({
       // What `npm start` loads without a config file (README's quick start).
-      config: { modules_enabled: HOST_KEYS.modules_enabled!.default },
+      // The embedded default's rooms component too.
+      config: { modules_enabled: HOST_KEYS.modules_enabled!.default, components: { 'conference.localhost': { module: 'muc' } } },
       users: [
         ['alice@localhost', 'alice-secret'],
         ['bob@localhost', 'bob-secret'],
+        ['carol@localhost', 'carol-secret'],
       ],
     });
     browser = await chromium.launch({
@@ -42,6 +49,7 @@ describe('Converse.js in Chromium', { skip }, () => {
   });
 
   after(async () => {
+    if (carol) await stopClient(carol);
     await browser?.close();
     await ts?.stop();
   });
@@ -108,7 +116,74 @@ describe('Converse.js in Chromium', { skip }, () => {
       await context.close();
     }
   });
+
+  it('opens a room from the URL fragment and shows a message posted there with curl under the poster\'s nick', { timeout: 90_000 }, async () => {
+    // carol creates the room (an open instant room, XEP-0045 §10.1.2) and stays its occupant.
+    carol = await startClient({ port: ts.c2sPort, username: 'carol', password: 'carol-secret' });
+    const entered = nextStanza(carol, (el) => el.is('presence') && el.attrs.from === `${ROOM}/carol`, 'carol in the room');
+    await carol.send(xml('presence', { to: `${ROOM}/carol` }, xml('x', { xmlns: 'http://jabber.org/protocol/muc' })));
+    await entered;
+    await carol.iqCaller.request(xml('iq', { type: 'set', to: ROOM }, xml('query', { xmlns: 'http://jabber.org/protocol/muc#owner' }, xml('x', { xmlns: 'jabber:x:data', type: 'submit' }))));
+
+    const context = await browser.newContext({ viewport: { width: 1200, height: 800 } });
+    const page = await context.newPage();
+    const received: string[] = [];
+    page.on('websocket', (ws) => ws.on('framereceived', (frame) => received.push(String(frame.payload))));
+    try {
+      await page.goto(`${ts.httpUrl}/conversejs`);
+      await logIn(page, ts, 'alice@localhost', 'alice-secret');
+      // Converse's own route (#converse/room?jid=…, handled on hashchange): the same as following a room link.
+      await page.evaluate(`location.hash = 'converse/room?jid=${ROOM}'`);
+      // Converse asks for a nick unless it knows one.
+      const nick = page.locator('input[name="nick"]');
+      const joinedSelf = () => received.some((f) => f.startsWith('<presence') && f.includes(`from="${ROOM}/alice"`));
+      const deadline = Date.now() + 20_000;
+      while (!joinedSelf() && Date.now() < deadline) {
+        if (await nick.isVisible().catch(() => false)) {
+          await nick.fill('alice');
+          await page.locator('input[name="join"]').click();
+        }
+        await new Promise((r) => setTimeout(r, 200));
+      }
+      assert.ok(joinedSelf(), 'alice entered the room');
+
+      const res = await fetch(`${ts.httpUrl}/msg/${ROOM}`, {
+        method: 'POST',
+        headers: { Authorization: `Basic ${Buffer.from('bob@localhost:bob-secret').toString('base64')}`, 'Content-Type': 'text/plain' },
+        body: 'Disk at 91% on db1',
+      });
+      const answer = await res.text();
+      assert.equal(res.status, 201, answer);
+      assert.match(answer, /posted/);
+      const shown = page.locator('converse-muc converse-chat-message').getByText('Disk at 91% on db1');
+      await shown.first().waitFor({ state: 'visible', timeout: 15_000 });
+      assert.ok(await shown.first().isVisible(), 'the message text is visible in the room');
+      assert.ok(received.some((f) => f.startsWith('<message') && f.includes(`from="${ROOM}/bob"`) && f.includes('type="groupchat"') && f.includes('<body>Disk at 91% on db1</body>')), 'the page received the groupchat message from bob\'s nick');
+      // Converse shows the sender's nick beside the text.
+      await page.locator('converse-muc converse-chat-message').filter({ hasText: 'Disk at 91% on db1' }).getByText('bob').first().waitFor({ state: 'visible', timeout: 5_000 });
+
+      const shot = join(artifacts, 'conversejs-room.png');
+      await page.screenshot({ path: shot, fullPage: true });
+      console.log(`# screenshot: ${shot}`);
+    } catch (err) {
+      const shot = join(artifacts, 'conversejs-room-failure.png');
+      await page.screenshot({ path: shot, fullPage: true }).catch(() => undefined);
+      console.log(`# failure screenshot: ${shot}`);
+      throw err;
+    } finally {
+      await context.close();
+    }
+  });
 });
+
+/** Log in through Converse's form and wait until the account is available on the server. */
+async function logIn(page: Page, ts: TestServer, jid: string, password: string): Promise<void> {
+  await page.locator('input[name="jid"]').fill(jid, { timeout: 30_000 });
+  await page.locator('input[name="password"]').fill(password);
+  await page.locator('button[type="submit"]').first().click();
+  await page.getByText(jid).first().waitFor({ timeout: 30_000 });
+  await waitForSession(ts, jid);
+}
 
 /** The account has an available resource on the server (its initial presence was processed). */
 async function waitForSession(ts: TestServer, bare: string): Promise<void> {
