@@ -4,8 +4,9 @@
 
 import { randomBytes } from 'node:crypto';
 import { cloneStanza, serialize, xml, type ArchiveStore, type ClientSession, type Element, type ModuleApi, type ModuleDefinition, type Stanza } from '../api.js';
+import { NS_SM, WRAP, newlyAcked, parseH, wireH as wire } from '../util/sm-count.js';
 
-export const NS_SM = 'urn:xmpp:sm:3';
+export { NS_SM, newlyAcked, parseH };
 const NS_CLIENT = 'jabber:client';
 const NS_STANZAS = 'urn:ietf:params:xml:ns:xmpp-stanzas';
 const NS_DELAY = 'urn:xmpp:delay';
@@ -13,8 +14,6 @@ const NS_HINTS = 'urn:xmpp:hints';
 const NS_CHATSTATES = 'http://jabber.org/protocol/chatstates';
 const NS_CARBONS = 'urn:xmpp:carbons:2';
 const NS_MAM = 'urn:xmpp:mam:2';
-/** h counts modulo 2^32 (XEP-0198 §4). */
-const WRAP = 2 ** 32;
 const STANZA_KINDS = new Set(['message', 'presence', 'iq']);
 /** Resumption tokens of ended sessions remembered, to answer a late <resume/> with the last h (Prosody keeps some too). */
 const OLD_SESSIONS_KEPT = 10_000;
@@ -43,19 +42,6 @@ export function isWorthKeeping(stanza: Stanza): boolean {
   return stanza.getChildElements().some((c) => c.attrs.xmlns !== NS_CHATSTATES && c.name !== 'thread' && c.name !== 'delay');
 }
 
-/** The client's h: a decimal integer below 2^32, or undefined. */
-export function parseH(value: string | undefined): number | undefined {
-  if (value === undefined || !/^\d{1,10}$/.test(value)) return undefined;
-  const h = Number(value);
-  return h < WRAP ? h : undefined;
-}
-
-/** How many stanzas an h acknowledges beyond `acked` (a running total), wrapping at 2^32. */
-export function newlyAcked(acked: number, h: number): number {
-  return (h - (acked % WRAP) + WRAP) % WRAP;
-}
-
-const wire = (n: number): string => String(n % WRAP);
 const stamp = (d: Date): string => d.toISOString().replace(/\.\d{3}Z$/, 'Z');
 
 interface Queued {

@@ -11,6 +11,7 @@ import { StreamParser } from '../../util/xmpp-stream/stream-parser.js';
 import { NS_SASL, NS_STREAM, NS_TLS } from '../../util/xmpp-stream/namespaces.js';
 import { STREAM_CLOSE, streamError, type StreamErrorCondition } from '../../util/xmpp-stream/stream-errors.js';
 import type { ModuleApi, Origin, Stanza } from '../../api.js';
+import { NS_SM, parseH, wireH } from '../../util/sm-count.js';
 import { isValidKey } from './dialback.js';
 import { certificateProblem } from './certs.js';
 import { S2sFailure, type S2sSettings } from './outgoing.js';
@@ -39,7 +40,7 @@ const MAX_PENDING_DIALBACK = 8;
 /** SASL EXTERNAL attempts one stream may make before it is closed. */
 const MAX_SASL_ATTEMPTS = 3;
 
-type StreamErrorName = StreamErrorCondition | 'invalid-from' | 'remote-connection-failed';
+type StreamErrorName = StreamErrorCondition | 'invalid-from' | 'remote-connection-failed' | 'undefined-condition';
 
 export class IncomingStream {
   readonly id = randomUUID();
@@ -53,6 +54,9 @@ export class IncomingStream {
   /** The domain the peer's stream header says it is (RFC 6120 §4.7.1), normalised; '' when absent. */
   private claimed = '';
   private saslAttempts = 0;
+  /** XEP-0198: stanzas from the peer handled since it enabled stream management (a running total); undefined: off. */
+  private handled: number | undefined;
+  private isSmEnabled = false;
   private queued = 0;
   private isPaused = false;
   private chain: Promise<void> = Promise.resolve();
@@ -169,6 +173,8 @@ export class IncomingStream {
       features.append(xml('mechanisms', { xmlns: NS_SASL }, xml('mechanism', {}, 'EXTERNAL')));
     }
     if (this.connection.isSecure || !this.ctx.settings.requireEncryption) {
+      // XEP-0198: offered before dialback too (enabled only once authenticated), on the restarted stream after SASL.
+      if (!this.isSmEnabled) features.append(xml('sm', { xmlns: NS_SM }));
       if (!this.ctx.settings.secureAuth) features.append(xml('dialback', { xmlns: NS_DIALBACK_FEATURE }, xml('errors')));
     }
     this.write(features.toString());
@@ -180,6 +186,7 @@ export class IncomingStream {
     const ns = el.attrs.xmlns ?? NS_SERVER;
     if (ns === NS_TLS && el.name === 'starttls') return this.startTls();
     if (ns === NS_SASL && el.name === 'auth') return this.onAuth(el);
+    if (ns === NS_SM) return this.onSm(el);
     if (ns === NS_DIALBACK && el.name === 'result') return this.onDialbackResult(el);
     if (ns === NS_DIALBACK && el.name === 'verify') return this.onDialbackVerify(el);
     if (ns === NS_SERVER && STANZA_KINDS.has(el.name)) return this.onStanza(el);
@@ -201,6 +208,37 @@ export class IncomingStream {
       },
       (protocol) => this.log.debug({ protocol }, 'TLS established'),
     );
+  }
+
+  /** XEP-0198 on an incoming stream: <enable/> (no resumption between servers), <r/> answered once what came before it was handled. */
+  private onSm(el: Element): void {
+    const failed = (why: string): void => this.write(`<failed xmlns='${NS_SM}'><unexpected-request xmlns='urn:ietf:params:xml:ns:xmpp-stanzas'/><text xmlns='urn:ietf:params:xml:ns:xmpp-stanzas'>${escapeXML(why)}</text></failed>`);
+    if (el.name === 'enable') {
+      if (this.authenticated.size === 0) return failed('Authenticate before enabling stream management.');
+      if (this.isSmEnabled) return failed('Stream management is enabled already.');
+      this.isSmEnabled = true;
+      // Counting starts after the stanzas that came before <enable/>, once they were routed.
+      this.chain = this.chain.then(() => {
+        this.handled = 0;
+        this.log.debug('stream management enabled on the incoming stream');
+        if (!this.isClosed) this.write(`<enabled xmlns='${NS_SM}'/>`);
+      });
+      return;
+    }
+    if (el.name === 'r') {
+      if (!this.isSmEnabled) return this.close('unsupported-stanza-type', 'Stream management is not enabled.');
+      // After the stanzas already received: h counts them once they were routed.
+      this.chain = this.chain.then(() => {
+        if (!this.isClosed && this.handled !== undefined) this.write(`<a xmlns='${NS_SM}' h='${wireH(this.handled)}'/>`);
+      });
+      return;
+    }
+    if (el.name === 'a') {
+      // We send the peer no stanzas on its stream: any h but 0 is more than was sent (XEP-0198 §4).
+      if (parseH(el.attrs.h) !== 0) return this.close('undefined-condition', 'handled-count-too-high: nothing was sent on this stream.');
+      return;
+    }
+    this.close('unsupported-stanza-type', `<${el.name}/> in ${NS_SM} is not understood here.`);
   }
 
   /** Why the peer's certificate does not authenticate `domain` (undefined: it does); '' claims nothing. */
@@ -341,6 +379,8 @@ export class IncomingStream {
     } catch (err) {
       this.log.error({ err }, 'routing a stanza from a remote server failed');
     }
+    // Handled: delivered, stored or answered with an error, as for a client's stanza (XEP-0198 §4).
+    if (this.handled !== undefined) this.handled++;
   }
 }
 

@@ -10,7 +10,7 @@ import { StanzaError, cloneStanza, errorReply, parseJid, serialize, type ModuleA
 import { createStreamServer, UnauthenticatedLimit } from '../../net/tcp-listener.js';
 import { CertificateRequestingTls, TcpConnection } from '../../net/connection.js';
 import { TargetResolver } from './resolve.js';
-import { OutgoingStream, S2sFailure, type OutgoingContext, type S2sSettings } from './outgoing.js';
+import { OutgoingStream, S2sFailure, type AckOutcome, type OutgoingContext, type S2sSettings } from './outgoing.js';
 import { IncomingStream, type IncomingContext } from './incoming.js';
 
 /** Stanzas that may wait for one remote domain's stream to be set up; more are refused at once. */
@@ -23,6 +23,7 @@ const MAX_UNAUTHENTICATED_PER_IP = 32;
 
 interface Pending {
   text: string;
+  onLost: (() => void) | undefined;
   resolve(outcome: 'sent'): void;
   reject(err: StanzaError): void;
 }
@@ -75,7 +76,7 @@ function load(module: ModuleApi): void {
     stream.ready.then(
       () => {
         for (const p of route.queue.splice(0)) {
-          if (stream.send(p.text)) p.resolve('sent');
+          if (stream.send(p.text, lostHandler(p.onLost))) p.resolve('sent');
           else p.reject(new StanzaError('remote-server-not-found', `${remote}: the stream closed before the stanza was sent`));
         }
       },
@@ -92,8 +93,11 @@ function load(module: ModuleApi): void {
     return route;
   };
 
-  /** Hand a stanza to the remote domain: 'sent' once written on its authenticated stream. */
-  const sendRemote = (stanza: Stanza, local: string, remote: string): Promise<'sent'> => {
+  /**
+   * Hand a stanza to the remote domain: 'sent' once written on its authenticated stream. With XEP-0198 on that
+   * stream, `onLost` runs if the stream ends before the peer acknowledged it.
+   */
+  const sendRemote = (stanza: Stanza, local: string, remote: string, onLost?: () => void): Promise<'sent'> => {
     const signal = deadlines.get(stanza);
     const withdrawn = (): StanzaError => new StanzaError('remote-server-timeout', `${remote}: no authenticated stream in the time the sender waits; the stanza was withdrawn, not sent.`);
     if (signal?.aborted) return Promise.reject(withdrawn());
@@ -106,14 +110,14 @@ function load(module: ModuleApi): void {
     }
     const route = routeFor(local, remote);
     if (route.stream.isReady) {
-      if (route.stream.send(text)) return Promise.resolve('sent');
+      if (route.stream.send(text, lostHandler(onLost))) return Promise.resolve('sent');
       return Promise.reject(new StanzaError('remote-server-not-found', `${remote}: the stream cannot take more`));
     }
     if (route.queue.length >= MAX_QUEUE) {
       return Promise.reject(new StanzaError('resource-constraint', `Too many stanzas wait for the stream to ${remote}.`));
     }
     return new Promise((resolve, reject) => {
-      const pending: Pending = { text, resolve, reject };
+      const pending: Pending = { text, onLost, resolve, reject };
       route.queue.push(pending);
       // Nothing is sent behind an answer its sender no longer waits for.
       signal?.addEventListener('abort', () => {
@@ -132,8 +136,16 @@ function load(module: ModuleApi): void {
     // Only our own domains speak through us; a remote origin's stanza for a third server is not relayed.
     if (!hosts.has(local) || origin.type === 's2s') throw new StanzaError('not-allowed', `${local} may not send to ${remote} through this server.`);
     if (!stanza.attrs.from) stanza.attrs.from = origin.jid ?? local;
-    const sent = sendRemote(stanza, local, remote);
     const bounceTo = origin.send;
+    // After a 'sent', an error can still reach the sender: to its stream, else through its host (offline storage).
+    const lateBounce = (err: StanzaError): void => {
+      if (!canBounce(stanza)) return;
+      if (bounceTo) return bounceTo(errorReply(stanza, err));
+      hosts.get(local)?.route(errorReply(stanza, err), { type: 'host', host: local }).catch((e: unknown) => module.log.debug({ err: e }, 'a bounce to a local sender failed'));
+    };
+    // COMPAT: Prosody's mod_smacks bounces what an s2s stream did not acknowledge with recipient-unavailable too.
+    const onLost = (): void => lateBounce(new StanzaError('recipient-unavailable', `${remote} did not acknowledge the stanza before its stream ended (XEP-0198); it may not have arrived.`));
+    const sent = sendRemote(stanza, local, remote, onLost);
     // A client's stream must not wait for another server: answer it later, with a bounce if it fails.
     if (!bounceTo) return sent;
     sent.catch((err: unknown) => {
@@ -188,6 +200,11 @@ function load(module: ModuleApi): void {
     await Promise.race([Promise.all(open.map((s) => s.whenClosed())), new Promise<void>((r) => setTimeout(r, SHUTDOWN_GRACE_MS).unref())]);
     for (const s of incoming) s.destroy();
   });
+}
+
+/** The stream's acknowledgement callback: only a loss matters here (the sender was told 'sent' already). */
+function lostHandler(onLost: (() => void) | undefined): ((outcome: AckOutcome) => void) | undefined {
+  return onLost ? (outcome) => void (outcome === 'lost' && onLost()) : undefined;
 }
 
 /** Never answer an error with an error, nor an iq result (RFC 6120 §8.3.1). */

@@ -9,6 +9,7 @@ import type { Logger } from 'pino';
 import { StreamParser } from '../../util/xmpp-stream/stream-parser.js';
 import { NS_SASL, NS_STREAM, NS_STREAMS_ERRORS, NS_TLS } from '../../util/xmpp-stream/namespaces.js';
 import { peerCertificateOf } from '../../net/connection.js';
+import { NS_SM, newlyAcked, parseH, wireH } from '../../util/sm-count.js';
 import { certificateProblem } from './certs.js';
 import { STREAM_CLOSE } from '../../util/xmpp-stream/stream-errors.js';
 import { dialbackKey } from './dialback.js';
@@ -51,6 +52,24 @@ const MAX_WRITE_BUFFER = 8 * 1024 * 1024;
 
 export type Purpose = { kind: 'route' } | { kind: 'verify'; id: string; key: string };
 
+/** What became of a stanza sent with stream management on: the peer acknowledged it, or the stream ended first. */
+export type AckOutcome = 'acknowledged' | 'lost';
+
+/** Unacknowledged stanzas one stream may hold; past it the peer is not keeping up and the stream is closed. */
+const MAX_UNACKED = 10_000;
+
+/** XEP-0198 on an outgoing stream (no resumption between servers, as in Prosody). */
+interface SmOut {
+  /** The peer said <enabled/>; until then (or after <failed/>) nothing is known. */
+  isEnabled: boolean;
+  /** Stanzas the peer acknowledged, a running total; `acked + unacked.length` is what we sent since <enable/>. */
+  acked: number;
+  unacked: Array<((outcome: AckOutcome) => void) | undefined>;
+  isAwaitingAck: boolean;
+  requestTimer: NodeJS.Immediate | undefined;
+  ackTimer: NodeJS.Timeout | undefined;
+}
+
 export class OutgoingStream {
   /** Resolves once the stream may carry stanzas (route) or the key was answered (verify); rejects with S2sFailure. */
   readonly ready: Promise<void>;
@@ -64,6 +83,9 @@ export class OutgoingStream {
   private certificateIssue = 'it has not shown a certificate';
   /** SASL EXTERNAL: sent and not answered, then succeeded (the restarted stream's features end setup). */
   private sasl: 'none' | 'tried' | 'succeeded' | 'failed' = 'none';
+  /** The last features offered XEP-0198. */
+  private isSmOffered = false;
+  private sm: SmOut | undefined;
   onClosed: (() => void) | undefined;
   /** Why setup failed, once it did. */
   failure: S2sFailure | undefined;
@@ -96,26 +118,39 @@ export class OutgoingStream {
     return this.isSettled && !this.isClosed;
   }
 
-  /** Write a serialized stanza on an authenticated stream; false when it cannot take it. */
-  send(text: string): boolean {
+  /** Stream management is on: stanzas sent are acknowledged (XEP-0198). */
+  get isManaged(): boolean {
+    return this.sm?.isEnabled === true;
+  }
+
+  /**
+   * Write a serialized stanza on an authenticated stream; false when it cannot take it. With stream management,
+   * `onAck` learns later whether the peer acknowledged it or the stream ended first; without, it is never called.
+   */
+  send(text: string, onAck?: (outcome: AckOutcome) => void): boolean {
     if (!this.isReady || !this.socket || this.socket.destroyed) return false;
-    if (this.socket.writableLength > MAX_WRITE_BUFFER) {
+    if (this.socket.writableLength > MAX_WRITE_BUFFER || (this.sm && this.sm.unacked.length >= MAX_UNACKED)) {
       this.close();
       return false;
     }
     this.socket.write(text);
+    if (this.sm) {
+      this.sm.unacked.push(onAck);
+      this.requestAck();
+    }
     this.touch();
     return true;
   }
 
-  close(): void {
+  close(error?: string): void {
     if (this.isClosed) return;
     this.isClosed = true;
     this.clearTimers();
     this.parser?.stop();
+    this.endSm();
     const socket = this.socket;
     if (socket && !socket.destroyed) {
-      socket.end(STREAM_CLOSE);
+      socket.end(`${error ?? ''}${STREAM_CLOSE}`);
       setTimeout(() => socket.destroy(), CLOSE_GRACE_MS).unref();
     }
     if (!this.isSettled) this.settle(new S2sFailure('remote-server-not-found', `the stream to ${this.remote} was closed during setup`));
@@ -216,6 +251,7 @@ export class OutgoingStream {
     if (ns === NS_TLS && el.name === 'failure') return this.fail('remote-server-not-found', `${this.remote} failed STARTTLS`);
     if (ns === NS_SASL && this.sasl === 'tried' && el.name === 'success') return this.onSaslSuccess();
     if (ns === NS_SASL && this.sasl === 'tried' && el.name === 'failure') return this.onSaslFailure(el);
+    if (ns === NS_SM) return this.onSm(el);
     if (ns === NS_DIALBACK && el.name === 'result' && this.purpose.kind === 'route') return this.onResult(el);
     if (ns === NS_DIALBACK && el.name === 'verify' && this.purpose.kind === 'verify') return this.onVerify(el);
     // RFC 6120 §4.1: this stream carries our stanzas only; anything else from the peer is not for us.
@@ -223,6 +259,7 @@ export class OutgoingStream {
   }
 
   private onFeatures(features: Element): void {
+    this.isSmOffered = features.getChild('sm', NS_SM) !== undefined;
     const starttls = features.getChild('starttls', NS_TLS);
     if (!this.isSecure && starttls) {
       this.socket!.write(`<starttls xmlns='${NS_TLS}'/>`);
@@ -237,8 +274,7 @@ export class OutgoingStream {
     if (this.sasl === 'succeeded') {
       this.mechanism = 'EXTERNAL';
       this.log.info({ secure: this.isSecure, peerCertificateValid: this.isCertificateValid }, 'outgoing s2s stream authenticated (SASL EXTERNAL)');
-      this.touch();
-      return this.settle();
+      return this.authenticated();
     }
     const offersExternal = features
       .getChild('mechanisms', NS_SASL)
@@ -304,8 +340,7 @@ export class OutgoingStream {
     if (el.attrs.type === 'valid') {
       this.mechanism = 'dialback';
       this.log.info({ secure: this.isSecure }, 'outgoing s2s stream authenticated (dialback)');
-      this.touch();
-      return this.settle();
+      return this.authenticated();
     }
     const error = el.getChild('error')?.children.find((c): c is Element => typeof c !== 'string');
     this.fail('remote-server-not-found', `${this.remote} refused our dialback (${el.attrs.type ?? 'no type'}${error ? `: ${error.name}` : ''})`);
@@ -316,6 +351,83 @@ export class OutgoingStream {
     this.isVerified = el.attrs.type === 'valid';
     this.settle();
     this.close();
+  }
+
+  /** Ready for stanzas; XEP-0198 §3 enabled first when the peer offered it, so every stanza after it is counted. */
+  private authenticated(): void {
+    if (this.isSmOffered && this.purpose.kind === 'route') {
+      this.socket!.write(`<enable xmlns='${NS_SM}'/>`);
+      this.sm = { isEnabled: false, acked: 0, unacked: [], isAwaitingAck: false, requestTimer: undefined, ackTimer: undefined };
+    }
+    this.touch();
+    this.settle();
+  }
+
+  /** XEP-0198 elements from the peer: <enabled/>, <failed/>, <a h/>, <r/>. */
+  private onSm(el: Element): void {
+    const sm = this.sm;
+    if (el.name === 'r') {
+      // This stream carries our stanzas only: we handled none of the peer's.
+      this.socket?.write(`<a xmlns='${NS_SM}' h='0'/>`);
+      return;
+    }
+    if (!sm) return;
+    if (el.name === 'enabled') {
+      sm.isEnabled = true;
+      this.log.debug('stream management enabled on the outgoing stream');
+      return;
+    }
+    if (el.name === 'failed') {
+      // Nothing sent so far will be acknowledged: those stanzas count as sent, as without stream management.
+      this.log.debug('the peer refused stream management');
+      this.sm = undefined;
+      if (sm.requestTimer) clearImmediate(sm.requestTimer);
+      if (sm.ackTimer) clearTimeout(sm.ackTimer);
+      return;
+    }
+    if (el.name !== 'a') return;
+    const h = parseH(el.attrs.h);
+    const count = h === undefined ? undefined : newlyAcked(sm.acked, h);
+    if (h === undefined || count === undefined || count > sm.unacked.length) {
+      const sent = wireH(sm.acked + sm.unacked.length);
+      this.log.info({ h: el.attrs.h, sent }, 'the peer acknowledged more than was sent');
+      return this.close(`<stream:error><undefined-condition xmlns='${NS_STREAMS_ERRORS}'/><handled-count-too-high xmlns='${NS_SM}' h='${h ?? 0}' send-count='${sent}'/></stream:error>`);
+    }
+    sm.acked += count;
+    sm.isAwaitingAck = false;
+    if (sm.ackTimer) clearTimeout(sm.ackTimer);
+    sm.ackTimer = undefined;
+    if (count > 0) this.log.debug({ h, acknowledged: count }, 'the peer acknowledged stanzas');
+    for (const onAck of sm.unacked.splice(0, count)) onAck?.('acknowledged');
+    if (sm.unacked.length > 0) this.requestAck();
+  }
+
+  /** One <r/> per turn while stanzas wait for acknowledgement; unanswered within s2s_timeout, the stream is dead. */
+  private requestAck(): void {
+    const sm = this.sm;
+    if (!sm || sm.isAwaitingAck || sm.requestTimer) return;
+    sm.requestTimer = setImmediate(() => {
+      sm.requestTimer = undefined;
+      if (this.isClosed || this.sm !== sm || sm.unacked.length === 0) return;
+      sm.isAwaitingAck = true;
+      this.socket?.write(`<r xmlns='${NS_SM}'/>`);
+      sm.ackTimer = setTimeout(() => {
+        this.log.info('the peer did not acknowledge in time; closing the stream');
+        this.close();
+      }, this.ctx.settings.timeoutMs);
+      sm.ackTimer.unref();
+    });
+  }
+
+  /** The stream ends: what the peer did not acknowledge may not have arrived. */
+  private endSm(): void {
+    const sm = this.sm;
+    if (!sm) return;
+    this.sm = undefined;
+    if (sm.requestTimer) clearImmediate(sm.requestTimer);
+    if (sm.ackTimer) clearTimeout(sm.ackTimer);
+    if (sm.unacked.length > 0) this.log.info({ unacknowledged: sm.unacked.length }, 'outgoing stream ended with unacknowledged stanzas');
+    for (const onAck of sm.unacked.splice(0)) onAck?.('lost');
   }
 
   /** Close an authenticated stream nobody used for a while (Prosody closes idle s2s too). */
