@@ -32,8 +32,8 @@ describe('Converse.js in Chromium', { skip }, () => {
     mkdirSync(artifacts, { recursive: true });
     ts = await startTestServer({
       // What `npm start` loads without a config file (README's quick start).
-      // The embedded default's rooms component too.
-      config: { modules_enabled: HOST_KEYS.modules_enabled!.default, components: { 'conference.localhost': { module: 'muc' } } },
+      // The embedded default's components too (rooms, file sharing).
+      config: { modules_enabled: HOST_KEYS.modules_enabled!.default, components: { 'conference.localhost': { module: 'muc' }, 'upload.localhost': { module: 'http_file_share' } } },
       users: [
         ['alice@localhost', 'alice-secret'],
         ['bob@localhost', 'bob-secret'],
@@ -62,6 +62,18 @@ describe('Converse.js in Chromium', { skip }, () => {
     assert.match(html, /href="\/msg"/);
     // Nothing answers at /.well-known itself: the link goes to the document there.
     assert.match(html, /href="\/\.well-known\/host-meta"/);
+  });
+
+  it("the page's Content-Security-Policy lets it reach this server's file-sharing component and no other site", async () => {
+    const res = await fetch(`${ts.httpUrl}/conversejs`);
+    const csp = res.headers.get('content-security-policy') ?? '';
+    const upload = `http://upload.localhost:${new URL(ts.httpUrl).port}`;
+    for (const directive of ['connect-src', 'img-src', 'media-src']) {
+      const sources = csp.split(';').map((d) => d.trim().split(/\s+/)).find((d) => d[0] === directive)?.slice(1) ?? [];
+      assert.ok(sources.includes("'self'") && sources.includes(upload), `${directive}: ${sources.join(' ')}`);
+      assert.ok(sources.every((src) => ["'self'", upload, 'data:', 'blob:'].includes(src)), `${directive}: ${sources.join(' ')}`);
+    }
+    assert.match(csp, /default-src 'self'/);
   });
 
   it('logs in over the WebSocket, shows a message posted with curl by a sender outside the roster, and requests nothing outside this server', { timeout: 90_000 }, async () => {

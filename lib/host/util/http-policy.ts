@@ -13,6 +13,12 @@ export interface HttpAppPolicy {
   pathMethods?: Readonly<Record<string, string[]>>;
   optionsHeaders?: Record<string, string>;
   corsOrigins?: readonly string[];
+  /**
+   * Any web page may call the app and read its answers (`Access-Control-Allow-Origin: *`, which browsers never
+   * pair with cookies or cached credentials): only for apps whose credential is in the request itself, such as
+   * http_file_share's slot token. The cross-site guard then refuses nothing.
+   */
+  corsAnyOrigin?: boolean;
   corsHeaders?: string[];
 }
 
@@ -51,7 +57,9 @@ export function withPolicy(app: HttpAppPolicy, middleware: Middleware, basePath 
     const origin =
       originHeader === undefined && fetchSite === undefined
         ? undefined
-        : checkOrigin({ origin: originHeader, secFetchSite: fetchSite, selfOrigin: `${ctx.protocol}://${ctx.get('host')}`, allowedOrigins: origins });
+        : app.corsAnyOrigin
+          ? ({ allowed: true, corsOrigin: originHeader === undefined ? undefined : '*' } as const)
+          : checkOrigin({ origin: originHeader, secFetchSite: fetchSite, selfOrigin: `${ctx.protocol}://${ctx.get('host')}`, allowedOrigins: origins });
     const corsOrigin = origin?.allowed ? origin.corsOrigin : undefined;
     const rule = (pathRules.size > 0 && pathRules.get(ctx.path.slice(prefix.length))) || appRule;
     const allow = rule?.allow;

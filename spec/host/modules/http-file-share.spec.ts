@@ -145,6 +145,23 @@ describe('http_file_share', () => {
     assert.match(String(page.headers['content-disposition']), /^attachment; /, 'a type a browser would run is a download');
   });
 
+  it('takes a PUT from a web page of any origin (Converse.js): the preflight and the upload answer CORS for *', async () => {
+    const s = await slot(bob, 'from-page.txt', 5, 'text/plain');
+    const origin = 'https://chat.example';
+    const pre = await httpTo(s.put, { method: 'OPTIONS', headers: { origin, 'access-control-request-method': 'PUT', 'access-control-request-headers': 'authorization,content-type' } });
+    assert.equal(pre.status, 204);
+    assert.equal(pre.headers['access-control-allow-origin'], '*');
+    assert.match(String(pre.headers['access-control-allow-methods']), /\bPUT\b/);
+    assert.match(String(pre.headers['access-control-allow-headers']), /Authorization/);
+    assert.match(String(pre.headers['access-control-allow-headers']), /Content-Type/);
+    const res = await put(s, 'hello', { 'content-type': 'text/plain', origin, 'sec-fetch-site': 'cross-site' });
+    assert.equal(res.status, 201, res.body.toString());
+    assert.equal(res.headers['access-control-allow-origin'], '*');
+    const got = await httpTo(s.get, { headers: { origin } });
+    assert.equal(got.body.toString(), 'hello');
+    assert.equal(got.headers['access-control-allow-origin'], '*');
+  });
+
   it('refuses a second upload to the same slot (409)', async () => {
     const s = await slot(bob, 'once.txt', 4, 'text/plain');
     assert.equal((await put(s, 'abcd')).status, 201);

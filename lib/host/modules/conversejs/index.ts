@@ -15,16 +15,20 @@ const SHOW_ALERTS_PLUGIN = 'xmppd-show-new-chats';
  * Everything from this server only (its WebSocket included): a link or an image in a message cannot make the browser
  * ask another site. The inline scripts are the page's own (settings, the footer below); no framing by other sites.
  */
-const CSP = [
-  "default-src 'self'",
-  // Converse's OMEMO runs WebAssembly: compiling it is allowed, eval is not.
-  "script-src 'self' 'unsafe-inline' 'wasm-unsafe-eval'",
-  "style-src 'self' 'unsafe-inline'",
-  "img-src 'self' data: blob:",
-  "media-src 'self' data: blob:",
-  "connect-src 'self'",
-  "frame-ancestors 'none'",
-].join('; ');
+function contentSecurityPolicy(uploadOrigins: readonly string[]): string {
+  // The server's own file-sharing components answer at their own domain's origin: uploads (PUT) and the files shown.
+  const own = ["'self'", ...uploadOrigins].join(' ');
+  return [
+    "default-src 'self'",
+    // Converse's OMEMO runs WebAssembly: compiling it is allowed, eval is not.
+    "script-src 'self' 'unsafe-inline' 'wasm-unsafe-eval'",
+    "style-src 'self' 'unsafe-inline'",
+    `img-src ${own} data: blob:`,
+    `media-src ${own} data: blob:`,
+    `connect-src ${own}`,
+    "frame-ancestors 'none'",
+  ].join('; ');
+}
 
 /** The package's dist folder (converse.min.js, its CSS, fonts, sounds, emoji data and locale chunks). */
 function distFolder(): string {
@@ -105,11 +109,18 @@ function load(module: ModuleApi): void {
   const dist = distFolder();
   const page = clientPage({ host: module.host, basePath, websocketPath });
 
+  // Asked at each request: the http module knows its port only once it listens.
+  const uploadOrigins = (): string[] => {
+    const components = (module.setting('components') ?? {}) as Record<string, { module?: string }>;
+    const domains = Object.entries(components).flatMap(([domain, c]) => (c.module === 'http_file_share' ? [domain] : []));
+    return [...new Set(domains.map((d) => new URL(http.baseUrl(d)).origin))];
+  };
+
   const router = new Router();
   router.get('/', (ctx) => {
     ctx.type = 'text/html; charset=utf-8';
     // The page may not be framed by another site (clickjacking a logged-in chat).
-    ctx.set({ 'X-Frame-Options': 'DENY', 'Content-Security-Policy': CSP, 'Cache-Control': 'no-cache' });
+    ctx.set({ 'X-Frame-Options': 'DENY', 'Content-Security-Policy': contentSecurityPolicy(uploadOrigins()), 'Cache-Control': 'no-cache' });
     ctx.body = page;
   });
   router.get('/dist/*file', async (ctx, next) => {

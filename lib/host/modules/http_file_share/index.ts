@@ -129,6 +129,9 @@ function load(module: ModuleApi<HttpFileShareOptions>): void {
     defaultPath: DEFAULT_PATH,
     router: createFileShareRouter(store, { secret, now, log: module.log }),
     methods: ['GET', 'HEAD', 'PUT'],
+    // Browser clients (Converse.js) upload from their own page's origin; the slot token is the only credential, and
+    // Prosody's mod_http_file_share answers CORS for any origin too.
+    corsAnyOrigin: true,
     title: 'File sharing (XEP-0363)',
   });
 

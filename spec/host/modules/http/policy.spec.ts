@@ -33,6 +33,13 @@ describe('http module', () => {
       corsOrigins: ['https://app.example'],
       corsHeaders: ['Authorization'],
     });
+    // An app whose only credential is in the request (http_file_share's slot token): any page may call it.
+    const files = new Router();
+    files.all('/*rest', (ctx) => {
+      seen.push({ method: ctx.method, ip: ctx.request.ip });
+      ctx.body = 'stored';
+    });
+    apps.mount('a.test', 'files', '/files', files, { methods: ['GET', 'PUT'], corsAnyOrigin: true });
     const koa = createHttpApp(apps, pino({ level: 'silent' }), { trustedProxies: trustedProxies(['127.0.0.1', '10.0.0.0/8']) });
     server = koa.listen(0, '127.0.0.1');
     await new Promise((r) => server.once('listening', r));
@@ -97,6 +104,26 @@ describe('http module', () => {
       const safe = await request(`${url}/notes/x`, { method: 'GET', headers: { authorization: 'ok', Origin: 'https://evil.example' } });
       assert.equal(safe.status, 200);
       assert.equal(safe.headers['access-control-allow-origin'], undefined);
+    });
+
+    it('an app open to any origin answers the preflight and the request of any page with *, and only that app', async () => {
+      const pre = await request(`${url}/files/x`, { method: 'OPTIONS', headers: { Origin: 'https://chat.example', 'Access-Control-Request-Method': 'PUT', 'Access-Control-Request-Headers': 'authorization, content-type' } });
+      assert.equal(pre.status, 204);
+      assert.equal(pre.headers['access-control-allow-origin'], '*');
+      assert.equal(pre.headers['access-control-allow-methods'], 'OPTIONS, GET, PUT');
+      assert.equal(pre.headers['access-control-allow-headers'], 'Authorization, Content-Type');
+      assert.equal(pre.headers['access-control-allow-credentials'], undefined);
+      seen.length = 0;
+      const put = await request(`${url}/files/x`, { method: 'PUT', body: 'x', headers: { Origin: 'https://chat.example', 'Sec-Fetch-Site': 'cross-site' } });
+      assert.equal(put.status, 200);
+      assert.equal(put.headers['access-control-allow-origin'], '*');
+      assert.equal(seen.length, 1);
+      // No Origin at all (curl): no CORS headers.
+      assert.equal((await request(`${url}/files/x`, { method: 'GET' })).headers['access-control-allow-origin'], undefined);
+      // The other app of the same host keeps its guard.
+      const notes = await request(`${url}/notes/x`, { method: 'PUT', body: 'x', headers: { authorization: 'ok', Origin: 'https://chat.example' } });
+      assert.equal(notes.status, 403);
+      assert.equal(notes.headers['access-control-allow-origin'], undefined);
     });
   });
 
