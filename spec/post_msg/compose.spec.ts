@@ -1,6 +1,5 @@
 // post_msg.md §13 (several recipients), §14 (title, Markdown, url attachments) and §15 (dry run) on the adapter,
 // with a fast-check property: any Markdown gives a 201 with a body and an html the whitelist accepts.
-// NOTE: rooms (§10) and remote recipients (§9) in a composed request are refused (422) until those land.
 
 import { after, before, describe, it } from 'node:test';
 import assert from 'node:assert/strict';

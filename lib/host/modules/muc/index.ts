@@ -69,7 +69,11 @@ export interface MucService {
   hasRoom(room: string): boolean;
   /** Post as an account without joining: occupants get the message, history and archive keep it; no presence. */
   post(input: MucPostInput): Promise<MucPostResult>;
+  /** post's refusals without posting (a request with several recipients checks them all first): 'allowed' with the nick. */
+  check(input: Pick<MucPostInput, 'room' | 'account' | 'nick'>): MucCheckResult;
 }
+
+export type MucCheckResult = Exclude<MucPostResult, { outcome: 'posted' }> | { outcome: 'allowed'; nick: string };
 
 declare module '../../api.js' {
   interface Services {
@@ -830,27 +834,33 @@ export async function load(module: ModuleApi<MucOptions>): Promise<void> {
 
   // --- the post service (post_msg.md §10) ------------------------------------------------------------------------
 
+  const checkPost: MucService['check'] = (input) => {
+    const room = rooms.get(input.room);
+    if (!room || room.isLocked) return { outcome: 'not-found', detail: `There is no room ${input.room} on this server.` };
+    prune(room);
+    const refusal = room.postRefusal(input.account);
+    if (refusal) return { outcome: 'forbidden', rule: refusal.rule, detail: `The room ${input.room} refused the post (${refusal.rule}): ${refusal.text}` };
+    const occupant = room.occupantOfAccount(input.account);
+    if (occupant) {
+      if (input.nick !== undefined && input.nick !== occupant.nick) return { outcome: 'conflict', detail: `The account is in the room as ${occupant.nick}; give that nick or none.` };
+      return { outcome: 'allowed', nick: occupant.nick };
+    }
+    const wanted = input.nick ?? room.nicks.get(input.account) ?? input.account.slice(0, input.account.indexOf('@'));
+    const nick = jidParts(`${room.jid}/${wanted}`)?.resource;
+    if (!nick) return { outcome: 'conflict', detail: `The nick ${JSON.stringify(wanted)} is not a valid nickname.` };
+    const taken = room.nickTakenBy(nick, input.account);
+    if (taken) return { outcome: 'conflict', detail: `The nick ${nick} is ${taken === 'occupant' ? 'in use by another account in' : 'registered by another account in'} ${input.room}.` };
+    return { outcome: 'allowed', nick };
+  };
+
   module.setService<'muc'>({
     hasRoom: (jid) => rooms.has(jid),
+    check: checkPost,
     async post(input) {
-      const room = rooms.get(input.room);
-      if (!room || room.isLocked) return { outcome: 'not-found', detail: `There is no room ${input.room} on this server.` };
-      prune(room);
-      const refusal = room.postRefusal(input.account);
-      if (refusal) return { outcome: 'forbidden', rule: refusal.rule, detail: `The room ${input.room} refused the post (${refusal.rule}): ${refusal.text}` };
-      const occupant = room.occupantOfAccount(input.account);
-      let nick: string;
-      if (occupant) {
-        if (input.nick !== undefined && input.nick !== occupant.nick) return { outcome: 'conflict', detail: `The account is in the room as ${occupant.nick}; give that nick or none.` };
-        nick = occupant.nick;
-      } else {
-        const wanted = input.nick ?? room.nicks.get(input.account) ?? input.account.slice(0, input.account.indexOf('@'));
-        const valid = jidParts(`${room.jid}/${wanted}`)?.resource;
-        if (!valid) return { outcome: 'conflict', detail: `The nick ${JSON.stringify(wanted)} is not a valid nickname.` };
-        nick = valid;
-        const taken = room.nickTakenBy(nick, input.account);
-        if (taken) return { outcome: 'conflict', detail: `The nick ${nick} is ${taken === 'occupant' ? 'in use by another account in' : 'registered by another account in'} ${input.room}.` };
-      }
+      const checked = checkPost(input);
+      if (checked.outcome !== 'allowed') return checked;
+      const { nick } = checked;
+      const room = rooms.get(input.room)!;
       const message = xml('message', { type: 'groupchat', from: `${room.jid}/${nick}`, id: input.id },
         input.subject !== undefined ? xml('subject', {}, input.subject) : null,
         xml('body', {}, input.body),
