@@ -37,17 +37,27 @@ export default tseslint.config(
     ['lib/host/net/*.ts', '^\\.\\./(?!util/)', 'net/ imports only util/.'],
     ['lib/host/core/*.ts', '^\\.\\./(?!util/|net/|api\\.js$)', 'core/ imports only util/, net/ and api.ts.'],
     ['lib/host/core/*/*.ts', '^\\.\\./\\.\\./(?!util/|net/|api\\.js$)', 'core/ imports only util/, net/ and api.ts.'],
-    ['lib/host/modules/*.ts', '^\\.\\./(?!util/|net/|api\\.js$)', 'A module imports only api.ts, util/ and net/.'],
-    ['lib/host/modules/*/*.ts', '^\\.\\./\\.\\./(?!util/|net/|api\\.js$)', 'A module imports only api.ts, util/ and net/.'],
+    // A module is one file or one folder; it reaches another module through events, items and depends() only.
+    ['lib/host/modules/*.ts', '^\\./|^\\.\\./(?!util/|net/|api\\.js$)', 'A single-file module imports only api.ts, util/ and net/ (no other module\'s files).'],
+    ['lib/host/modules/*/*.ts', '^\\.\\./(?!\\.\\./(?:util/|net/|api\\.js$))', 'A module imports only its own folder, api.ts, util/ and net/ (no other module\'s files).'],
+    ['lib/host/modules/*/*/*.ts', '^\\.\\./\\.\\./(?!\\.\\./(?:util/|net/|api\\.js$))', 'A module imports only its own folder, api.ts, util/ and net/ (no other module\'s files).'],
     ['lib/host/api.ts', '^\\./(?!util/)', 'The door imports only util/ (core/ implements its types).'],
+    ['lib/host/cli.ts', '^\\./(?!core/|util/|api\\.js$)', 'The CLI imports only core/, util/ and api.ts (modules through core/).'],
+    // net/ too: the kit builds what core/server.ts builds (the end-of-turn batcher), and net/ sits below core/.
+    ['lib/host/testing.ts', '^\\./(?!core/|util/|net/|api\\.js$)', 'The test kit imports only core/, util/, net/ and api.ts.'],
   ].map(([files, regex, message]) => ({
     files: [files],
-    ignores: ['lib/host/core/server.ts'],
+    ignores: ['lib/host/core/server.ts', 'lib/host/modules/index.ts'],
     rules: { 'no-restricted-imports': ['error', { patterns: [{ regex, message }] }] },
   })),
   {
     // The composition root is the one core file that knows the bundled modules.
     files: ['lib/host/core/server.ts'],
     rules: { 'no-restricted-imports': ['error', { patterns: [{ regex: '^\\.\\./(?!util/|net/|api\\.js$|modules/index\\.js$)', message: 'server.ts imports util/, net/, api.ts and modules/index.ts only.' }] }] },
+  },
+  {
+    // The bundled catalog: each module by its entry file (a single file, or a folder's index.ts), nothing inside one.
+    files: ['lib/host/modules/index.ts'],
+    rules: { 'no-restricted-imports': ['error', { patterns: [{ regex: '^\\./[^/]+/(?!index\\.js$)|^\\.\\./(?!api\\.js$)', message: 'The catalog imports each module by its entry file (x.js or x/index.js) and api.ts only.' }] }] },
   },
 );

@@ -23,6 +23,7 @@ export type { AuthAdmission, AuthAttempt } from './util/throttle.js';
 import type { AuthResult } from './util/sasl/sasl.js';
 import type { ScramCredentials } from './util/sasl/sasl-scram.js';
 import type { AuthAdmission } from './util/throttle.js';
+import type { StoredXml } from './util/preserialize.js';
 export { HostError, StanzaError, type HostErrorCode, type StanzaErrorCondition } from './util/errors.js';
 
 /** A stanza is an @xmpp/xml element named message, presence or iq. */
@@ -143,6 +144,13 @@ export interface ClientSession {
   resume?(from: ClientSession): boolean;
   /** Drop the connection as a dead network would (no more reading or writing): hibernation rules apply. */
   dropConnection?(): void;
+  /** The last available presence the client sent (Prosody's session.presence), for probes and broadcasts. */
+  readonly lastPresence?: Stanza;
+  /**
+   * Record the client's presence: available or not, its priority, the stanza (RFC 6121 §4.2, §4.5). Only the presence
+   * module calls it, as Prosody's mod_presence sets session.presence and session.priority. Absent: presence not kept.
+   */
+  setPresence?(isAvailable: boolean, priority: number, presence: Stanza | undefined): void;
 }
 
 /** What stream management tells a session (ClientSession.manage). */
@@ -492,6 +500,127 @@ export interface TokenService {
 export interface Services {
   tokenauth: TokenService;
 }
+
+/** A roster item's subscription state (RFC 6121 §2.1.2.5). */
+export type Subscription = 'none' | 'to' | 'from' | 'both';
+
+/** One contact of an account's roster (RFC 6121 §2.1), as the roster module stores it. */
+export interface RosterItem {
+  jid: string;
+  name?: string;
+  subscription: Subscription;
+  ask?: 'subscribe';
+  /** Pre-approved (RFC 6121 §3.4): the contact's subscription request will be approved at once. */
+  approved?: true;
+  groups: string[];
+}
+
+/**
+ * A subscription request that is waiting for the account's answer (RFC 6121 §3.1.3 "pending in"), kept whole, with its
+ * status and nick, as Prosody keeps it in the roster's pending list: each new session gets it until it is answered.
+ */
+export interface PendingRequest {
+  /** The requester's bare JID. */
+  from: string;
+  /** The presence stanza as it arrived (serialized). */
+  stanza: string;
+}
+
+/** A change to push to interested resources (RFC 6121 §2.1.6): an item, or a removed contact's JID. */
+export type RosterChange = { item: RosterItem } | { removed: string };
+
+/** What a subscription change sees of one contact: its roster item and its pending request, either possibly absent. */
+export interface ContactState {
+  item: RosterItem | undefined;
+  pending: PendingRequest | undefined;
+}
+
+/** What a subscription change writes: a field left out stays as it is, null deletes. */
+export interface ContactUpdate {
+  item?: RosterItem | null;
+  pending?: PendingRequest | null;
+}
+
+/** The outcome of an update: the state before and after, and, when the item changed, the new ver and the change to push. */
+export interface ContactResult {
+  before: ContactState;
+  after: ContactState;
+  pushed?: { ver: string; change: RosterChange };
+}
+
+/** What the roster module offers the presence module (and others) through depends('roster'). */
+export interface RosterService {
+  /** Every item of the account's roster. */
+  items(user: string): Promise<RosterItem[]>;
+  /** One contact's item and pending request. */
+  contact(user: string, jid: string): Promise<ContactState>;
+  /** Subscription requests waiting for the account's answer. */
+  pendingRequests(user: string): Promise<PendingRequest[]>;
+  /** Change a contact's subscription state (RosterStore.update); a changed item is pushed to interested resources. */
+  update(user: string, jid: string, decide: (state: ContactState) => ContactUpdate | undefined): Promise<ContactResult>;
+  /** Whether the session asked for the roster (RFC 6121 §2.1.6 interested resource). */
+  isInterested(session: ClientSession): boolean;
+}
+
+export interface Services {
+  roster: RosterService;
+}
+
+/** Who may see a PEP node's items (XEP-0060 §4.5, the models XEP-0163 uses). */
+export type AccessModel = 'presence' | 'open' | 'whitelist';
+
+/** A PEP node's configuration (XEP-0060 §8.2 pubsub#node_config), the fields the pep module honours. */
+export interface NodeConfig {
+  access_model: AccessModel;
+  persist_items: boolean;
+  /** A number, or 'max': the server's ceiling (pep.max_items). */
+  max_items: number | 'max';
+  send_last_published_item: 'never' | 'on_sub_and_presence';
+  title?: string;
+}
+
+/** A PEP item as the service hands it out: id and payload element. */
+export interface PepItem {
+  id: string;
+  payload: Element;
+}
+
+/** What changed on a node, for modules that mirror one (bookmarks). */
+export interface PepChange {
+  owner: string;
+  node: string;
+  kind: 'publish' | 'retract' | 'purge' | 'delete';
+}
+
+/** The PEP service (XEP-0163) other modules use through depends('pep'); `owner` is an account's bare JID. Acts as the owner. */
+export interface PepService {
+  /** The node's configuration, undefined when the account has no such node. */
+  config(owner: string, node: string): Promise<NodeConfig | undefined>;
+  /** The node's items oldest first, undefined when the account has no such node. */
+  items(owner: string, node: string): Promise<PepItem[] | undefined>;
+  /**
+   * Publish as the account: the node is created with `config` when missing; an existing node is reconfigured to it
+   * when `reconfigure`, else `config` must match (XEP-0060 §7.1.5). Resolves to the item id. Rejects with StanzaError.
+   */
+  publish(owner: string, node: string, item: { id?: string; payload: Element }, config?: Partial<NodeConfig>, reconfigure?: boolean): Promise<string>;
+  /** Resolves false when there was no such item. */
+  retract(owner: string, node: string, id: string, notify: boolean): Promise<boolean>;
+  purge(owner: string, node: string): Promise<void>;
+  /** Send `<event><{child}/></event>` for `node` to the account's +notify recipients that `access` allows. */
+  notify(owner: string, node: string, child: Element, access: AccessModel): Promise<void>;
+  /** Called after every change; returns the function that stops it. */
+  onChange(listener: (change: PepChange) => void): () => void;
+}
+
+export interface Services {
+  pep: PepService;
+}
+
+/**
+ * The document of the `private` store (XEP-0049, the private module), per account: `<name>:<namespace>` → the
+ * fragment, preserialized, with its serialized size. Bookmarks reads and edits it too, as Prosody's mod_bookmarks does.
+ */
+export type PrivateDocument = Record<string, { size: number; xml: StoredXml }>;
 
 /** An iq handler for `handleIq`: the result's payload, `true` for an empty result; a thrown StanzaError is the error reply. */
 export type IqHandler = (event: StanzaEvent) => Element | true | Promise<Element | true>;

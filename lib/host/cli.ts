@@ -7,9 +7,8 @@ import { createInterface } from 'node:readline';
 import { realpathSync } from 'node:fs';
 import { fileURLToPath } from 'node:url';
 import { HostError } from './util/errors.js';
-import { openUsers, readConfig, startServer, DEFAULT_CONFIG_PATH, type ConfigSource, type Server } from './core/server.js';
+import { openTokens, openUsers, readConfig, startServer, DEFAULT_CONFIG_PATH, type ConfigSource, type Server } from './core/server.js';
 import { parseDuration } from './core/options.js';
-import { TokenStore, TOKENS_STORE, TOKEN_INDEX_STORE } from './modules/index.js';
 import type { TokenInfo } from './api.js';
 
 const USAGE = `Usage: xmppd <command> [options]
@@ -205,12 +204,7 @@ async function tokenCommand(rest: string[], source: ConfigSource, opts: { name?:
   }
   const { config } = readConfig(source);
   const { storage, users } = await openUsers(config);
-  const tokens = new TokenStore({
-    tokens: (host) => storage.map(host, TOKENS_STORE),
-    index: (host) => storage.map(host, TOKEN_INDEX_STORE),
-    accountExists: async (bare) => (await storage.users.get(bare)) !== undefined,
-    hosts: () => Object.keys(config.virtual_hosts),
-  });
+  const tokens = openTokens(config, storage);
   try {
     if (sub === 'add') {
       const jid = users.accountJid(args[0]!);

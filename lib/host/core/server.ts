@@ -3,7 +3,7 @@
 
 import type { DestinationStream, Logger } from 'pino';
 import { MemoryAuthThrottle } from '../util/throttle.js';
-import { coreModules, optionalModules, storageModules } from '../modules/index.js';
+import { coreModules, optionalModules, storageModules, TokenStore, TOKENS_STORE, TOKEN_INDEX_STORE } from '../modules/index.js';
 import { pluginPathsOf, readRawConfig, validateConfig, type HostConfig, type RawConfig } from './config.js';
 import { EventBus } from './events.js';
 import { PortManager } from './ports.js';
@@ -21,7 +21,7 @@ import { loadOrCreateTls } from '../net/tls.js';
 import { CredentialCache, deriveScramOnEventLoop, UserService } from './users.js';
 import { readOrCreateSecret } from './secret-file.js';
 import { TurnEnd } from '../net/end-of-turn.js';
-import type { NetItem, StanzaEvent, Storage, UserStore, UsersApi } from '../api.js';
+import type { NetItem, StanzaEvent, Storage, TokenService, UserStore, UsersApi } from '../api.js';
 
 export const DEFAULT_CONFIG_PATH = './xmppd.yaml';
 
@@ -50,6 +50,16 @@ export async function openUsers(
 ): Promise<{ storage: Storage; users: UserService; throttle: MemoryAuthThrottle }> {
   const storage = await loadStorage(config, moduleCatalog(config.plugin_paths));
   return { storage, ...userService(config, storage, undefined, options) };
+}
+
+/** The app tokens on storage opened by openUsers(), for `xmppd token`: the tokenauth module's store without the module. */
+export function openTokens(config: HostConfig, storage: Storage): TokenService {
+  return new TokenStore({
+    tokens: (host) => storage.map(host, TOKENS_STORE),
+    index: (host) => storage.map(host, TOKEN_INDEX_STORE),
+    accountExists: async (bare) => (await storage.users.get(bare)) !== undefined,
+    hosts: () => Object.keys(config.virtual_hosts),
+  });
 }
 
 type UserChange = (jid: string, change: 'created' | 'password' | 'deleted') => void;

@@ -12,10 +12,12 @@ import {
   type Element,
   type ModuleApi,
   type ModuleDefinition,
+  type NodeConfig,
+  type PepItem,
+  type PrivateDocument,
   type StanzaEvent,
 } from '../api.js';
-import type { NodeConfig, PepItem } from './pep/index.js';
-import type { PrivateDocument, StoredXml } from './private.js';
+import { deserialize } from '../util/preserialize.js';
 
 export const NS_BOOKMARKS = 'urn:xmpp:bookmarks:1';
 export const NS_LEGACY = 'storage:bookmarks';
@@ -26,9 +28,6 @@ const PRIVATE_KEY = `storage:${NS_LEGACY}`;
 
 /** XEP-0402 §3: whitelist access, as many items as allowed, persistent, nothing sent to new contacts. */
 export const BOOKMARKS_CONFIG: Partial<NodeConfig> = { persist_items: true, max_items: 'max', send_last_published_item: 'never', access_model: 'whitelist' };
-
-/** A fragment as mod_private stores it, back to XML (its st.deserialize). */
-const fromStored = (stored: StoredXml): Element => xml(stored.name, stored.attrs, ...stored.children.map((c) => (typeof c === 'string' ? c : fromStored(c))));
 
 const textChild = (el: Element, name: string): string | undefined => el.getChild(name)?.text();
 
@@ -162,7 +161,7 @@ export function load(module: ModuleApi): void {
       const doc = await privateStore.get(owner);
       const entry = doc && Object.hasOwn(doc, PRIVATE_KEY) ? doc[PRIVATE_KEY] : undefined;
       if (!doc || !entry) return;
-      await publishToPep(owner, fromStored(entry.xml), false);
+      await publishToPep(owner, deserialize(entry.xml), false);
       const rest = { ...doc };
       delete rest[PRIVATE_KEY];
       await privateStore.set(owner, Object.keys(rest).length > 0 ? rest : undefined);

@@ -10,15 +10,17 @@ import {
   parseJid,
   xml,
   type ClientSession,
+  type ContactState,
+  type ContactUpdate,
   type ModuleApi,
   type ModuleDefinition,
   type Origin,
   type Outcome,
+  type RosterItem,
   type Stanza,
   type StanzaEvent,
+  type Subscription,
 } from '../api.js';
-import type { ContactState, ContactUpdate, RosterItem, Subscription } from './roster.js';
-import { presenceControl } from './presence-state.js';
 
 /** Types of presence that manage subscriptions (RFC 6121 §3); they go to the bare JID even when sent to a full one. */
 const SUBSCRIPTION_TYPES = new Set(['subscribe', 'subscribed', 'unsubscribe', 'unsubscribed']);
@@ -111,8 +113,7 @@ export function load(module: ModuleApi): void {
     const session = isFinal ? remembered : live;
     const isAvailable = type === undefined;
     const wasAvailable = isFinal || (session?.isAvailable ?? false);
-    const control = !isFinal && live && presenceControl(live);
-    if (control) control.setPresence(isAvailable, isAvailable ? parsePriority(stanza) : 0, isAvailable ? stanza : undefined);
+    if (!isFinal && live) live.setPresence?.(isAvailable, isAvailable ? parsePriority(stanza) : 0, isAvailable ? stanza : undefined);
     if (session && isAvailable) available.set(full, session);
     else if (available.get(full) === session) available.delete(full);
 
@@ -169,7 +170,7 @@ export function load(module: ModuleApi): void {
     }
     for (const other of module.sessions.byBare(bare)) {
       if (other === session || !other.isAvailable) continue;
-      const last = presenceControl(other)?.lastPresence;
+      const last = other.lastPresence;
       if (last) deliverTo(session, last);
     }
     for (const request of await roster.pendingRequests(bare)) {
@@ -288,7 +289,7 @@ export function load(module: ModuleApi): void {
   const sendAvailablePresence = async (bare: string, to: string, type?: 'unavailable'): Promise<number> => {
     const sessions = availableSessions(bare);
     for (const s of sessions) {
-      const last = presenceControl(s)?.lastPresence;
+      const last = s.lastPresence;
       const copy = type || !last ? xml('presence', { type }) : cloneStanza(last);
       copy.attrs.from = s.full;
       copy.attrs.to = to;

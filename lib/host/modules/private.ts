@@ -1,7 +1,8 @@
 // Private XML Storage (XEP-0049): an account keeps XML fragments on its server, one per namespace, that only
 // it can read. Prosody: plugins/mod_private.lua. Stored in the store `private` as one document per account.
 
-import { StanzaError, parseJid, serialize, xml, type Element, type ModuleApi, type ModuleDefinition, type StanzaEvent } from '../api.js';
+import { StanzaError, parseJid, serialize, xml, type Element, type ModuleApi, type ModuleDefinition, type PrivateDocument, type StanzaEvent } from '../api.js';
+import { deserialize, preserialize } from '../util/preserialize.js';
 
 const NS_PRIVATE = 'jabber:iq:private';
 /** XEP-0049 §3: the protocol's own namespaces are not storage (nor is a child that inherits jabber:iq:private). */
@@ -9,22 +10,6 @@ const RESERVED = new Set(['jabber:client', 'jabber:server', 'jabber:component:ac
 
 export interface PrivateOptions {
   size_limit: number;
-}
-
-/** An element as JSON (Prosody's st.preserialize): name, attributes, children. */
-export type StoredXml = { name: string; attrs: Record<string, string>; children: Array<StoredXml | string> };
-
-/** Per account: `<name>:<namespace>` → the fragment, with its serialized size. */
-export type PrivateDocument = Record<string, { size: number; xml: StoredXml }>;
-
-export function toStored(el: Element): StoredXml {
-  const attrs: Record<string, string> = {};
-  for (const [k, v] of Object.entries(el.attrs)) if (typeof v === 'string') attrs[k] = v;
-  return { name: el.name, attrs, children: el.children.map((c) => (typeof c === 'string' ? c : toStored(c))) };
-}
-
-export function fromStored(stored: StoredXml): Element {
-  return xml(stored.name, stored.attrs, ...stored.children.map((c) => (typeof c === 'string' ? c : fromStored(c))));
 }
 
 /** The one fragment of a private get/set (XEP-0049 §2), or the error that refuses it. */
@@ -68,7 +53,7 @@ export function load(module: ModuleApi<PrivateOptions>): void {
     const doc = (await store.get(user)) ?? {};
     const stored = Object.hasOwn(doc, key) ? doc[key] : undefined;
     // Nothing stored: the empty element back, as XEP-0049 §2.3 and Prosody.
-    return xml('query', { xmlns: NS_PRIVATE }, stored ? fromStored(stored.xml) : xml(fragment.name, { xmlns: fragment.attrs.xmlns }));
+    return xml('query', { xmlns: NS_PRIVATE }, stored ? deserialize(stored.xml) : xml(fragment.name, { xmlns: fragment.attrs.xmlns }));
   };
 
   const onSet = async ({ stanza, origin }: StanzaEvent): Promise<true> => {
@@ -83,7 +68,7 @@ export function load(module: ModuleApi<PrivateOptions>): void {
       if (hasContent(fragment)) {
         const total = Object.values(doc).reduce((n, v) => n + v.size, 0) + size;
         if (total > sizeLimit) throw new StanzaError('not-acceptable', `Private storage takes at most ${sizeLimit} bytes per account; this would make ${total}.`);
-        doc[key] = { size, xml: toStored(fragment) };
+        doc[key] = { size, xml: preserialize(fragment) };
       }
       await store.set(user, Object.keys(doc).length > 0 ? doc : undefined);
     });

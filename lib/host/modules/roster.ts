@@ -9,39 +9,22 @@ import {
   parseJid,
   xml,
   type ClientSession,
+  type ContactResult,
+  type ContactState,
+  type ContactUpdate,
   type Element,
   type KeyValueStore,
   type MapStore,
   type ModuleApi,
   type ModuleDefinition,
   type OptionSpec,
+  type PendingRequest,
+  type RosterChange,
+  type RosterItem,
   type StanzaEvent,
 } from '../api.js';
 
 const NS_ROSTER = 'jabber:iq:roster';
-
-export type Subscription = 'none' | 'to' | 'from' | 'both';
-
-export interface RosterItem {
-  jid: string;
-  name?: string;
-  subscription: Subscription;
-  ask?: 'subscribe';
-  /** Pre-approved (RFC 6121 §3.4): the contact's subscription request will be approved at once. */
-  approved?: true;
-  groups: string[];
-}
-
-/**
- * A subscription request that is waiting for the account's answer (RFC 6121 §3.1.3 "pending in"), kept whole, with its
- * status and nick, as Prosody keeps it in the roster's pending list: each new session gets it until it is answered.
- */
-export interface PendingRequest {
-  /** The requester's bare JID. */
-  from: string;
-  /** The presence stanza as it arrived (serialized). */
-  stanza: string;
-}
 
 /**
  * Kept under its own key beside the items, and written in the same transaction as each change, so a change never
@@ -138,7 +121,6 @@ export function verOf(meta: RosterMeta | undefined): string {
 }
 
 export type RosterRequest = { jid: string; remove: true } | { jid: string; remove?: false; name?: string; groups: string[] };
-export type RosterChange = { item: RosterItem } | { removed: string };
 
 const characters = (s: string): number => {
   let n = 0;
@@ -196,25 +178,6 @@ const isMeta = (entry: Entry | undefined): entry is RosterMeta => entry !== unde
 const isItem = (entry: Entry | undefined): entry is RosterItem => entry !== undefined && 'jid' in entry;
 const isPending = (entry: Entry | undefined): entry is PendingRequest => entry !== undefined && 'stanza' in entry && 'from' in entry;
 const pendingBytesOf = (request: PendingRequest): number => Buffer.byteLength(JSON.stringify(request));
-
-/** What a subscription change sees of one contact: its roster item and its pending request, either possibly absent. */
-export interface ContactState {
-  item: RosterItem | undefined;
-  pending: PendingRequest | undefined;
-}
-
-/** What a subscription change writes: a field left out stays as it is, null deletes. */
-export interface ContactUpdate {
-  item?: RosterItem | null;
-  pending?: PendingRequest | null;
-}
-
-/** The outcome of an update: the state before and after, and, when the item changed, the new ver and the change to push. */
-export interface ContactResult {
-  before: ContactState;
-  after: ContactState;
-  pushed?: { ver: string; change: RosterChange };
-}
 
 /**
  * Rosters on a map store: a change reads its item and the meta entry and writes both in one transaction, whatever
@@ -421,26 +384,6 @@ export function limitsOf(options: Readonly<Record<string, unknown>>): RosterLimi
     maxGroupLength: n('max_group_length'),
     maxBytes: n('max_bytes'),
   };
-}
-
-/** What the roster module offers the presence module (and others) through depends('roster'). */
-export interface RosterService {
-  /** Every item of the account's roster. */
-  items(user: string): Promise<RosterItem[]>;
-  /** One contact's item and pending request. */
-  contact(user: string, jid: string): Promise<ContactState>;
-  /** Subscription requests waiting for the account's answer. */
-  pendingRequests(user: string): Promise<PendingRequest[]>;
-  /** Change a contact's subscription state (RosterStore.update); a changed item is pushed to interested resources. */
-  update(user: string, jid: string, decide: (state: ContactState) => ContactUpdate | undefined): Promise<ContactResult>;
-  /** Whether the session asked for the roster (RFC 6121 §2.1.6 interested resource). */
-  isInterested(session: ClientSession): boolean;
-}
-
-declare module '../api.js' {
-  interface Services {
-    roster: RosterService;
-  }
 }
 
 export function load(module: ModuleApi): void {

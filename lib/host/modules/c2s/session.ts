@@ -11,7 +11,6 @@ import { reply } from '../../util/stanza.js';
 import { filterOwner } from '../../util/filters.js';
 import type { Connection } from '../../net/connection.js';
 import type { ClientSession, ModuleApi, Origin, SessionManagement, Stanza, StanzaFilterChain, WriteBatcher } from '../../api.js';
-import type { PresenceControl } from '../presence-state.js';
 import { NS_BIND, NS_CLIENT, NS_ROSTER_VER, NS_SASL, NS_SESSION, NS_STANZAS, NS_STREAM, NS_TLS } from '../../util/xmpp-stream/namespaces.js';
 import { SaslNegotiation, offeredMechanisms } from '../../util/sasl/sasl.js';
 import { StreamParser, type StreamFailure } from '../../util/xmpp-stream/stream-parser.js';
@@ -62,7 +61,7 @@ function clientAddress(address: string | undefined): string {
   return address ?? 'unknown';
 }
 
-export class C2sSession implements ClientSession, PresenceControl {
+export class C2sSession implements ClientSession {
   readonly id = randomUUID();
   readonly address: string;
   private readonly log: Logger;

@@ -1,23 +1,13 @@
 // PEP node configuration (XEP-0060 §8.2 pubsub#node_config, §7.1.5 publish-options) as XEP-0163 needs it: the
 // fields Prosody's mod_pep honours, read from and written to data forms (XEP-0004). Prosody: mod_pubsub/pubsub.lib.lua.
 
-import { StanzaError, xml, type Element } from '../../api.js';
+import { StanzaError, xml, type AccessModel, type Element, type NodeConfig } from '../../api.js';
 
 export const NS_DATA = 'jabber:x:data';
 export const FORM_NODE_CONFIG = 'http://jabber.org/protocol/pubsub#node_config';
 export const FORM_PUBLISH_OPTIONS = 'http://jabber.org/protocol/pubsub#publish-options';
 
-export type AccessModel = 'presence' | 'open' | 'whitelist';
 export const ACCESS_MODELS: readonly AccessModel[] = ['presence', 'open', 'whitelist'];
-
-export interface NodeConfig {
-  access_model: AccessModel;
-  persist_items: boolean;
-  /** A number, or 'max': the server's ceiling (pep.max_items). */
-  max_items: number | 'max';
-  send_last_published_item: 'never' | 'on_sub_and_presence';
-  title?: string;
-}
 
 /** XEP-0163 §4: presence access, one persistent item, the last one sent to new contacts (Prosody's node_defaults). */
 export const DEFAULT_CONFIG: NodeConfig = { access_model: 'presence', persist_items: true, max_items: 1, send_last_published_item: 'on_sub_and_presence' };

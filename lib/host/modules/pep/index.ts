@@ -11,14 +11,19 @@ import {
   reply,
   serialize,
   xml,
+  type AccessModel,
   type Element,
   type ModuleApi,
   type ModuleDefinition,
+  type NodeConfig,
   type Origin,
+  type PepChange,
+  type PepItem,
+  type PepService,
+  type RosterItem,
   type StanzaErrorCondition,
   type StanzaEvent,
 } from '../../api.js';
-import type { RosterItem } from '../roster.js';
 import { capsOf, notifyNodes, verificationString, type CapsClaim } from './caps.js';
 import {
   DEFAULT_CONFIG,
@@ -29,8 +34,6 @@ import {
   maxItemsOf,
   parseConfigForm,
   unmetPrecondition,
-  type AccessModel,
-  type NodeConfig,
 } from './config.js';
 
 export const NS_PUBSUB = 'http://jabber.org/protocol/pubsub';
@@ -47,8 +50,6 @@ const FEATURES = [
   'presence-subscribe', 'publish', 'publish-options', 'purge-nodes', 'retract-items', 'retrieve-items',
 ];
 
-export { type NodeConfig, type AccessModel } from './config.js';
-
 export interface PepOptions {
   max_items: number;
   item_size_limit: number;
@@ -60,45 +61,6 @@ export interface PepOptions {
 interface StoredItem {
   id: string;
   xml: string;
-}
-
-/** An item as the service hands it out: id and payload element. */
-export interface PepItem {
-  id: string;
-  payload: Element;
-}
-
-/** What changed on a node, for modules that mirror one (bookmarks). */
-export interface PepChange {
-  owner: string;
-  node: string;
-  kind: 'publish' | 'retract' | 'purge' | 'delete';
-}
-
-/** The PEP service other modules use through depends('pep'); `owner` is an account's bare JID. Acts as the owner. */
-export interface PepService {
-  /** The node's configuration, undefined when the account has no such node. */
-  config(owner: string, node: string): Promise<NodeConfig | undefined>;
-  /** The node's items oldest first, undefined when the account has no such node. */
-  items(owner: string, node: string): Promise<PepItem[] | undefined>;
-  /**
-   * Publish as the account: the node is created with `config` when missing; an existing node is reconfigured to it
-   * when `reconfigure`, else `config` must match (XEP-0060 §7.1.5). Resolves to the item id. Rejects with StanzaError.
-   */
-  publish(owner: string, node: string, item: { id?: string; payload: Element }, config?: Partial<NodeConfig>, reconfigure?: boolean): Promise<string>;
-  /** Resolves false when there was no such item. */
-  retract(owner: string, node: string, id: string, notify: boolean): Promise<boolean>;
-  purge(owner: string, node: string): Promise<void>;
-  /** Send `<event><{child}/></event>` for `node` to the account's +notify recipients that `access` allows. */
-  notify(owner: string, node: string, child: Element, access: AccessModel): Promise<void>;
-  /** Called after every change; returns the function that stops it. */
-  onChange(listener: (change: PepChange) => void): () => void;
-}
-
-declare module '../../api.js' {
-  interface Services {
-    pep: PepService;
-  }
 }
 
 /** A StanzaError with XEP-0060's application condition (`<precondition-not-met/>` in pubsub#errors). */
