@@ -216,4 +216,34 @@ describe('s2s between two xmppd instances', () => {
       fake.server.close();
     }
   });
+
+  it('refuses a remote domain more authenticated incoming streams than MAX_INCOMING_PER_DOMAIN', async () => {
+    const { MAX_INCOMING_PER_DOMAIN } = await import('../../lib/host/modules/s2s/index.js');
+    const fake = await fakeAuthoritative();
+    const peers: RawClient[] = [];
+    try {
+      serverOn(dns, 'evil.test', { server: { ports: { ports: () => [fake.port] } } } as unknown as TestServer);
+      const port = b.server.ports.ports('s2s')[0]!;
+      for (let i = 0; i < MAX_INCOMING_PER_DOMAIN; i++) {
+        const peer = await s2sPeer(port, 'evil.test', 'b.test', 'k'.repeat(64));
+        peers.push(peer);
+        await peer.waitFor(/<db:result[^>]*type='valid'/, `stream ${i + 1} authenticated`);
+      }
+      const extra = await s2sPeer(port, 'evil.test', 'b.test', 'k'.repeat(64));
+      peers.push(extra);
+      const m = await extra.waitFor(/<stream:error>.*?<\/stream:error>/s, 'the refusal');
+      assert.match(m[0], /policy-violation/);
+      assert.match(m[0], /evil\.test has too many streams/);
+      assert.doesNotMatch(extra.text, /type='valid'/);
+      // One closes: there is room again.
+      peers[0]!.close();
+      await new Promise((r) => setTimeout(r, 200));
+      const again = await s2sPeer(port, 'evil.test', 'b.test', 'k'.repeat(64));
+      peers.push(again);
+      await again.waitFor(/<db:result[^>]*type='valid'/, 'a stream after one closed');
+    } finally {
+      for (const p of peers) p.close();
+      fake.server.close();
+    }
+  });
 });

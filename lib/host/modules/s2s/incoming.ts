@@ -28,6 +28,10 @@ export interface IncomingContext {
   /** Send an error back to the remote sender (a bounce), through our outgoing stream to its domain. */
   bounce(stanza: Stanza, local: string): void;
   onClosed(stream: IncomingStream): void;
+  /** Count the stream as one of `domain`'s; false when that domain has its most streams already. */
+  admitDomain(stream: IncomingStream, domain: string): boolean;
+  /** `domain` has its most authenticated incoming streams (checked before a dialback makes us connect out). */
+  isDomainFull(domain: string): boolean;
   /** The stream authenticated its first domain: it leaves its address's count of unauthenticated connections. */
   onAuthenticated?(stream: IncomingStream): void;
 }
@@ -271,12 +275,18 @@ export class IncomingStream {
     if (this.ctx.hostApi(domain)) return fail('invalid-authzid', `${domain} is served here.`);
     const problem = this.externalProblem(domain);
     if (problem) return fail('not-authorized', `${domain} is not authenticated: ${problem}.`);
+    if (!this.ctx.admitDomain(this, domain)) return this.tooMany(domain);
     this.write(`<success xmlns='${NS_SASL}'/>`);
     this.onAuthenticatedDomain(domain, this.local, 'SASL EXTERNAL');
     // RFC 6120 §6.4.6: the peer starts a new stream on this connection.
     this.parser.stop();
     this.isHeaderSent = false;
     this.parser = this.newParser();
+  }
+
+  private tooMany(domain: string): void {
+    this.log.info({ from: domain }, 'refused an incoming s2s stream: too many from its domain');
+    this.close('policy-violation', `${domain} has too many streams to this server already.`);
   }
 
   private onAuthenticatedDomain(from: string, to: string, mechanism: 'SASL EXTERNAL' | 'dialback'): void {
@@ -298,6 +308,8 @@ export class IncomingStream {
     if (this.ctx.settings.secureAuth) return this.close('not-authorized', 'Only certificate authentication is accepted here (s2s_secure_auth).');
     if (this.ctx.hostApi(from)) return this.close('invalid-from', `${from} is served here.`);
     if (this.pendingDialback >= MAX_PENDING_DIALBACK) return this.close('policy-violation', 'Too many dialback requests at once.');
+    // Refused before we connect out to verify: a stream already counted for `from` may add local domains.
+    if (this.ctx.isDomainFull(from) && ![...this.authenticated].some((k) => k.startsWith(`${from} `))) return this.tooMany(from);
     this.pendingDialback++;
     const answer = (attrs: Record<string, string>, inner?: string): void => {
       this.pendingDialback--;
@@ -311,6 +323,10 @@ export class IncomingStream {
           answer({ type: 'invalid' });
           this.close('not-authorized', `The dialback key for ${from} is not valid.`);
           return;
+        }
+        if (!this.ctx.admitDomain(this, from)) {
+          answer({ type: 'error' }, `<error type='wait'><policy-violation xmlns='urn:ietf:params:xml:ns:xmpp-stanzas'/></error>`);
+          return this.tooMany(from);
         }
         this.onAuthenticatedDomain(from, to, 'dialback');
         answer({ type: 'valid' });

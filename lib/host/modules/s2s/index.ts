@@ -20,6 +20,14 @@ const IDLE_MS = 5 * 60_000;
 const SHUTDOWN_GRACE_MS = 2_000;
 /** Unauthenticated incoming connections one address may hold. */
 const MAX_UNAUTHENTICATED_PER_IP = 32;
+/** Authenticated incoming streams one remote domain may hold (a peer needs one, a few while it reconnects). */
+export const MAX_INCOMING_PER_DOMAIN = 16;
+/**
+ * Dialback verification streams to one remote domain at once: anyone may claim a domain, and each claim makes us
+ * connect to it, so claims from many addresses must not make us flood it. Outgoing route streams are one per pair of
+ * local and remote domain.
+ */
+export const MAX_VERIFYING_PER_DOMAIN = 8;
 
 interface Pending {
   text: string;
@@ -161,6 +169,9 @@ function load(module: ModuleApi): void {
     secret,
     hostApi: (domain) => hosts.get(domain),
     verify: async (local, remote, streamId, key) => {
+      if ([...verifying].filter((s) => s.remote === remote).length >= MAX_VERIFYING_PER_DOMAIN) {
+        throw new S2sFailure('remote-server-timeout', `${MAX_VERIFYING_PER_DOMAIN} dialback verifications with ${remote} are in progress already; try again later`);
+      }
       const stream = new OutgoingStream(outCtx, local, remote, { kind: 'verify', id: streamId, key });
       verifying.add(stream);
       stream.onClosed = () => verifying.delete(stream);
@@ -171,8 +182,21 @@ function load(module: ModuleApi): void {
       const api = hosts.get(local);
       api?.route(stanza, { type: 'host', host: local }).catch((err: unknown) => module.log.debug({ err }, 'a bounce to a remote server failed'));
     },
-    onClosed: (s) => incoming.delete(s),
+    onClosed: (s) => {
+      incoming.delete(s);
+      for (const [domain, streams] of byDomain) if (streams.delete(s) && streams.size === 0) byDomain.delete(domain);
+    },
+    admitDomain: (s, domain) => {
+      const streams = byDomain.get(domain) ?? new Set<IncomingStream>();
+      if (!streams.has(s) && streams.size >= MAX_INCOMING_PER_DOMAIN) return false;
+      streams.add(s);
+      byDomain.set(domain, streams);
+      return true;
+    },
+    isDomainFull: (domain) => (byDomain.get(domain)?.size ?? 0) >= MAX_INCOMING_PER_DOMAIN,
   };
+  /** Authenticated incoming streams per remote domain. */
+  const byDomain = new Map<string, Set<IncomingStream>>();
   const incoming = new Set<IncomingStream>();
   const unauthenticated = new UnauthenticatedLimit(MAX_UNAUTHENTICATED_PER_IP);
   let secureContext: SecureContext | undefined;
