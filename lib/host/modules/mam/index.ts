@@ -74,6 +74,18 @@ function bareOf(jid: string | undefined): string | undefined {
 /** The UTC day of a moment, as the cleanup record keys its days. */
 const dayOf = (date: Date): string => date.toISOString().slice(0, 10);
 
+const DAY_MS = 24 * 60 * 60 * 1000;
+let today = { name: '', from: 0, to: 0 };
+/** Today's dayOf, formatted once a day rather than once per message. */
+function currentDay(): string {
+  const now = Date.now();
+  if (now < today.from || now >= today.to) {
+    const from = Math.floor(now / DAY_MS) * DAY_MS;
+    today = { name: dayOf(new Date(now)), from, to: from + DAY_MS };
+  }
+  return today.name;
+}
+
 export function load(module: ModuleApi<MamOptions>): void {
   const archive = module.openArchive('archive');
   // Prosody's store names: archive_prefs for preferences, archive_cleanup for which accounts archived on which day.
@@ -113,7 +125,7 @@ export function load(module: ModuleApi<MamOptions>): void {
   /** The accounts that archived today go into the record the expiry reads (only the first message of a day writes). */
   const noteForCleanup = (account: string): void => {
     if (expiresAfter === 'never') return;
-    const day = dayOf(new Date());
+    const day = currentDay();
     if (noted.get(account) === day) return;
     noted.set(account, day);
     serially(async () => {

@@ -6,9 +6,12 @@ import Database from 'better-sqlite3';
 import { randomUUID } from 'node:crypto';
 import { mkdirSync, accessSync, constants } from 'node:fs';
 import { join } from 'node:path';
+import { MessageChannel, Worker, receiveMessageOnPort, type MessagePort } from 'node:worker_threads';
+import { createRequire } from 'node:module';
 import { HostError, StanzaError } from '../../util/errors.js';
 import type { ArchiveFilter, ArchivePage, ArchiveQuery, ArchiveStore, KeyValueStore, Storage, UserRecord, UserStore } from '../../api.js';
 import { MAP_SCHEMA, mapPurge, SqliteMapStore } from './sqlite-map.js';
+import { WRITER_SOURCE, type WriterData, type WriterReply, type WriterRequest, type WriterRow } from './archive-writer.js';
 
 const SCHEMA = `
 CREATE TABLE IF NOT EXISTS users (
@@ -64,8 +67,11 @@ export function openSqliteStorage(dataDir: string): Storage {
   // One store per (host, name), handed out again when a module is reloaded: its appends share one batch, and
   // reloads do not pile up stores that close() would have to visit.
   const archives = new Map<string, SqliteArchiveStore>();
+  const writer = new ArchiveWriter(db.name);
+  // Waiting appends go to the writer and are on disk when this returns.
   const flushArchives = (): void => {
     for (const archive of archives.values()) archive.flush();
+    writer.drain();
   };
   return {
     users: new SqliteUserStore(db, flushArchives),
@@ -74,12 +80,13 @@ export function openSqliteStorage(dataDir: string): Storage {
     archive: (host: string, store: string) => {
       const key = `${host}\0${store}`;
       let archive = archives.get(key);
-      if (!archive) archives.set(key, (archive = new SqliteArchiveStore(db, host, store)));
+      if (!archive) archives.set(key, (archive = new SqliteArchiveStore(db, host, store, writer, flushArchives)));
       return archive;
     },
     close: () => {
       // Appends waiting for their batch are written (and acknowledged) before the file closes.
       flushArchives();
+      writer.close();
       db.close();
     },
   };
@@ -289,6 +296,119 @@ export function timeOrderedId(): string {
   return `${time.slice(0, 8)}-${time.slice(8)}-7${random.slice(15)}`;
 }
 
+/** How long a read waits for the writer's batches before it gives up (a writer that hangs for this long is broken). */
+const DRAIN_TIMEOUT_MS = 30_000;
+
+/**
+ * The archive writer thread (archive-writer.ts) seen from the event loop: batches go to it in order and each append
+ * settles when the writer answers for its batch. drain() blocks until every batch sent is finished, for what must
+ * see them (reads, an account's deletion, close). Started at the first batch and unreferenced while idle, so it
+ * never keeps a process alive.
+ */
+class ArchiveWriter {
+  private worker: Worker | undefined;
+  private port: MessagePort | undefined;
+  private readonly done = new Int32Array(new SharedArrayBuffer(4));
+  private seq = 0;
+  /** The batch the writer is committing (its seq and appends); one at a time. */
+  private inFlight: { seq: number; appends: PendingAppend[] } | undefined;
+  /** What came while it commits: the next transaction, so batches grow with the time a commit takes. */
+  private queued: { appends: PendingAppend[]; rows: WriterRow[] } = { appends: [], rows: [] };
+  private failure: Error | undefined;
+
+  constructor(private readonly path: string) {}
+
+  write(batch: PendingAppend[], host: string, store: string): void {
+    if (this.failure) {
+      for (const p of batch) p.reject(this.failure);
+      return;
+    }
+    for (const p of batch) {
+      this.queued.appends.push(p);
+      this.queued.rows.push({ host, store, user: p.user, key: p.key, stamp: p.stamp, with: p.with, value: p.value });
+    }
+    if (!this.inFlight) this.send();
+  }
+
+  /** Block until the writer finished every batch given so far (committed or rolled back), and settle their appends. */
+  drain(): void {
+    const deadline = Date.now() + DRAIN_TIMEOUT_MS;
+    while (!this.failure && (this.inFlight || this.queued.appends.length > 0)) {
+      if (!this.inFlight) this.send();
+      const seq = this.inFlight!.seq;
+      for (let at = Atomics.load(this.done, 0); at < seq && !this.failure; at = Atomics.load(this.done, 0)) {
+        const left = deadline - Date.now();
+        if (left <= 0) throw new Error(`the archive writer did not finish its batches in ${DRAIN_TIMEOUT_MS / 1000} s`);
+        Atomics.wait(this.done, 0, at, left);
+      }
+      // The answer is on the port before the signal: settle it here (which sends what was queued).
+      const m = this.port && receiveMessageOnPort(this.port);
+      if (m) this.settle(m.message as WriterReply);
+    }
+  }
+
+  private send(): void {
+    if (this.queued.appends.length === 0) return;
+    const { appends, rows } = this.queued;
+    this.queued = { appends: [], rows: [] };
+    const port = this.start();
+    const seq = ++this.seq;
+    this.inFlight = { seq, appends };
+    port.postMessage({ seq, rows } satisfies WriterRequest);
+    // An answer pending keeps the process alive; an idle writer does not.
+    port.ref();
+  }
+
+  close(): void {
+    this.port?.postMessage({ close: true } satisfies WriterRequest);
+    this.port?.close();
+    this.worker = undefined;
+    this.port = undefined;
+  }
+
+  private start(): MessagePort {
+    if (this.port) return this.port;
+    const { port1, port2 } = new MessageChannel();
+    const workerData: WriterData = { path: this.path, driver: createRequire(import.meta.url).resolve('better-sqlite3'), port: port2, done: this.done };
+    const worker = new Worker(WRITER_SOURCE, { eval: true, workerData, transferList: [port2] });
+    worker.unref();
+    port1.on('message', (reply: WriterReply) => this.settle(reply));
+    port1.unref();
+    worker.on('error', (err) => this.fail(err));
+    worker.on('exit', (code) => {
+      if (this.worker === worker) this.fail(new Error(`the archive writer stopped (exit code ${code})`));
+    });
+    this.worker = worker;
+    this.port = port1;
+    return port1;
+  }
+
+  private settle({ seq, error }: WriterReply): void {
+    if (this.inFlight?.seq !== seq) return;
+    const batch = this.inFlight.appends;
+    this.inFlight = undefined;
+    if (error) {
+      const err = Object.assign(new Error(error.message), error.code ? { code: error.code } : {});
+      for (const p of batch) p.reject(err);
+    } else {
+      for (const p of batch) p.resolve(p.key);
+    }
+    if (this.queued.appends.length > 0) this.send();
+    else this.port?.unref();
+  }
+
+  /** The writer is gone: what it had not answered fails, and so does every later append. */
+  private fail(err: Error): void {
+    this.failure = err;
+    this.port?.close();
+    this.worker = undefined;
+    this.port = undefined;
+    for (const p of [...(this.inFlight?.appends ?? []), ...this.queued.appends]) p.reject(err);
+    this.inFlight = undefined;
+    this.queued = { appends: [], rows: [] };
+  }
+}
+
 interface PendingAppend {
   user: string;
   key: string;
@@ -308,26 +428,25 @@ interface ArchiveRow {
 
 /**
  * Per-account archives (Prosody's archive store; offline messages). Appends are group-committed: those made
- * during one turn of the event loop are written in one transaction at its end, so many messages share one fsync
- * (synchronous=FULL), and each append resolves only once its transaction is on disk. Every read, count and delete
- * first writes what is waiting, so nothing appended before it is missed.
+ * during one turn of the event loop go to the writer thread at its end as one transaction, so many messages share
+ * one fsync (synchronous=FULL) and the event loop never waits for it; each append resolves only once its
+ * transaction is on disk. Every read, count and delete first waits for what was appended before it.
  */
 class SqliteArchiveStore implements ArchiveStore {
   private pending: PendingAppend[] = [];
   private isScheduled = false;
-  private readonly insertBatch;
   private readonly sortOfStmt;
   /** Statements by SQL text: a query's shape (which conditions it has) picks one, prepared once. */
   private readonly statements = new Map<string, Database.Statement<unknown[]>>();
 
-  constructor(private readonly db: Database.Database, private readonly host: string, private readonly store: string) {
-    // OR REPLACE: an id given again replaces its item, which takes a new place at the end (Prosody's SQL archive).
-    const appendStmt = db.prepare(
-      'INSERT OR REPLACE INTO archive (host, user, store, key, stamp, with_jid, value) VALUES (?, ?, ?, ?, ?, ?, ?)',
-    );
-    this.insertBatch = db.transaction((batch: PendingAppend[]) => {
-      for (const p of batch) appendStmt.run(this.host, p.user, this.store, p.key, p.stamp, p.with, p.value);
-    });
+  /** `flushAll` sends every store's waiting appends to the writer and waits until they are on disk. */
+  constructor(
+    private readonly db: Database.Database,
+    private readonly host: string,
+    private readonly store: string,
+    private readonly writer: ArchiveWriter,
+    private readonly flushAll: () => void,
+  ) {
     this.sortOfStmt = db.prepare<[string, string, string, string], number>(
       'SELECT sort FROM archive WHERE key = ? AND user = ? AND store = ? AND host = ?',
     ).pluck();
@@ -345,25 +464,19 @@ class SqliteArchiveStore implements ArchiveStore {
     });
   }
 
-  /** Write the waiting appends now, in one transaction. */
+  /** Send the waiting appends to the writer now, as one transaction. */
   flush(): void {
     this.isScheduled = false;
     const batch = this.pending;
     if (batch.length === 0) return;
     this.pending = [];
-    try {
-      this.insertBatch(batch);
-    } catch (err) {
-      for (const p of batch) p.reject(err);
-      return;
-    }
-    for (const p of batch) p.resolve(p.key);
+    this.writer.write(batch, this.host, this.store);
   }
 
   async find(user: string, query: ArchiveQuery = {}): Promise<ArchivePage> {
     const { limit, reverse = false } = query;
     if (limit !== undefined && !(Number.isInteger(limit) && limit >= 0)) throw new RangeError(`archive limit must be a whole number >= 0, not ${limit}`);
-    this.flush();
+    this.flushAll();
     const where = this.where(user, query);
     // One row more than asked tells whether the page is the last one.
     const sql = `SELECT key, stamp, with_jid, value FROM archive WHERE ${where.sql} ORDER BY sort ${reverse ? 'DESC' : 'ASC'}${limit === undefined ? '' : ' LIMIT ?'}`;
@@ -375,13 +488,13 @@ class SqliteArchiveStore implements ArchiveStore {
   }
 
   async count(user: string, filter: ArchiveFilter = {}): Promise<number> {
-    this.flush();
+    this.flushAll();
     const where = this.where(user, filter);
     return this.statement(`SELECT count(*) FROM archive WHERE ${where.sql}`).pluck().get(...where.params) as number;
   }
 
   async delete(user: string, filter: ArchiveFilter = {}): Promise<number> {
-    this.flush();
+    this.flushAll();
     const where = this.where(user, filter);
     return this.statement(`DELETE FROM archive WHERE ${where.sql}`).run(...where.params).changes;
   }
