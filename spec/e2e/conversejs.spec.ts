@@ -2,7 +2,8 @@
 // newcomer gets: the page at /conversejs logs in over the server's WebSocket, shows on screen a message posted with
 // post_msg by an account outside the roster, and asks nothing of any other site. The screenshot is a test artifact
 // in spec-artifacts/ (or $XMPPD_SPEC_ARTIFACTS), which nothing deletes after the run; its path is printed. A room
-// (XEP-0045, the embedded default's conference.localhost) opened through Converse's URL fragment shows a post too.
+// (XEP-0045, the embedded default's conference.localhost) opened through Converse's URL fragment shows a post too,
+// and a file picked in a chat uploads to upload.localhost (XEP-0363, another origin: CORS and the page's CSP).
 
 import { after, before, describe, it } from 'node:test';
 import assert from 'node:assert/strict';
@@ -184,6 +185,48 @@ describe('Converse.js in Chromium', { skip }, () => {
       throw err;
     } finally {
       await context.close();
+    }
+  });
+  it('uploads a file through Converse (XEP-0363 on upload.localhost, another origin) and sends its URL to a contact', { timeout: 90_000 }, async () => {
+    const bobClient = await startClient({ port: ts.c2sPort, username: 'bob', password: 'bob-secret', resource: 'upload-test' });
+    const context = await browser.newContext({ viewport: { width: 1200, height: 800 } });
+    const page = await context.newPage();
+    const refused: string[] = [];
+    page.on('console', (m) => /Content Security Policy|CORS/i.test(m.text()) && refused.push(m.text()));
+    try {
+      await bobClient.send(xml('presence'));
+      const got = nextStanza(bobClient, (el) => el.is('message') && el.attrs.from?.startsWith('alice@localhost/') === true && el.getChildText('body') !== null, 'the upload link', 45_000);
+      got.catch(() => undefined);
+      await page.goto(`${ts.httpUrl}/conversejs`);
+      await logIn(page, ts, 'alice@localhost', 'alice-secret');
+      // The route makes the chat (bob is listed among unsaved contacts); the room the earlier test bookmarked, which
+      // Converse joins again at login, stays in front until bob's entry is clicked.
+      await page.evaluate(`location.hash = 'converse/chat?jid=bob@localhost'`);
+      await page.locator('converse-roster').getByText('bob@localhost').first().click({ timeout: 30_000 });
+      // The toolbar offers uploads once Converse found the service in the server's disco items.
+      const input = page.locator('converse-chat converse-chat-toolbar input.fileupload');
+      await input.waitFor({ state: 'attached', timeout: 30_000 });
+      await input.setInputFiles({ name: 'report.txt', mimeType: 'text/plain', buffer: Buffer.from('all green\n') });
+      const message = await got;
+      const url = message.getChildText('body') ?? '';
+      const port = new URL(ts.httpUrl).port;
+      assert.match(url, new RegExp(`^http://upload\\.localhost:${port}/file_share/[\\w-]+/report\\.txt$`));
+      assert.equal(message.getChild('x', 'jabber:x:oob')?.getChildText('url'), url);
+      // The page reads the file back from the other origin (CORS and its CSP allow it).
+      const text = await page.evaluate(`fetch(${JSON.stringify(url)}).then((r) => r.text())`);
+      assert.equal(text, 'all green\n');
+      assert.deepEqual(refused, []);
+      const shot = join(artifacts, 'conversejs-upload.png');
+      await page.screenshot({ path: shot, fullPage: true });
+      console.log(`# screenshot: ${shot}`);
+    } catch (err) {
+      const shot = join(artifacts, 'conversejs-upload-failure.png');
+      await page.screenshot({ path: shot, fullPage: true }).catch(() => undefined);
+      console.log(`# failure screenshot: ${shot}`);
+      throw err;
+    } finally {
+      await context.close();
+      await stopClient(bobClient);
     }
   });
 });
