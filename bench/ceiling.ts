@@ -1,11 +1,9 @@
 // Benchmark child: the ceiling — a bare koa app that parses the same HTTP Basic header, reads the body and
-// answers 201 with a JSON body shaped like post_msg's, doing no XMPP work. Run with BENCH_USER/BENCH_PASSWORD set;
-// BENCH_CEILING_TURN_END=1 holds each answer to the end of the event-loop turn as xmppd does (lib/host/net/end-of-turn.ts).
+// answers 201 with a JSON body shaped like post_msg's, doing no XMPP work. Run with BENCH_USER/BENCH_PASSWORD set.
 
 import { randomUUID, timingSafeEqual } from 'node:crypto';
 import type { IncomingMessage } from 'node:http';
 import Koa from 'koa';
-import { TurnEnd } from '../lib/host/net/end-of-turn.js';
 
 const expectedUser = Buffer.from(process.env.BENCH_USER ?? '', 'utf8');
 const expectedPassword = Buffer.from(process.env.BENCH_PASSWORD ?? '', 'utf8');
@@ -38,14 +36,6 @@ async function readBody(req: IncomingMessage): Promise<number> {
 
 const app = new Koa();
 app.silent = true;
-if (process.env.BENCH_CEILING_TURN_END === '1') {
-  const turnEnd = new TurnEnd();
-  app.use(async (_ctx, next) => {
-    const begun = turnEnd.begin();
-    await next();
-    await turnEnd.wait(begun);
-  });
-}
 app.use(async (ctx) => {
   if (!isAuthorized(ctx.get('authorization') || undefined)) {
     ctx.status = 401;

@@ -36,7 +36,6 @@ import {
   OTHER_LOAD_LIMIT,
   renderReport,
   SMALL_BODY,
-  TURN_END_CEILING,
   twinVariant,
   type IdleReport,
   type Results,
@@ -228,7 +227,7 @@ async function sample(target: Target<Child | ProsodyServer>, row: Row, opts: { p
 }
 
 /** server-child's flags, each switching off one mechanism (StartOptions). */
-type ServerFlag = '--no-credential-cache' | '--pbkdf2-on-event-loop' | '--no-writes-at-turn-end';
+type ServerFlag = '--no-credential-cache' | '--pbkdf2-on-event-loop';
 
 async function startServerChild(bench: BenchDir, opts: { name: string; logLevel?: 'warn' | 'info'; flags?: ServerFlag[]; env?: Record<string, string>; modules?: string[] }): Promise<Child> {
   const config = writeConfig(bench, opts.name, { logLevel: opts.logLevel ?? 'warn' });
@@ -246,13 +245,13 @@ async function startServerChild(bench: BenchDir, opts: { name: string; logLevel?
   });
 }
 
-/** The bare koa ceiling; `isTurnEnd`: the variant that holds its answers to the end of the turn, as xmppd does. */
-function startCeilingChild(isTurnEnd = false): Promise<Child> {
+/** The bare koa ceiling. */
+function startCeilingChild(): Promise<Child> {
   return Child.start({
-    name: isTurnEnd ? 'ceiling-turn-end' : 'ceiling',
+    name: 'ceiling',
     script: runtime.file('bench/ceiling'),
     cwd: ROOT,
-    env: { BENCH_USER: `${SENDER.username}@${DOMAIN}`, BENCH_PASSWORD: SENDER.password, BENCH_CEILING_TURN_END: isTurnEnd ? '1' : '0' },
+    env: { BENCH_USER: `${SENDER.username}@${DOMAIN}`, BENCH_PASSWORD: SENDER.password },
   });
 }
 
@@ -279,18 +278,15 @@ async function stopAll(children: Array<Child | undefined>, receivers: Array<Rece
 async function mainSeries(bench: BenchDir): Promise<{ ceiling: Row[]; main: Row[] }> {
   log('main series: bare koa ceiling and xmppd (default config, log_level warn), sampled in turn');
   let ceilingChild: Child | undefined;
-  let turnEndCeilingChild: Child | undefined;
   let serverChild: Child | undefined;
   let receivers: Receivers | undefined;
   const ceiling: Row[] = [];
   const main: Row[] = [];
   try {
     ceilingChild = await startCeilingChild();
-    turnEndCeilingChild = await startCeilingChild(true);
     serverChild = await startServerChild(bench, { name: 'default' });
     receivers = await connectReceivers(serverChild, bench);
     const ceilingTarget: Target = { child: ceilingChild };
-    const turnEndCeilingTarget: Target = { child: turnEndCeilingChild };
     const serverTarget: Target = { child: serverChild, receivers };
     const shapes = [
       ...settings.connections.map((c) => ({ connections: c, bodyBytes: SMALL_BODY })),
@@ -301,22 +297,15 @@ async function mainSeries(bench: BenchDir): Promise<{ ceiling: Row[]; main: Row[
       const ours = newRow('xmppd', shape.connections, shape.bodyBytes);
       ceiling.push(c);
       main.push(ours);
-      // The key row also against a ceiling that holds its answers to the end of the turn, as xmppd does: how much
-      // of the ratio that alone is worth.
-      const isKey = shape.connections === KEY_CONNECTIONS && shape.bodyBytes === SMALL_BODY;
-      const t = isKey ? newRow('ceiling', shape.connections, shape.bodyBytes, { variant: TURN_END_CEILING }) : undefined;
-      if (t) ceiling.push(t);
       await warmUp(ceilingTarget, c);
-      if (t) await warmUp(turnEndCeilingTarget, t);
       await warmUp(serverTarget, ours);
       for (let i = 0; i < settings.repeat; i++) {
         await sample(ceilingTarget, c);
-        if (t) await sample(turnEndCeilingTarget, t);
         await sample(serverTarget, ours);
       }
     }
   } finally {
-    await stopAll([ceilingChild, turnEndCeilingChild, serverChild], [receivers]);
+    await stopAll([ceilingChild, serverChild], [receivers]);
   }
   return { ceiling, main };
 }
@@ -436,7 +425,6 @@ async function effectSeries(bench: BenchDir): Promise<Row[]> {
     { variant: 'default (fresh server, baseline of this series)', name: 'effect-default' },
     { variant: 'recipient offline (stored)', name: 'offline', paths: [`/msg/${OFFLINE.username}`] },
     { variant: 'log_level info', name: 'log-info', logLevel: 'info' },
-    { variant: 'writes at the end of the turn off', name: 'no-turn-end', flags: ['--no-writes-at-turn-end'] },
     { variant: 'credential cache off', name: 'no-cache', flags: ['--no-credential-cache'] },
     { variant: 'cache off + PBKDF2 on the event loop', name: 'no-cache-sync', flags: ['--no-credential-cache', '--pbkdf2-on-event-loop'] },
   ];

@@ -12,12 +12,11 @@ const { values: flags, positionals } = parseArgs({
   options: {
     'no-credential-cache': { type: 'boolean', default: false },
     'pbkdf2-on-event-loop': { type: 'boolean', default: false },
-    'no-writes-at-turn-end': { type: 'boolean', default: false },
   },
 });
 const configPath = positionals[0];
 if (!configPath) {
-  process.stderr.write('usage: node --import tsx bench/server-child.ts CONFIG [--no-credential-cache] [--pbkdf2-on-event-loop] [--no-writes-at-turn-end]\n');
+  process.stderr.write('usage: node --import tsx bench/server-child.ts CONFIG [--no-credential-cache] [--pbkdf2-on-event-loop]\n');
   process.exit(2);
 }
 
@@ -25,7 +24,6 @@ const server = await startServer({
   configPath,
   credentialCache: !flags['no-credential-cache'],
   pbkdf2OnEventLoop: flags['pbkdf2-on-event-loop'],
-  writesAtTurnEnd: !flags['no-writes-at-turn-end'],
 });
 process.send?.({ msg: 'bench-ready', http: server.httpPorts()[0], c2s: server.c2sPorts()[0], c2sTls: server.c2sTlsPorts()[0] });
 

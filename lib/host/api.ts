@@ -642,21 +642,6 @@ export interface StanzaFilterChain {
   run(stanza: Stanza, session: ClientSession): Stanza | undefined;
 }
 
-/**
- * Writes held to the end of the event-loop turn (net/end-of-turn.ts), one per server: under load, client streams
- * flush once at the turn's end and the turn's HTTP answers leave after them, together.
- */
-export interface WriteBatcher {
-  /** A request read in this turn starts; returns the turn's mark for wait(). */
-  begin(): number;
-  /** Run `task` at the end of this turn (at once while requests come one at a time). */
-  defer(task: () => void): void;
-  /** For an answer: resolves after this turn's deferred tasks; undefined when it may leave now. */
-  wait(begun: number): Promise<void> | undefined;
-  /** Whether writes are being held to the end of the turn. */
-  isGathering(): boolean;
-}
-
 /** Host-wide events that are not stanzas. */
 export interface HostEvents {
   'server-started': Record<string, never>;
@@ -764,8 +749,6 @@ export interface ModuleApi<O extends object = Record<string, OptionValue>> {
   filter(kind: FilterKind, fn: StanzaFilter, priority?: number): void;
   /** This host's filters of a kind, for the transports that carry sessions (c2s). */
   sessionFilters(kind: FilterKind): StanzaFilterChain;
-  /** The server's end-of-turn write batching, for transports (c2s, http): defer flushes to it, hold answers on it. */
-  readonly writeBatcher: WriteBatcher;
   /** Subscribe to a host-wide event. */
   hookGlobal<K extends keyof HostEvents>(event: K, handler: (payload: HostEvents[K]) => unknown, priority?: number): void;
   /** Fire a host-wide event; resolves to the value of the handler that claimed it (Prosody's fire_event), else undefined. */

@@ -16,7 +16,6 @@ import { StanzaRouter } from './core/stanza-router.js';
 import { readConfig } from './core/server.js';
 import { loadStorage } from './core/storage/manager.js';
 import { FilterChain } from './util/filters.js';
-import { TurnEnd } from './net/end-of-turn.js';
 import { HostError, StanzaError } from './util/errors.js';
 import { parseJid } from './util/jid.js';
 import { withPolicy } from './util/http-policy.js';
@@ -276,7 +275,6 @@ export function mockModule<O extends object = Record<string, OptionValue>>(opts:
       return [...new Set(list.map((e) => e.item as string))].sort();
     },
     onUnload: (fn) => void cleanups.push(fn),
-    writeBatcher: new TurnEnd(),
   };
   // What the mock does not implement throws when called, naming it, rather than passing silently.
   const api = new Proxy(Object.freeze(implemented), {

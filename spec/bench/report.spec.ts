@@ -4,7 +4,7 @@
 
 import { describe, it } from 'node:test';
 import assert from 'node:assert/strict';
-import { lossAgainstTwin, lossStatus, medianBounds, renderReport, TURN_END_CEILING, type Row, type Sample } from '../../bench/report.js';
+import { lossAgainstTwin, lossStatus, medianBounds, renderReport, type Row, type Sample } from '../../bench/report.js';
 
 function row(variant: string, rates: number[], target: Row['target'] = 'xmppd'): Row {
   const samples = rates.map((requestsPerSecond): Sample => ({
@@ -19,11 +19,10 @@ function row(variant: string, rates: number[], target: Row['target'] = 'xmppd'):
   return { target, variant, connections: 32, bodyBytes: 5, idleSessions: 0, samples };
 }
 
-describe('bench report: the ceilings', () => {
+describe('bench report: the ceiling', () => {
   const results = {
     main: [row('', [100, 100, 100])],
-    // The variant first: a lookup that ignored it would take it for the ceiling.
-    ceiling: [row(TURN_END_CEILING, [400, 400, 400], 'ceiling'), row('', [200, 200, 200], 'ceiling')],
+    ceiling: [row('', [200, 200, 200], 'ceiling')],
     idle: [],
     idleReports: [],
     effects: [],
@@ -34,11 +33,6 @@ describe('bench report: the ceilings', () => {
   it('counts the ratio target against the bare koa ceiling', () => {
     assert.match(report, /^\| default .*\|\s+200 \|\s+50% \|/m);
     assert.match(report, /^- ≥ 50% of the ceiling: 50% — MET$/m);
-  });
-
-  it('lists the ceiling that holds its answers to the end of the turn, and the ratio against it beside the target', () => {
-    assert.match(report, /^\| ceiling \(bare koa, answers at the end of the turn\) .*\|\s+400 \|/m);
-    assert.match(report, /^ {2}- of a ceiling that also holds its answers to the end of the turn: 25% \(400 req\/s\)$/m);
   });
 });
 

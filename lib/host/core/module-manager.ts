@@ -12,7 +12,6 @@ import { checkOptionValue, resolveOptions } from './options.js';
 import { GLOBAL_HOST, ItemRegistry } from './items.js';
 import { iqCallee } from './iq-callee.js';
 import { FilterChain } from '../util/filters.js';
-import { TurnEnd } from '../net/end-of-turn.js';
 import type {
   ClientSession,
   EventHandler,
@@ -34,7 +33,6 @@ import type {
   Stanza,
   StanzaEvent,
   UsersApi,
-  WriteBatcher,
 } from '../api.js';
 import { parseJid } from '../util/jid.js';
 
@@ -143,8 +141,6 @@ export interface ModuleHostServices {
   route(stanza: Stanza, origin: Origin): Promise<unknown>;
   openStore<T>(host: string, name: string): KeyValueStore<T>;
   openArchive(host: string, name: string): ArchiveStore;
-  /** The server's one end-of-turn write batcher (net/end-of-turn.ts); default a new one for this manager. */
-  writeBatcher?: WriteBatcher;
   openMap<T>(host: string, name: string): MapStore<T>;
 }
 
@@ -165,11 +161,7 @@ export class ModuleManager {
   /** host → session filters of each kind (Prosody util/filters); the chain objects live as long as the manager. */
   private readonly filters = new Map<string, Record<FilterKind, FilterChain<Stanza, ClientSession>>>();
 
-  private readonly writeBatcher: WriteBatcher;
-
-  constructor(private readonly catalog: Catalog, private readonly services: ModuleHostServices) {
-    this.writeBatcher = services.writeBatcher ?? new TurnEnd();
-  }
+  constructor(private readonly catalog: Catalog, private readonly services: ModuleHostServices) {}
 
   /** The session filters of a kind on a host. */
   filterChain(host: string, kind: FilterKind): FilterChain<Stanza, ClientSession> {
@@ -378,7 +370,6 @@ export class ModuleManager {
         track(this.filterChain(host, kind).add(fn, priority, name));
       },
       sessionFilters: (kind) => this.filterChain(host, kind),
-      writeBatcher: this.writeBatcher,
       hookGlobal: <K extends keyof HostEvents>(event: K, handler: (payload: HostEvents[K]) => unknown, priority = 0): void => {
         track(services.globalBus.add(event, handler as (p: unknown) => unknown, priority, name));
       },

@@ -20,7 +20,6 @@ import { loadStorage, openStorage } from './storage/manager.js';
 import { loadOrCreateTls } from '../net/tls.js';
 import { CredentialCache, deriveScramOnEventLoop, UserService } from './users.js';
 import { readOrCreateSecret } from './secret-file.js';
-import { TurnEnd } from '../net/end-of-turn.js';
 import type { NetItem, StanzaEvent, Storage, TokenService, UserStore, UsersApi } from '../api.js';
 
 export const DEFAULT_CONFIG_PATH = './xmppd.yaml';
@@ -94,8 +93,6 @@ export interface StartOptions extends ConfigSource {
   credentialCache?: boolean;
   /** Run PBKDF2 on the event loop instead of libuv's pool (default false). */
   pbkdf2OnEventLoop?: boolean;
-  /** Hold a turn's writes to its end (default true); false switches it off for this server. */
-  writesAtTurnEnd?: boolean;
 }
 
 export class Server {
@@ -194,8 +191,6 @@ export async function startServer(opts: StartOptions = {}): Promise<Server> {
     route: (stanza, origin) => router.route(stanza, origin),
     openStore: (host, name) => storage.keyValue(host, name),
     openArchive: (host, name) => storage.archive(host, name),
-    // One per server, handed to the transports through the module API: two servers in a process hold their own turns.
-    writeBatcher: new TurnEnd({ isOn: opts.writesAtTurnEnd !== false }),
     openMap: (host, name) => storage.map(host, name),
   });
   // The storage backend first (the module the `storage` key names, on `*`): accounts and every module's stores.

@@ -33,9 +33,6 @@ export interface Connection {
   attach(events: ConnectionEvents): void;
   /** `onWritten` runs once the data left for the network, or with an error if the connection went first (in write order). */
   write(data: string, onWritten?: (err?: Error | null) => void): void;
-  /** Hold writes until uncork() (one packet for the stanzas of a turn). */
-  cork(): void;
-  uncork(): void;
   /** Stop and restart reading (backpressure on a flooding peer). */
   pause(): void;
   resume(): void;
@@ -129,8 +126,6 @@ export class TcpConnection implements Connection {
   private socket: Socket;
   private secure: boolean;
   private events: ConnectionEvents | undefined;
-  /** The socket cork() held, so uncork() releases it even if STARTTLS replaced `socket` in between. */
-  private corked: Socket | undefined;
   private readonly onData = (chunk: Buffer): void => this.events?.data(chunk);
   private readonly onError = (err: Error): void => this.events?.error(err);
   private readonly onDrain = (): void => this.events?.drain?.();
@@ -167,18 +162,6 @@ export class TcpConnection implements Connection {
 
   write(data: string, onWritten?: (err?: Error | null) => void): void {
     this.socket.write(data, onWritten);
-  }
-
-  cork(): void {
-    if (this.corked || this.socket.destroyed) return;
-    this.corked = this.socket;
-    this.socket.cork();
-  }
-
-  uncork(): void {
-    const socket = this.corked;
-    this.corked = undefined;
-    socket?.uncork();
   }
 
   pause(): void {

@@ -50,12 +50,8 @@ function toBuffer(data: RawData): Buffer {
 export class WebSocketConnection implements Connection {
   readonly isFramed = true;
 
-  /**
-   * @param socket the upgraded TCP (or TLS) socket under the WebSocket: corked so a turn's messages leave together.
-   */
   constructor(
     private readonly ws: WebSocket,
-    private readonly socket: Duplex,
     readonly remoteAddress: string | undefined,
     readonly isSecure: boolean,
   ) {}
@@ -82,14 +78,6 @@ export class WebSocketConnection implements Connection {
 
   write(data: string, onWritten?: (err?: Error | null) => void): void {
     this.ws.send(standaloneElement(data), onWritten);
-  }
-
-  cork(): void {
-    this.socket.cork();
-  }
-
-  uncork(): void {
-    this.socket.uncork();
   }
 
   pause(): void {

@@ -62,7 +62,6 @@ function load(module: ModuleApi): void {
   const context: SessionContext = {
     settings,
     log: module.log,
-    writeBatcher: module.writeBatcher,
     hostApi: (domain) => hosts.get(domain),
     onClosed: (s) => {
       sessions.delete(s);

@@ -10,7 +10,7 @@ import { serialize } from '../../util/serialize.js';
 import { reply } from '../../util/stanza.js';
 import { filterOwner } from '../../util/filters.js';
 import type { Connection } from '../../net/connection.js';
-import type { ClientSession, ModuleApi, Origin, SessionManagement, Stanza, StanzaFilterChain, WriteBatcher } from '../../api.js';
+import type { ClientSession, ModuleApi, Origin, SessionManagement, Stanza, StanzaFilterChain } from '../../api.js';
 import { NS_BIND, NS_CLIENT, NS_ROSTER_VER, NS_SASL, NS_SESSION, NS_STANZAS, NS_STREAM, NS_TLS } from '../../util/xmpp-stream/namespaces.js';
 import { SaslNegotiation, offeredMechanisms } from '../../util/sasl/sasl.js';
 import { StreamParser, type StreamFailure } from '../../util/xmpp-stream/stream-parser.js';
@@ -30,8 +30,6 @@ export interface C2sSettings {
 export interface SessionContext {
   settings: C2sSettings;
   log: Logger;
-  /** The server's end-of-turn batching: a turn's deliveries leave in one write. */
-  writeBatcher: WriteBatcher;
   hostApi(domain: string): ModuleApi | undefined;
   onClosed(session: C2sSession): void;
   /** The stream authenticated: it leaves its address's count of unauthenticated connections. */
@@ -95,8 +93,6 @@ export class C2sSession implements ClientSession {
   private written = 0;
   private isWriteFailed = false;
   private readonly writeWaiters: Array<{ target: number; resolve: (isWritten: boolean) => void }> = [];
-  /** Deliveries of this turn are being gathered (the socket is corked until the end of the turn). */
-  private isCorked = false;
   private readonly closed: Promise<void>;
   private resolveClosed!: () => void;
   /** Stream management (XEP-0198), once the client enabled it. */
@@ -179,7 +175,6 @@ export class C2sSession implements ClientSession {
     }
     const filtered = this.filtersOut === undefined || this.filtersOut.isEmpty ? stanza : this.filter(this.filtersOut, stanza);
     if (filtered === undefined) return true;
-    this.corkForTurn();
     const seq = ++this.taken;
     this.connection.write(serialize(filtered), (err) => this.onStanzaWritten(seq, err));
     return true;
@@ -352,21 +347,6 @@ export class C2sSession implements ClientSession {
   }
 
   // --- transport -----------------------------------------------------------------------------------
-
-  /**
-   * Under load, stanzas delivered during one turn leave in one write at its end (end-of-turn.ts), before the HTTP
-   * answers of the turn; close() uncorks at once (ending the connection does).
-   */
-  private corkForTurn(): void {
-    const batcher = this.ctx.writeBatcher;
-    if (this.isCorked || !this.connection.isWritable || !batcher.isGathering()) return;
-    this.isCorked = true;
-    this.connection.cork();
-    batcher.defer(() => {
-      this.isCorked = false;
-      this.connection.uncork();
-    });
-  }
 
   private write(text: string): void {
     if (!this.connection.isWritable) return;

@@ -8,7 +8,7 @@ import type { Logger } from 'pino';
 import { HostError } from '../../util/errors.js';
 import { sendProblem } from '../../util/problem.js';
 import { parseJid } from '../../util/jid.js';
-import type { HttpLogState, HttpUpgrade, WriteBatcher } from '../../api.js';
+import type { HttpLogState, HttpUpgrade } from '../../api.js';
 import { withPolicy, type HttpAppPolicy } from '../../util/http-policy.js';
 import { clientAddress } from './client-address.js';
 
@@ -118,36 +118,19 @@ export function hostName(header: string): string | undefined {
 }
 
 /**
- * The koa app: answers at the end of the turn, the client address (trusted proxies), request log line, error
+ * The koa app: the client address (trusted proxies), request log line, error
  * boundary, dispatch to the mounted apps.
  */
-export function createHttpApp(apps: HttpApps, log: Logger, opts: { trustedProxies?: BlockList; writeBatcher?: WriteBatcher } = {}): Koa {
+export function createHttpApp(apps: HttpApps, log: Logger, opts: { trustedProxies?: BlockList } = {}): Koa {
   const app = new Koa();
   // Koa's own proxy mode believes the leftmost X-Forwarded-For, which the client writes; see clientAddress.
   app.proxy = false;
   // Koa's default handler prints errors to stderr; ours are logged with their module instead.
   app.silent = true;
-  if (opts.writeBatcher) app.use(answerAtEndOfTurn(opts.writeBatcher));
   if (opts.trustedProxies) app.use(forwardedClient(opts.trustedProxies));
   app.use(requestLog(log));
   app.use(dispatch(apps, log));
   return app;
-}
-
-/**
- * Koa writes the answer when the middleware is done; holding it to the end of the event-loop turn sends the answers
- * of every request handled in the turn back to back, after the client streams the turn wrote to. Under load a
- * client on the same machine (a reverse proxy, a load generator) is then woken once for all of them instead of once
- * each, and the next turn finds their next requests together: less CPU per answer at the same rate
- * (BENCHMARKS.md measures it). A request on its own (requests come one at a time), and one that finishes after its turn's end
- * (a message stored on disk in the check phase), is answered at once.
- */
-function answerAtEndOfTurn(batcher: WriteBatcher): Middleware {
-  return async (_ctx: Context, next: Next): Promise<void> => {
-    const begun = batcher.begin();
-    await next();
-    await batcher.wait(begun);
-  };
 }
 
 /** ctx.request.ip (what throttles use) becomes the client behind a trusted proxy. */

@@ -41,10 +41,7 @@ export function resolveHttpPath(module: ModuleApi, host: string, app: string, de
 function load(module: ModuleApi): void {
   const apps = new HttpApps(() => module.setting('http_default_host') as string | undefined, Object.keys((module.setting('virtual_hosts') ?? {}) as object));
   const proxies = trustedProxies((module.setting('trusted_proxies') as string[] | undefined) ?? []);
-  const koa = createHttpApp(apps, module.log, {
-    trustedProxies: proxies,
-    writeBatcher: module.writeBatcher,
-  });
+  const koa = createHttpApp(apps, module.log, { trustedProxies: proxies });
   const virtualHosts = (): string[] => Object.keys((module.setting('virtual_hosts') ?? {}) as object);
 
   const unmounts = new Map<HttpApp, Array<() => void>>();

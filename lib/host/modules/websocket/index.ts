@@ -64,7 +64,7 @@ function load(module: ModuleApi<WebsocketOptions>): void {
     // Secure: TLS to us, a peer on this machine, or a TLS-terminating proxy vouched for by consider_websocket_secure.
     const isSecure = isTls || considerSecure || isLoopback(req.socket.remoteAddress);
     wss.handleUpgrade(req, socket, head, (ws) => {
-      const connection = new WebSocketConnection(ws, socket, clientAddress, isSecure);
+      const connection = new WebSocketConnection(ws, clientAddress, isSecure);
       if (!c2s.open(connection)) {
         module.log.debug({ address: clientAddress }, 'too many unauthenticated connections from this address; websocket closed');
         ws.close(CLOSE_TRY_LATER, 'Too many unauthenticated connections from your address.');
