@@ -15,6 +15,7 @@ import {
   type ModuleDefinition,
   type StanzaEvent,
 } from '../api.js';
+import { keyedLock } from '../util/keyed-lock.js';
 
 const NS_BLOCKING = 'urn:xmpp:blocking';
 const NS_BLOCKING_ERRORS = 'urn:xmpp:blocking:errors';
@@ -60,17 +61,8 @@ export function load(module: ModuleApi<BlocklistOptions>): void {
   const cache = new Map<string, Set<string>>();
   /** Resources that asked for the list: they get the pushes (§3.3, §3.4). */
   const interested = new WeakSet<ClientSession>();
-  const locks = new Map<string, Promise<unknown>>();
 
-  const withLock = <T>(user: string, fn: () => Promise<T>): Promise<T> => {
-    const run = (locks.get(user) ?? Promise.resolve()).then(fn, fn);
-    const tail = run.catch(() => undefined);
-    locks.set(user, tail);
-    void tail.then(() => {
-      if (locks.get(user) === tail) locks.delete(user);
-    });
-    return run;
-  };
+  const withLock = keyedLock();
 
   const listOf = async (user: string): Promise<Set<string>> => {
     const cached = cache.get(user);

@@ -3,6 +3,7 @@
 
 import { StanzaError, parseJid, serialize, xml, type Element, type ModuleApi, type ModuleDefinition, type PrivateDocument, type StanzaEvent } from '../api.js';
 import { deserialize, preserialize } from '../util/preserialize.js';
+import { keyedLock } from '../util/keyed-lock.js';
 
 const NS_PRIVATE = 'jabber:iq:private';
 /** XEP-0049 §3: the protocol's own namespaces are not storage (nor is a child that inherits jabber:iq:private). */
@@ -28,18 +29,9 @@ const hasContent = (el: Element): boolean => el.children.length > 0;
 export function load(module: ModuleApi<PrivateOptions>): void {
   const store = module.openStore<PrivateDocument>('private');
   const sizeLimit = module.options.size_limit;
-  const locks = new Map<string, Promise<unknown>>();
 
   /** One change at a time per account, so two sets of different namespaces do not overwrite each other. */
-  const withLock = <T>(user: string, fn: () => Promise<T>): Promise<T> => {
-    const run = (locks.get(user) ?? Promise.resolve()).then(fn, fn);
-    const tail = run.catch(() => undefined);
-    locks.set(user, tail);
-    void tail.then(() => {
-      if (locks.get(user) === tail) locks.delete(user);
-    });
-    return run;
-  };
+  const withLock = keyedLock();
 
   const ownerOf = (origin: StanzaEvent['origin']): string => {
     const parsed = origin.jid ? parseJid(origin.jid) : undefined;

@@ -35,6 +35,7 @@ import {
   parseConfigForm,
   unmetPrecondition,
 } from './config.js';
+import { keyedLock } from '../../util/keyed-lock.js';
 
 export const NS_PUBSUB = 'http://jabber.org/protocol/pubsub';
 export const NS_PUBSUB_OWNER = 'http://jabber.org/protocol/pubsub#owner';
@@ -128,18 +129,9 @@ export function load(module: ModuleApi<PepOptions>): void {
   const pending = new Map<string, { owner: string; recipient: string; claim: CapsClaim; timer: NodeJS.Timeout }>();
   const listeners = new Set<(change: PepChange) => void>();
   const hostOrigin: Origin = { type: 'host', host: module.host };
-  const locks = new Map<string, Promise<unknown>>();
 
   /** One change at a time per account: a publish reads and rewrites a node's items. */
-  const withLock = <T>(user: string, fn: () => Promise<T>): Promise<T> => {
-    const run = (locks.get(user) ?? Promise.resolve()).then(fn, fn);
-    const tail = run.catch(() => undefined);
-    locks.set(user, tail);
-    void tail.then(() => {
-      if (locks.get(user) === tail) locks.delete(user);
-    });
-    return run;
-  };
+  const withLock = keyedLock();
 
   // --- storage ---------------------------------------------------------------------------------------
 
