@@ -3,6 +3,7 @@
 
 import { escapeXML, type Element } from '@xmpp/xml';
 import { NS_STREAM } from '../../util/xmpp-stream/namespaces.js';
+import { streamHeader } from '../../util/xmpp-stream/stream-errors.js';
 
 export const NS_SERVER = 'jabber:server';
 export const NS_DIALBACK = 'jabber:server:dialback';
@@ -12,18 +13,7 @@ export const STANZA_KINDS = new Set(['message', 'presence', 'iq']);
 
 /** A jabber:server stream header declaring the dialback prefix (XEP-0220 §2.1.1). */
 export function s2sHeader(opts: { id?: string; from?: string; to?: string }): string {
-  const attrs: Array<[string, string | undefined]> = [
-    ['xmlns', NS_SERVER],
-    ['xmlns:stream', NS_STREAM],
-    ['xmlns:db', NS_DIALBACK],
-    ['id', opts.id],
-    ['from', opts.from],
-    ['to', opts.to],
-    ['version', '1.0'],
-    ['xml:lang', 'en'],
-  ];
-  const text = attrs.filter(([, v]) => v !== undefined).map(([k, v]) => ` ${k}='${escapeXML(v!)}'`).join('');
-  return `<?xml version='1.0'?><stream:stream${text}>`;
+  return streamHeader({ ...opts, xmlns: NS_SERVER, declare: { 'xmlns:db': NS_DIALBACK } });
 }
 
 /** A dialback element (`db:result`, `db:verify`) as text: the db prefix is declared on our stream header. */

@@ -26,11 +26,16 @@ export type StreamErrorCondition =
 
 export const STREAM_CLOSE = '</stream:stream>';
 
-/** The server's stream header. Built as text: it is an open tag that ltx's serializer would self-close. */
-export function streamHeader(opts: { id: string; from: string | undefined; to?: string }): string {
+/**
+ * The server's stream header. Built as text: it is an open tag that ltx's serializer would self-close.
+ * `xmlns` is the default namespace (jabber:client unless given); `declare` adds namespace declarations
+ * after xmlns:stream, in order (s2s passes jabber:server and `xmlns:db`).
+ */
+export function streamHeader(opts: { id?: string | undefined; from?: string | undefined; to?: string | undefined; xmlns?: string; declare?: Record<string, string> }): string {
   const attrs: Array<[string, string | undefined]> = [
-    ['xmlns', NS_CLIENT],
+    ['xmlns', opts.xmlns ?? NS_CLIENT],
     ['xmlns:stream', NS_STREAM],
+    ...Object.entries(opts.declare ?? {}),
     ['id', opts.id],
     ['from', opts.from],
     ['to', opts.to],
