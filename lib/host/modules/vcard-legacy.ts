@@ -3,23 +3,12 @@
 // without PEP here the vCard is stored as sent in the store `vcard` (Prosody's mod_vcard did the same).
 
 import { StanzaError, parseJid, serialize, xml, type Element, type ModuleApi, type ModuleDefinition, type StanzaEvent } from '../api.js';
+import { deserialize, preserialize, type StoredXml } from '../util/preserialize.js';
 
 const NS_VCARD = 'vcard-temp';
 
 export interface VcardLegacyOptions {
   size_limit: number;
-}
-
-type StoredXml = { name: string; attrs: Record<string, string>; children: Array<StoredXml | string> };
-
-function toStored(el: Element): StoredXml {
-  const attrs: Record<string, string> = {};
-  for (const [k, v] of Object.entries(el.attrs)) if (typeof v === 'string') attrs[k] = v;
-  return { name: el.name, attrs, children: el.children.map((c) => (typeof c === 'string' ? c : toStored(c))) };
-}
-
-function fromStored(stored: StoredXml): Element {
-  return xml(stored.name, stored.attrs, ...stored.children.map((c) => (typeof c === 'string' ? c : fromStored(c))));
 }
 
 function bareOf(jid: string | undefined): string | undefined {
@@ -37,7 +26,7 @@ export function load(module: ModuleApi<VcardLegacyOptions>): void {
     if (!account || !(await module.users.exists(account))) throw new StanzaError('service-unavailable');
     const stored = await store.get(account);
     // No vCard yet: an empty one (XEP-0054 §3.1 allows it; Prosody's mod_vcard_legacy does so).
-    return stored ? fromStored(stored) : xml('vCard', { xmlns: NS_VCARD });
+    return stored ? deserialize(stored) : xml('vCard', { xmlns: NS_VCARD });
   };
 
   const onSet = async ({ stanza, origin }: StanzaEvent): Promise<true> => {
@@ -46,7 +35,7 @@ export function load(module: ModuleApi<VcardLegacyOptions>): void {
     const vcard = stanza.getChild('vCard', NS_VCARD)!;
     const size = Buffer.byteLength(serialize(vcard));
     if (size > sizeLimit) throw new StanzaError('not-acceptable', `A vCard may take at most ${sizeLimit} bytes; this one has ${size} (use a smaller photo).`);
-    await store.set(account, toStored(vcard));
+    await store.set(account, preserialize(vcard));
     return true;
   };
 

@@ -1,5 +1,5 @@
 // An element as plain JSON for a store and back: Prosody's util/stanza.lua st.preserialize / st.deserialize.
-// Pure, so modules that share a store's format (private XML and bookmarks) convert alike.
+// Pure, so modules that share a store's format (private XML, bookmarks, vcard-temp) convert alike.
 
 import { xml, type Element } from '@xmpp/xml';
 
