@@ -11,6 +11,7 @@ import { xml, type Client } from '@xmpp/client';
 import { startTestServer, type TestServer } from '../helpers/server.js';
 import { startTestDns, type TestDns } from '../helpers/dns.js';
 import { goOnline, nextStanza, RawClient, startClient, stopClient, trustTestCertificate } from '../host/c2s/helpers.js';
+import { login } from '../helpers/s2s.js';
 
 const README = join(import.meta.dirname, '../../README.md');
 const ROOM = 'ops@conference.localhost';
@@ -77,27 +78,6 @@ function inbox(c: Client): { take(n: number, what: string, ms?: number): Promise
   };
 }
 
-/** STARTTLS, PLAIN and bind for an account of `domain`, then initial presence (the test certificate names localhost only). */
-async function login(port: number, domain: string, user: string, password: string): Promise<RawClient> {
-  const open = `<?xml version='1.0'?><stream:stream xmlns='jabber:client' xmlns:stream='http://etherx.jabber.org/streams' to='${domain}' version='1.0'>`;
-  const raw = await RawClient.connect(port);
-  raw.send(open);
-  await raw.waitFor(/<\/stream:features>/, 'features');
-  raw.send("<starttls xmlns='urn:ietf:params:xml:ns:xmpp-tls'/>");
-  await raw.waitFor(/<proceed[^>]*\/>/, 'proceed');
-  await raw.starttls();
-  raw.send(open);
-  await raw.waitFor(/<\/stream:features>/, 'features after TLS');
-  raw.send(`<auth xmlns='urn:ietf:params:xml:ns:xmpp-sasl' mechanism='PLAIN'>${Buffer.from(`\0${user}\0${password}`).toString('base64')}</auth>`);
-  await raw.waitFor(/<success/, 'SASL success');
-  raw.send(open);
-  await raw.waitFor(/<\/stream:features>/, 'features after SASL');
-  raw.send("<iq type='set' id='b1'><bind xmlns='urn:ietf:params:xml:ns:xmpp-bind'><resource>r</resource></bind></iq>");
-  await raw.waitFor(/<jid>/, 'bind');
-  raw.send('<presence/>');
-  await raw.waitFor(/<presence/, 'own presence');
-  return raw;
-}
 
 describe('post_msg README curl examples', () => {
   let dns: TestDns;

@@ -10,30 +10,9 @@ import Database from 'better-sqlite3';
 import { startTestServer, type TestServer } from '../helpers/server.js';
 import { startTestDns, type TestDns } from '../helpers/dns.js';
 import { RawClient } from '../host/c2s/helpers.js';
+import { login, publish } from '../helpers/s2s.js';
 
-const open = (to: string): string =>
-  `<?xml version='1.0'?><stream:stream xmlns='jabber:client' xmlns:stream='http://etherx.jabber.org/streams' to='${to}' version='1.0'>`;
 
-/** STARTTLS, PLAIN and bind for an account of `domain`, then initial presence. */
-async function login(port: number, domain: string, user: string, password: string): Promise<RawClient> {
-  const raw = await RawClient.connect(port);
-  raw.send(open(domain));
-  await raw.waitFor(/<\/stream:features>/, 'features');
-  raw.send("<starttls xmlns='urn:ietf:params:xml:ns:xmpp-tls'/>");
-  await raw.waitFor(/<proceed[^>]*\/>/, 'proceed');
-  await raw.starttls();
-  raw.send(open(domain));
-  await raw.waitFor(/<\/stream:features>/, 'features after TLS');
-  raw.send(`<auth xmlns='urn:ietf:params:xml:ns:xmpp-sasl' mechanism='PLAIN'>${Buffer.from(`\0${user}\0${password}`).toString('base64')}</auth>`);
-  await raw.waitFor(/<success/, 'SASL success');
-  raw.send(open(domain));
-  await raw.waitFor(/<\/stream:features>/, 'features after SASL');
-  raw.send("<iq type='set' id='b1'><bind xmlns='urn:ietf:params:xml:ns:xmpp-bind'><resource>r</resource></bind></iq>");
-  await raw.waitFor(/<jid>/, 'bind');
-  raw.send('<presence/>');
-  await raw.waitFor(/<presence/, 'own presence');
-  return raw;
-}
 
 let nextId = 0;
 
@@ -59,11 +38,6 @@ const VCARD_GET = "<vCard xmlns='vcard-temp'/>";
 const MAM_QUERY = "<query xmlns='urn:xmpp:mam:2' queryid='x'/>";
 const CARBONS = "<enable xmlns='urn:xmpp:carbons:2'/>";
 const LAST = "<query xmlns='jabber:iq:last'/>";
-
-function serverOn(dns: TestDns, domain: string, ts: TestServer): void {
-  dns.srv(`_xmpp-server._tcp.${domain}`, [{ target: `xmpp.${domain}`, port: ts.server.ports.ports('s2s')[0]! }]);
-  dns.a(`xmpp.${domain}`, ['127.0.0.1']);
-}
 
 const MODULES = ['carbons', 'mam', 'private', 'blocklist', 'vcard_legacy', 'lastactivity'];
 
@@ -100,8 +74,8 @@ describe('s2s: a remote entity is not a local account', () => {
     dns = await startTestDns();
     a = await federated('a.test', dns);
     b = await federated('b.test', dns);
-    serverOn(dns, 'a.test', a);
-    serverOn(dns, 'b.test', b);
+    publish(dns, 'a.test', a);
+    publish(dns, 'b.test', b);
     alice = await login(a.c2sPort, 'a.test', 'alice', 'alice-pw');
     clients.push(alice);
   });

@@ -9,30 +9,9 @@ import { createServer, type Server as NetServer, type Socket } from 'node:net';
 import { startTestServer, type TestServer } from '../helpers/server.js';
 import { startTestDns, type TestDns } from '../helpers/dns.js';
 import { RawClient } from '../host/c2s/helpers.js';
+import { login } from '../helpers/s2s.js';
 
-const open = (to: string): string =>
-  `<?xml version='1.0'?><stream:stream xmlns='jabber:client' xmlns:stream='http://etherx.jabber.org/streams' to='${to}' version='1.0'>`;
 
-/** STARTTLS, PLAIN and bind for an account of `domain`, then initial presence. */
-async function login(port: number, domain: string, user: string, password: string): Promise<RawClient> {
-  const raw = await RawClient.connect(port);
-  raw.send(open(domain));
-  await raw.waitFor(/<\/stream:features>/, 'features');
-  raw.send("<starttls xmlns='urn:ietf:params:xml:ns:xmpp-tls'/>");
-  await raw.waitFor(/<proceed[^>]*\/>/, 'proceed');
-  await raw.starttls();
-  raw.send(open(domain));
-  await raw.waitFor(/<\/stream:features>/, 'features after TLS');
-  raw.send(`<auth xmlns='urn:ietf:params:xml:ns:xmpp-sasl' mechanism='PLAIN'>${Buffer.from(`\0${user}\0${password}`).toString('base64')}</auth>`);
-  await raw.waitFor(/<success/, 'SASL success');
-  raw.send(open(domain));
-  await raw.waitFor(/<\/stream:features>/, 'features after SASL');
-  raw.send("<iq type='set' id='b1'><bind xmlns='urn:ietf:params:xml:ns:xmpp-bind'><resource>r</resource></bind></iq>");
-  await raw.waitFor(/<jid>/, 'bind');
-  raw.send('<presence/>');
-  await raw.waitFor(/<presence/, 'own presence');
-  return raw;
-}
 
 function serverOn(dns: TestDns, domain: string, port: number): void {
   dns.srv(`_xmpp-server._tcp.${domain}`, [{ target: `xmpp.${domain}`, port }]);

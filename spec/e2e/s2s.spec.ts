@@ -10,35 +10,11 @@ import { readFileSync } from 'node:fs';
 import { startTestServer, testTls, type TestServer } from '../helpers/server.js';
 import { startTestDns, type TestDns } from '../helpers/dns.js';
 import { RawClient } from '../host/c2s/helpers.js';
+import { login, publish } from '../helpers/s2s.js';
 
 const open = (to: string, ns = 'jabber:client', extra = ''): string =>
   `<?xml version='1.0'?><stream:stream xmlns='${ns}' xmlns:stream='http://etherx.jabber.org/streams' to='${to}' version='1.0'${extra}>`;
 
-/** STARTTLS, PLAIN and bind for an account of `domain`, then initial presence. */
-async function login(port: number, domain: string, user: string, password: string): Promise<RawClient> {
-  const raw = await RawClient.connect(port);
-  raw.send(open(domain));
-  await raw.waitFor(/<\/stream:features>/, 'features');
-  raw.send("<starttls xmlns='urn:ietf:params:xml:ns:xmpp-tls'/>");
-  await raw.waitFor(/<proceed[^>]*\/>/, 'proceed');
-  await raw.starttls();
-  raw.send(open(domain));
-  await raw.waitFor(/<\/stream:features>/, 'features after TLS');
-  raw.send(`<auth xmlns='urn:ietf:params:xml:ns:xmpp-sasl' mechanism='PLAIN'>${Buffer.from(`\0${user}\0${password}`).toString('base64')}</auth>`);
-  await raw.waitFor(/<success/, 'SASL success');
-  raw.send(open(domain));
-  await raw.waitFor(/<\/stream:features>/, 'features after SASL');
-  raw.send("<iq type='set' id='b1'><bind xmlns='urn:ietf:params:xml:ns:xmpp-bind'><resource>r</resource></bind></iq>");
-  await raw.waitFor(/<jid>/, 'bind');
-  raw.send('<presence/>');
-  await raw.waitFor(/<presence/, 'own presence');
-  return raw;
-}
-
-function serverOn(dns: TestDns, domain: string, ts: TestServer): void {
-  dns.srv(`_xmpp-server._tcp.${domain}`, [{ target: `xmpp.${domain}`, port: ts.server.ports.ports('s2s')[0]! }]);
-  dns.a(`xmpp.${domain}`, ['127.0.0.1']);
-}
 
 function federated(domain: string, dns: TestDns, extra: Record<string, unknown> = {}): Promise<TestServer> {
   return startTestServer({
@@ -115,8 +91,8 @@ describe('s2s between two xmppd instances', () => {
     dns = await startTestDns();
     a = await federated('a.test', dns);
     b = await federated('b.test', dns);
-    serverOn(dns, 'a.test', a);
-    serverOn(dns, 'b.test', b);
+    publish(dns, 'a.test', a);
+    publish(dns, 'b.test', b);
   });
 
   after(async () => {
@@ -205,7 +181,7 @@ describe('s2s between two xmppd instances', () => {
   it('closes with invalid-from a stream that speaks for a domain it did not authenticate', async () => {
     const fake = await fakeAuthoritative();
     try {
-      serverOn(dns, 'evil.test', { server: { ports: { ports: () => [fake.port] } } } as unknown as TestServer);
+      publish(dns, 'evil.test', { server: { ports: { ports: () => [fake.port] } } } as unknown as TestServer);
       const peer = await s2sPeer(b.server.ports.ports('s2s')[0]!, 'evil.test', 'b.test', 'k'.repeat(64));
       clients.push(peer);
       await peer.waitFor(/<db:result[^>]*type='valid'/, 'evil.test authenticated');
@@ -222,7 +198,7 @@ describe('s2s between two xmppd instances', () => {
     const fake = await fakeAuthoritative();
     const peers: RawClient[] = [];
     try {
-      serverOn(dns, 'evil.test', { server: { ports: { ports: () => [fake.port] } } } as unknown as TestServer);
+      publish(dns, 'evil.test', { server: { ports: { ports: () => [fake.port] } } } as unknown as TestServer);
       const port = b.server.ports.ports('s2s')[0]!;
       for (let i = 0; i < MAX_INCOMING_PER_DOMAIN; i++) {
         const peer = await s2sPeer(port, 'evil.test', 'b.test', 'k'.repeat(64));
