@@ -4,6 +4,7 @@
 // the version under its own key, pending requests beside them). DIFF: Prosody has no roster limits, these are ours.
 
 import { randomBytes } from 'node:crypto';
+import { keyedLock } from '../util/keyed-lock.js';
 import {
   StanzaError,
   parseJid,
@@ -186,7 +187,8 @@ const pendingBytesOf = (request: PendingRequest): number => Buffer.byteLength(JS
  */
 export class RosterStore {
   /** One change at a time per account, so two sets do not overwrite each other's meta. */
-  private readonly locks = new Map<string, Promise<unknown>>();
+  /** One change at a time per account: a change reads its item and the meta entry, then writes both. */
+  private readonly withLock = keyedLock();
 
   constructor(
     private readonly map: MapStore<Entry>,
@@ -361,17 +363,6 @@ export class RosterStore {
     await this.map.setKeys(user, entries);
     await this.legacy!.set(user, undefined);
     return migrated;
-  }
-
-  private withLock<T>(user: string, fn: () => Promise<T>): Promise<T> {
-    const previous = this.locks.get(user) ?? Promise.resolve();
-    const run = previous.then(fn, fn);
-    const tail = run.catch(() => undefined);
-    this.locks.set(user, tail);
-    void tail.then(() => {
-      if (this.locks.get(user) === tail) this.locks.delete(user);
-    });
-    return run;
   }
 }
 
