@@ -4,7 +4,7 @@
 // BENCH_CONNECTIONS (1,8,32,64), BENCH_SERIES=ab with BENCH_AB_ENV=NAME=value or BENCH_AB_LOG=info (two servers sampled in turn, see abSeries), BENCH_BODIES (body sizes of the extra 32-connection rows, 1024,65536; empty: none), BENCH_IDLE (1000,10000; sampled in turn with two twin servers, see idleSeries), BENCH_SERIES (main,idle,effects,mam,smacks; mam: post_msg with the archive off and on, sampled in turn; smacks: without stream management and with 1,000 stream-management sessions connected), BENCH_TIMEOUT_SECONDS (3600),
 // BENCH_RATE (requests per second in every row instead of as many as answered: the server's CPU time per request
 // at a fixed load is steadier than the top rate on a shared machine), BENCH_JSON (write all samples there), BENCH_PROFILE (a folder: profile the server in one 32-connection row instead;
-// BENCH_PROFILE_BODY bytes of body, BENCH_PROFILE_IDLE: the same server profiled again after opening that many idle sessions, BENCH_PROFILE_LOG=info for log_level info), BENCH_TSX=1 (children under tsx, not
+// BENCH_PROFILE_BODY bytes of body, BENCH_PROFILE_IDLE: the same server profiled again after opening that many idle sessions, BENCH_PROFILE_LOG=info for log_level info, BENCH_PROFILE_MODULES=post_msg,mam for another modules_enabled), BENCH_TSX=1 (children under tsx, not
 // compiled), BENCH_NODE_FLAGS (extra node flags for the server children, e.g. "--log-deopt --logfile=/tmp/v8.log"), BENCH_RECEIVER=xmpp-client (receive with @xmpp/client, not raw sessions), BENCH_KEEP=1 (keep the temp folder),
 // BENCH_SERIES=s2s (not in the default run; needs Debian's prosody): messages per second over s2s, xmppd and Prosody each way, bench/s2s.ts.
 // BENCH_SERIES=prosody (not in the default run; needs Debian's prosody): xmppd and Prosody 0.12 in turn, post_msg and a c2s sender, mam off and on, then with BENCH_PROSODY_SMACKS (1000) stream-management sessions held (bench/prosody.ts). BENCH_QUIET_SECONDS (180): how long a sample waits for a quiet machine (0: not at all).
@@ -724,7 +724,8 @@ async function profileRun(bench: BenchDir, dir: string, idleUsernames: string[])
   let child: Child | undefined;
   let receivers: Receivers | undefined;
   try {
-    child = await startServerChild(bench, { name: 'profile', logLevel: process.env.BENCH_PROFILE_LOG === 'info' ? 'info' : 'warn' });
+    const modules = process.env.BENCH_PROFILE_MODULES?.split(',').map((m) => m.trim()).filter(Boolean);
+    child = await startServerChild(bench, { name: 'profile', logLevel: process.env.BENCH_PROFILE_LOG === 'info' ? 'info' : 'warn', ...(modules?.length ? { modules } : {}) });
     receivers = await connectReceivers(child, bench);
     const target: Target = { child, receivers };
     const profiled = async (isFirst: boolean): Promise<void> => {

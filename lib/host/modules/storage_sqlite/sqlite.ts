@@ -39,6 +39,14 @@ CREATE TABLE IF NOT EXISTS archive (
 );
 CREATE UNIQUE INDEX IF NOT EXISTS archive_by_key ON archive (key, user, store, host);
 CREATE INDEX IF NOT EXISTS archive_by_user ON archive (host, user, store, sort);
+-- Changes to accounts by any connection, counted by triggers: PRAGMA data_version also moves with every commit of
+-- the archive writer thread (many a second under load), which must neither empty the user cache nor make the host
+-- recheck every client stream.
+CREATE TABLE IF NOT EXISTS users_version (id INTEGER PRIMARY KEY CHECK (id = 1), version INTEGER NOT NULL);
+INSERT OR IGNORE INTO users_version (id, version) VALUES (1, 0);
+CREATE TRIGGER IF NOT EXISTS users_inserted AFTER INSERT ON users BEGIN UPDATE users_version SET version = version + 1 WHERE id = 1; END;
+CREATE TRIGGER IF NOT EXISTS users_updated AFTER UPDATE ON users BEGIN UPDATE users_version SET version = version + 1 WHERE id = 1; END;
+CREATE TRIGGER IF NOT EXISTS users_deleted AFTER DELETE ON users BEGIN UPDATE users_version SET version = version + 1 WHERE id = 1; END;
 `;
 
 /**
@@ -132,17 +140,22 @@ const USER_CACHE_ENTRIES = 1_000;
 const RECHECK_MS = 1;
 
 /**
- * Accounts in the `users` table, read through a cache: this store's own writes update it at once, and
- * `PRAGMA data_version` (which changes whenever another connection — the CLI, another process — commits
- * to the file) empties it. A change made elsewhere counts for every read that starts more than
- * RECHECK_MS after the change was committed: the next request of an admin who ran `xmppd passwd`.
+ * Accounts in the `users` table, read through a cache: this store's own writes update it at once, and a change
+ * to `users` committed by another connection (the CLI, another process) empties it. `PRAGMA data_version` tells
+ * that another connection committed; the `users_version` count (triggers) tells whether that touched accounts,
+ * since the archive writer thread commits far more often and never does. A change made elsewhere counts for
+ * every read that starts more than RECHECK_MS after it was committed: the next request of an admin who ran
+ * `xmppd passwd`.
  */
 class SqliteUserStore implements UserStore {
   private readonly cache = new Map<string, UserRecord | null>();
-  private seenVersion: unknown;
+  private seenDataVersion: number;
+  private seenUsersVersion: number;
   private checkedAt = 0;
   private outsideChanges = 0;
-  private readonly versionStmt;
+  private readonly dataVersionStmt;
+  private readonly usersVersionStmt;
+  private readonly ownWrite;
   private readonly getStmt;
   private readonly insertStmt;
   private readonly updateStmt;
@@ -155,8 +168,23 @@ class SqliteUserStore implements UserStore {
 
   /** `flushArchives` writes archive appends still waiting, so an account's deletion also takes those. */
   constructor(db: Database.Database, private readonly flushArchives: () => void) {
-    this.versionStmt = db.prepare<[], number>('PRAGMA data_version').pluck();
-    this.seenVersion = this.versionStmt.get();
+    this.dataVersionStmt = db.prepare<[], number>('PRAGMA data_version').pluck();
+    this.usersVersionStmt = db.prepare<[], number>('SELECT version FROM users_version WHERE id = 1').pluck();
+    this.seenDataVersion = this.dataVersionStmt.get()!;
+    this.seenUsersVersion = this.usersVersionStmt.get()!;
+    // This store's writes move users_version too: read it before and after, in one transaction, so only what
+    // another connection changed before counts as outside.
+    const ownWriteTx = db.transaction(<T>(write: () => T): { result: T; before: number; after: number } => {
+      const before = this.usersVersionStmt.get()!;
+      const result = write();
+      return { result, before, after: this.usersVersionStmt.get()! };
+    });
+    this.ownWrite = <T>(write: () => T): T => {
+      const { result, before, after } = ownWriteTx.immediate(write) as { result: T; before: number; after: number };
+      if (before !== this.seenUsersVersion) this.changedElsewhere();
+      this.seenUsersVersion = after;
+      return result;
+    };
     this.getStmt = db.prepare<[string], UserRow>('SELECT * FROM users WHERE jid = ?');
     this.insertStmt = db.prepare(
       `INSERT OR IGNORE INTO users (jid, iterations, salt, sha1_stored_key, sha1_server_key, sha256_stored_key, sha256_server_key, created_at)
@@ -213,17 +241,23 @@ class SqliteUserStore implements UserStore {
     return this.outsideChanges;
   }
 
-  /** At most once per RECHECK_MS: if another connection committed, forget every cached account. */
+  /** At most once per RECHECK_MS: if another connection changed accounts, forget every cached account. */
   private noticeOtherWriters(): void {
     const now = performance.now();
     if (now - this.checkedAt < RECHECK_MS) return;
     this.checkedAt = now;
-    const version = this.versionStmt.get();
-    if (version !== this.seenVersion) {
-      this.cache.clear();
-      this.seenVersion = version;
-      this.outsideChanges++;
-    }
+    const dataVersion = this.dataVersionStmt.get()!;
+    if (dataVersion === this.seenDataVersion) return;
+    this.seenDataVersion = dataVersion;
+    const usersVersion = this.usersVersionStmt.get()!;
+    if (usersVersion === this.seenUsersVersion) return;
+    this.seenUsersVersion = usersVersion;
+    this.changedElsewhere();
+  }
+
+  private changedElsewhere(): void {
+    this.cache.clear();
+    this.outsideChanges++;
   }
 
   private read(jid: string): UserRecord | undefined {
@@ -243,18 +277,18 @@ class SqliteUserStore implements UserStore {
   // Writes forget the entry rather than store the record: the next read takes what the table holds.
   async create(record: UserRecord): Promise<boolean> {
     this.cache.delete(record.jid);
-    return this.createTx({ ...record, createdAt: Date.now() });
+    return this.ownWrite(() => this.createTx({ ...record, createdAt: Date.now() }));
   }
 
   async update(record: UserRecord): Promise<boolean> {
     this.cache.delete(record.jid);
-    return this.updateStmt.run(record).changes === 1;
+    return this.ownWrite(() => this.updateStmt.run(record).changes === 1);
   }
 
   async delete(jid: string): Promise<boolean> {
     this.cache.delete(jid);
     this.flushArchives();
-    return this.deleteTx(jid);
+    return this.ownWrite(() => this.deleteTx(jid));
   }
 
   async list(host?: string): Promise<string[]> {

@@ -171,6 +171,12 @@ describe('SQLite user store outside-change count', () => {
       await afterRecheck();
       assert.equal(users.outsideChangeCount(), start, "this store's writes and reads do not count");
 
+      // The archive writer thread is another connection: its commits (many a second under load) change no account.
+      await storage.archive('localhost', 'archive').append('a@localhost', { with: 'b@localhost', value: '<message/>' });
+      otherConnection(dir, (db) => db.prepare("INSERT INTO keyval (host, store, user, value) VALUES ('localhost', 's', 'a@localhost', '1')").run());
+      await afterRecheck();
+      assert.equal(users.outsideChangeCount(), start, 'commits elsewhere that touch no account do not count');
+
       // What `xmppd deluser` does: another connection commits to the same file.
       otherConnection(dir, (db) => db.prepare('DELETE FROM users WHERE jid = ?').run('a@localhost'));
       await afterRecheck();
