@@ -11,7 +11,7 @@ import { createRequire } from 'node:module';
 import { HostError, StanzaError } from '../../util/errors.js';
 import type { ArchiveFilter, ArchivePage, ArchiveQuery, ArchiveStore, KeyValueStore, Storage, UserRecord, UserStore } from '../../api.js';
 import { MAP_SCHEMA, mapPurge, SqliteMapStore } from './sqlite-map.js';
-import { WRITER_SOURCE, type WriterData, type WriterReply, type WriterRequest, type WriterRow } from './archive-writer.js';
+import { WRITER_SOURCE, type WriterData, type WriterReply, type WriterRequest } from './archive-writer.js';
 
 const SCHEMA = `
 CREATE TABLE IF NOT EXISTS users (
@@ -334,20 +334,24 @@ export function timeOrderedId(): string {
 const DRAIN_TIMEOUT_MS = 30_000;
 
 /**
- * The archive writer thread (archive-writer.ts) seen from the event loop: batches go to it in order and each append
- * settles when the writer answers for its batch. drain() blocks until every batch sent is finished, for what must
- * see them (reads, an account's deletion, close). Started at the first batch and unreferenced while idle, so it
- * never keeps a process alive.
+ * The archive writer thread (archive-writer.ts) seen from the event loop: batches go to it in order, one
+ * committing at a time (what comes meanwhile waits and becomes the next transaction, so batches grow with the time
+ * a commit takes); a committed batch waits for the flush that makes it durable while the next one commits, and its
+ * appends settle then. drain() blocks until every batch sent is finished, for what must see them (reads, an
+ * account's deletion, close). Started at the first batch and unreferenced while idle, so it never keeps a process
+ * alive.
  */
 class ArchiveWriter {
   private worker: Worker | undefined;
   private port: MessagePort | undefined;
   private readonly done = new Int32Array(new SharedArrayBuffer(4));
   private seq = 0;
-  /** The batch the writer is committing (its seq and appends); one at a time. */
-  private inFlight: { seq: number; appends: PendingAppend[] } | undefined;
-  /** What came while it commits: the next transaction, so batches grow with the time a commit takes. */
-  private queued: { appends: PendingAppend[]; rows: WriterRow[] } = { appends: [], rows: [] };
+  /** The batch the writer is committing; one at a time. */
+  private committing: Batch | undefined;
+  /** Committed batches waiting for the flush, oldest first. */
+  private flushing: Batch[] = [];
+  /** What came while one commits: the next transaction. */
+  private queued: { appends: PendingAppend[]; rows: Array<string | number> } = { appends: [], rows: [] };
   private failure: Error | undefined;
 
   constructor(private readonly path: string) {}
@@ -357,27 +361,30 @@ class ArchiveWriter {
       for (const p of batch) p.reject(this.failure);
       return;
     }
+    const { appends, rows } = this.queued;
     for (const p of batch) {
-      this.queued.appends.push(p);
-      this.queued.rows.push({ host, store, user: p.user, key: p.key, stamp: p.stamp, with: p.with, value: p.value });
+      appends.push(p);
+      // The order of ROW_FIELDS (WriterRow).
+      rows.push(host, store, p.user, p.key, p.stamp, p.with, p.value);
     }
-    if (!this.inFlight) this.send();
+    if (!this.committing) this.send();
   }
 
-  /** Block until the writer finished every batch given so far (committed or rolled back), and settle their appends. */
+  /** Block until the writer finished every batch given so far (durable or rolled back), and settle their appends. */
   drain(): void {
     const deadline = Date.now() + DRAIN_TIMEOUT_MS;
-    while (!this.failure && (this.inFlight || this.queued.appends.length > 0)) {
-      if (!this.inFlight) this.send();
-      const seq = this.inFlight!.seq;
+    while (!this.failure && (this.committing || this.flushing.length > 0 || this.queued.appends.length > 0)) {
+      if (!this.committing) this.send();
+      const seq = this.seq;
       for (let at = Atomics.load(this.done, 0); at < seq && !this.failure; at = Atomics.load(this.done, 0)) {
         const left = deadline - Date.now();
         if (left <= 0) throw new Error(`the archive writer did not finish its batches in ${DRAIN_TIMEOUT_MS / 1000} s`);
         Atomics.wait(this.done, 0, at, left);
       }
-      // The answer is on the port before the signal: settle it here (which sends what was queued).
-      const m = this.port && receiveMessageOnPort(this.port);
-      if (m) this.settle(m.message as WriterReply);
+      // The answers are on the port before the signal: take them here (which sends what was queued).
+      for (let m = this.port && receiveMessageOnPort(this.port); m; m = this.port && receiveMessageOnPort(this.port)) {
+        this.onReply(m.message as WriterReply);
+      }
     }
   }
 
@@ -387,7 +394,7 @@ class ArchiveWriter {
     this.queued = { appends: [], rows: [] };
     const port = this.start();
     const seq = ++this.seq;
-    this.inFlight = { seq, appends };
+    this.committing = { seq, appends };
     port.postMessage({ seq, rows } satisfies WriterRequest);
     // An answer pending keeps the process alive; an idle writer does not.
     port.ref();
@@ -406,7 +413,7 @@ class ArchiveWriter {
     const workerData: WriterData = { path: this.path, driver: createRequire(import.meta.url).resolve('better-sqlite3'), port: port2, done: this.done };
     const worker = new Worker(WRITER_SOURCE, { eval: true, workerData, transferList: [port2] });
     worker.unref();
-    port1.on('message', (reply: WriterReply) => this.settle(reply));
+    port1.on('message', (reply: WriterReply) => this.onReply(reply));
     port1.unref();
     worker.on('error', (err) => this.fail(err));
     worker.on('exit', (code) => {
@@ -417,18 +424,36 @@ class ArchiveWriter {
     return port1;
   }
 
-  private settle({ seq, error }: WriterReply): void {
-    if (this.inFlight?.seq !== seq) return;
-    const batch = this.inFlight.appends;
-    this.inFlight = undefined;
+  private onReply(reply: WriterReply): void {
+    if ('committed' in reply) this.committed(reply.committed, reply.error);
+    else this.flushed(reply.durable, reply.error);
+    if (!this.committing && this.queued.appends.length > 0) this.send();
+    if (!this.committing && this.flushing.length === 0) this.port?.unref();
+  }
+
+  /** Batch `seq` is committed (it waits for the flush), or rolled back with `error` (its appends fail). */
+  private committed(seq: number, error: WriterError | undefined): void {
+    if (this.committing?.seq !== seq) return;
+    const batch = this.committing;
+    this.committing = undefined;
     if (error) {
-      const err = Object.assign(new Error(error.message), error.code ? { code: error.code } : {});
-      for (const p of batch) p.reject(err);
+      const err = errorFrom(error);
+      for (const p of batch.appends) p.reject(err);
     } else {
-      for (const p of batch) p.resolve(p.key);
+      this.flushing.push(batch);
     }
-    if (this.queued.appends.length > 0) this.send();
-    else this.port?.unref();
+  }
+
+  /** Every batch committed up to `seq` is on disk, or with `error` could not be flushed (its appends fail). */
+  private flushed(seq: number, error: WriterError | undefined): void {
+    const err = error && errorFrom(error);
+    while (this.flushing.length > 0 && this.flushing[0]!.seq <= seq) {
+      const batch = this.flushing.shift()!;
+      for (const p of batch.appends) {
+        if (err) p.reject(err);
+        else p.resolve(p.key);
+      }
+    }
   }
 
   /** The writer is gone: what it had not answered fails, and so does every later append. */
@@ -437,10 +462,23 @@ class ArchiveWriter {
     this.port?.close();
     this.worker = undefined;
     this.port = undefined;
-    for (const p of [...(this.inFlight?.appends ?? []), ...this.queued.appends]) p.reject(err);
-    this.inFlight = undefined;
+    const unanswered = [...this.flushing.flatMap((b) => b.appends), ...(this.committing?.appends ?? []), ...this.queued.appends];
+    for (const p of unanswered) p.reject(err);
+    this.committing = undefined;
+    this.flushing = [];
     this.queued = { appends: [], rows: [] };
   }
+}
+
+type WriterError = { message: string; code?: string };
+
+function errorFrom(error: WriterError): Error {
+  return Object.assign(new Error(error.message), error.code ? { code: error.code } : {});
+}
+
+interface Batch {
+  seq: number;
+  appends: PendingAppend[];
 }
 
 interface PendingAppend {
