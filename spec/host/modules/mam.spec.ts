@@ -11,7 +11,8 @@ import { xml, type Element, type ModuleApi } from '../../../lib/host/api.js';
 import { readConfig } from '../../../lib/host/core/server.js';
 import { manifest, type MamOptions, type MamService } from '../../../lib/host/modules/mam/index.js';
 import { parseDateTime, parseQuery } from '../../../lib/host/modules/mam/query.js';
-import { shouldArchive } from '../../../lib/host/modules/mam/rules.js';
+import { copyForArchive, shouldArchive } from '../../../lib/host/modules/mam/rules.js';
+import { serialize } from '../../../lib/host/util/serialize.js';
 import { startTestServer, type TestServer } from '../../helpers/server.js';
 import { basic, request } from '../../post_msg/helpers/http.js';
 import { rawLogin, type RawClient } from '../c2s/helpers.js';
@@ -113,6 +114,24 @@ describe('mam module', () => {
       assert.equal(shouldArchive(xml('message', { type: 'chat' }, xml('received', { xmlns: 'urn:xmpp:receipts', id: 'a' }))).archive, true);
       assert.equal(shouldArchive(xml('message', { type: 'error', to: 'a@localhost/r' }, body)).archive, true);
       assert.equal(shouldArchive(xml('message', { type: 'error', to: 'a@localhost' }, body)).archive, false);
+    });
+
+    it('keeps a message without chat states and without stanza-ids naming the account, never changing the original', () => {
+      const plain = xml('message', { type: 'chat' }, xml('body', {}, 'x'), xml('stanza-id', { xmlns: 'urn:xmpp:sid:0', by: 'other@localhost', id: 'o' }));
+      assert.equal(copyForArchive(plain, 'bob@localhost'), plain, 'nothing to leave out: the message itself, no copy');
+      const busy = xml(
+        'message',
+        { type: 'chat' },
+        xml('body', {}, 'y'),
+        xml('active', { xmlns: 'http://jabber.org/protocol/chatstates' }),
+        xml('stanza-id', { xmlns: 'urn:xmpp:sid:0', by: 'Bob@LOCALHOST', id: 'forged' }),
+      );
+      const before = serialize(busy);
+      const kept = copyForArchive(busy, 'bob@localhost')!;
+      assert.notEqual(kept, busy);
+      assert.equal(serialize(kept), '<message type="chat"><body>y</body></message>');
+      assert.equal(serialize(busy), before, 'the original is untouched');
+      assert.equal(copyForArchive(xml('message', {}, xml('gone', { xmlns: 'http://jabber.org/protocol/chatstates' })), 'bob@localhost'), undefined);
     });
 
     it('reads XEP-0082 date-times and refuses what is not one', () => {

@@ -36,12 +36,15 @@ export function shouldArchive(stanza: Stanza): { archive: boolean; reason: strin
 }
 
 /**
- * The copy the archive keeps: without chat states (Prosody's dont_archive_namespaces default) and without stanza-ids
- * naming the account (only the archive may say what its ids are). undefined when nothing would be left.
+ * What the archive keeps: the message without chat states (Prosody's dont_archive_namespaces default) and without
+ * stanza-ids naming the account (only the archive may say what its ids are); undefined when nothing would be left.
+ * The stanza itself when there is nothing to leave out (most messages: no copy), so the caller only reads it.
  */
 export function copyForArchive(stanza: Stanza, account: string): Stanza | undefined {
+  const isKept = (c: Element | string): boolean => typeof c === 'string' || (c.attrs.xmlns !== NS_CHATSTATES && !isStanzaIdBy(c, account));
+  if (stanza.children.every(isKept)) return stanza.getChildElements().length === 0 ? undefined : stanza;
   const copy = cloneStanza(stanza);
-  copy.children = copy.children.filter((c) => typeof c === 'string' || (c.attrs.xmlns !== NS_CHATSTATES && !isStanzaIdBy(c, account)));
+  copy.children = copy.children.filter(isKept);
   return copy.getChildElements().length === 0 ? undefined : copy;
 }
 
