@@ -64,8 +64,6 @@ const writer = () => {
   // NORMAL: the commit writes the WAL without flushing it; the flush below follows every commit before an answer.
   db.pragma('synchronous = NORMAL');
   db.pragma('busy_timeout = 5000');
-  // The -wal file exists while the database is open in WAL mode; an fdatasync of any descriptor flushes it.
-  wal = openSync(workerData.path + '-wal', 'r+');
   // OR REPLACE: an id given again replaces its item, which takes a new place at the end (Prosody's SQL archive).
   const insert = db.prepare('INSERT OR REPLACE INTO archive (host, store, user, key, stamp, with_jid, value) VALUES (?, ?, ?, ?, ?, ?, ?)');
   return db.transaction((rows) => {
@@ -96,8 +94,18 @@ const flush = () => {
   }
   const upTo = unflushed;
   unflushed = 0;
-  if (wal === undefined) {
+  if (db === undefined) {
+    // No connection (it failed to open): the batches were answered with their error, nothing to flush.
     finish({ durable: upTo }, upTo);
+    flush();
+    return;
+  }
+  try {
+    // After a commit the -wal file exists, and it stays (same inode) while this connection is open: an
+    // fdatasync of any descriptor of it flushes what every commit wrote.
+    if (wal === undefined) wal = openSync(workerData.path + '-wal', 'r+');
+  } catch (err) {
+    finish({ durable: upTo, error: errorOf(err) }, upTo);
     flush();
     return;
   }
