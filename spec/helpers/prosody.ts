@@ -1,5 +1,7 @@
 // Prosody from Debian as an s2s peer for tests: a prosody.cfg.lua in a temp dir (own data dir, pidfile, loopback
-// ports, dialback, s2s_secure_auth false, accounts in internal_plain files), started with --config as a child.
+// ports, dialback, s2s_secure_auth false unless `secureAuth`, accounts in internal_plain files), started with --config
+// as a child. `caFile` makes Prosody trust a test CA for peers' certificates (SASL EXTERNAL, mod_s2s_auth_certs);
+// `smacks` loads mod_smacks, which Prosody 0.12 uses on s2s only after SASL EXTERNAL.
 // Name resolution: Prosody 0.12 resolves with its own net.dns, hard-wired to port 53 of /etc/resolv.conf's servers,
 // so it cannot ask the spec's loopback DNS server. A tiny plugin (mod_xmppd_test_dns) replaces
 // net.resolvers.service.new for the test domains with a manual resolver (127.0.0.1 and the peer's port) — a hosts
@@ -50,6 +52,12 @@ export async function startProsody(opts: {
   s2sPort?: number;
   /** Prosody's log level for its file: debug (default, for failing specs) or info (the bench). */
   logLevel?: 'debug' | 'info';
+  /** A CA (PEM file) Prosody trusts for peers' certificates, besides the system's (ssl.cafile). */
+  caFile?: string;
+  /** s2s_secure_auth: peers must authenticate by certificate, no dialback (default false). */
+  secureAuth?: boolean;
+  /** Load mod_smacks (XEP-0198), disabled by default (default false). */
+  smacks?: boolean;
   /** Lua lines after the defaults, before the VirtualHost: a global set again here wins (the bench's modules, ports). */
   extraConfig?: string;
 }): Promise<ProsodyPeer> {
@@ -82,6 +90,10 @@ module:hook_global("server-stopped", function () service.new = original; end);
   const c2sPort = opts.c2sPort ?? (await freePort());
   const s2sPort = opts.s2sPort ?? (await freePort());
   const cert = opts.tls.cert;
+  const modules = ['roster', 'saslauth', 'tls', 'dialback', 'disco', 'ping', 'presence', 'offline', 'xmppd_test_dns', ...(opts.smacks ? ['smacks'] : [])];
+  const disabled = ['s2s_bidi', ...(opts.smacks ? [] : ['smacks']), 'posix'];
+  const lua = (list: string[]): string => list.map((m) => JSON.stringify(m)).join('; ');
+  const cafile = opts.caFile ? `; cafile = ${JSON.stringify(opts.caFile)}` : '';
   writeFileSync(
     join(dir, 'prosody.cfg.lua'),
     `-- Written by spec/helpers/prosody.ts
@@ -103,12 +115,12 @@ component_ports = { }
 admin_socket = ${JSON.stringify(join(dir, 'admin.sock'))}
 authentication = "internal_plain"
 storage = "internal"
-s2s_secure_auth = false
+s2s_secure_auth = ${opts.secureAuth === true}
 s2s_require_encryption = true
 c2s_require_encryption = true
-modules_enabled = { "roster"; "saslauth"; "tls"; "dialback"; "disco"; "ping"; "presence"; "offline"; "xmppd_test_dns" }
-modules_disabled = { "s2s_bidi"; "smacks"; "posix" }
-ssl = { certificate = ${JSON.stringify(cert)}; key = ${JSON.stringify(opts.tls.key)} }
+modules_enabled = { ${lua(modules)} }
+modules_disabled = { ${lua(disabled)} }
+ssl = { certificate = ${JSON.stringify(cert)}; key = ${JSON.stringify(opts.tls.key)}${cafile} }
 ${opts.extraConfig ?? ''}
 VirtualHost ${JSON.stringify(opts.domain)}
 `,
