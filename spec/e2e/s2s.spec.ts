@@ -4,81 +4,17 @@
 
 import { after, before, describe, it } from 'node:test';
 import assert from 'node:assert/strict';
-import { createServer, type Server as NetServer, type Socket } from 'node:net';
-import { TLSSocket } from 'node:tls';
-import { readFileSync } from 'node:fs';
-import { startTestServer, testTls, type TestServer } from '../helpers/server.js';
+import { createServer } from 'node:net';
+import { startTestServer, type TestServer } from '../helpers/server.js';
 import { startTestDns, type TestDns } from '../helpers/dns.js';
-import { RawClient } from '../host/c2s/helpers.js';
-import { login, publish } from '../helpers/s2s.js';
-
-const open = (to: string, ns = 'jabber:client', extra = ''): string =>
-  `<?xml version='1.0'?><stream:stream xmlns='${ns}' xmlns:stream='http://etherx.jabber.org/streams' to='${to}' version='1.0'${extra}>`;
-
+import type { RawClient } from '../host/c2s/helpers.js';
+import { fakeAuthoritative, login, publish, s2sPeer } from '../helpers/s2s.js';
 
 function federated(domain: string, dns: TestDns, extra: Record<string, unknown> = {}): Promise<TestServer> {
   return startTestServer({
     config: { virtual_hosts: { [domain]: {} }, http_default_host: domain, modules_enabled: [], s2s_ports: [0], s2s_interfaces: ['127.0.0.1'], dns_servers: [dns.address], s2s_timeout: 10, ...extra },
     users: [[`alice@${domain}`, 'alice-pw'], [`bob@${domain}`, 'bob-pw'], [`carol@${domain}`, 'carol-pw']],
   });
-}
-
-/**
- * A fake server for evil.test that answers every db:verify "valid" (it is authoritative for evil.test), over
- * STARTTLS as the peers require.
- */
-async function fakeAuthoritative(): Promise<{ server: NetServer; port: number }> {
-  const { key, cert } = testTls();
-  const pair = { key: readFileSync(key), cert: readFileSync(cert) };
-  const header = "<?xml version='1.0'?><stream:stream xmlns='jabber:server' xmlns:stream='http://etherx.jabber.org/streams' xmlns:db='jabber:server:dialback' id='fake1' from='evil.test' version='1.0'>";
-  const server = createServer((socket: Socket) => {
-    let buffer = '';
-    const onPlain = (d: Buffer): void => {
-      buffer += d.toString();
-      if (buffer.includes('<stream:stream') && !buffer.includes('#sent')) {
-        buffer += '#sent';
-        socket.write(`${header}<stream:features><starttls xmlns='urn:ietf:params:xml:ns:xmpp-tls'><required/></starttls></stream:features>`);
-      }
-      if (buffer.includes('<starttls')) {
-        socket.off('data', onPlain);
-        socket.write("<proceed xmlns='urn:ietf:params:xml:ns:xmpp-tls'/>");
-        const tls = new TLSSocket(socket, { isServer: true, ...pair });
-        let secured = '';
-        tls.on('data', (d: Buffer) => {
-          secured += d.toString();
-          if (secured.includes('<stream:stream') && !secured.includes('#sent')) {
-            secured += '#sent';
-            tls.write(`${header}<stream:features/>`);
-          }
-          const m = /<db:verify[^>]*from='([^']+)'[^>]*id='([^']+)'[^>]*>/.exec(secured);
-          if (m) {
-            secured = secured.replace(m[0], '');
-            tls.write(`<db:verify from='evil.test' to='${m[1]}' id='${m[2]}' type='valid'/>`);
-          }
-        });
-        tls.on('error', () => undefined);
-      }
-    };
-    socket.on('data', onPlain);
-    socket.on('error', () => undefined);
-  });
-  await new Promise<void>((r) => server.listen(0, '127.0.0.1', r));
-  return { server, port: (server.address() as { port: number }).port };
-}
-
-/** An s2s stream to `port` from `from` to `to` over STARTTLS, with a dialback key sent; returns the client. */
-async function s2sPeer(port: number, from: string, to: string, key: string): Promise<RawClient> {
-  const raw = await RawClient.connect(port);
-  const header = open(to, 'jabber:server', ` from='${from}' xmlns:db='jabber:server:dialback'`);
-  raw.send(header);
-  await raw.waitFor(/<\/stream:features>/, 'features');
-  raw.send("<starttls xmlns='urn:ietf:params:xml:ns:xmpp-tls'/>");
-  await raw.waitFor(/<proceed[^>]*\/>/, 'proceed');
-  await raw.starttls();
-  raw.send(header);
-  await raw.waitFor(/<\/stream:features>/, 'features after TLS');
-  raw.send(`<db:result from='${from}' to='${to}'>${key}</db:result>`);
-  return raw;
 }
 
 describe('s2s between two xmppd instances', () => {
@@ -179,7 +115,7 @@ describe('s2s between two xmppd instances', () => {
   });
 
   it('closes with invalid-from a stream that speaks for a domain it did not authenticate', async () => {
-    const fake = await fakeAuthoritative();
+    const fake = await fakeAuthoritative('evil.test');
     try {
       publish(dns, 'evil.test', { server: { ports: { ports: () => [fake.port] } } } as unknown as TestServer);
       const peer = await s2sPeer(b.server.ports.ports('s2s')[0]!, 'evil.test', 'b.test', 'k'.repeat(64));
@@ -195,7 +131,7 @@ describe('s2s between two xmppd instances', () => {
 
   it('refuses a remote domain more authenticated incoming streams than MAX_INCOMING_PER_DOMAIN', async () => {
     const { MAX_INCOMING_PER_DOMAIN } = await import('../../lib/host/modules/s2s/index.js');
-    const fake = await fakeAuthoritative();
+    const fake = await fakeAuthoritative('evil.test');
     const peers: RawClient[] = [];
     try {
       publish(dns, 'evil.test', { server: { ports: { ports: () => [fake.port] } } } as unknown as TestServer);
