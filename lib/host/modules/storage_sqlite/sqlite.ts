@@ -382,9 +382,13 @@ class ArchiveWriter {
         Atomics.wait(this.done, 0, at, left);
       }
       // The answers are on the port before the signal: take them here (which sends what was queued).
+      let answers = 0;
       for (let m = this.port && receiveMessageOnPort(this.port); m; m = this.port && receiveMessageOnPort(this.port)) {
         this.onReply(m.message as WriterReply);
+        answers++;
       }
+      // Signalled but nothing to read would loop forever at full speed: a writer out of step with this code.
+      if (answers === 0 && !this.failure) throw new Error(`the archive writer signalled batch ${seq} without answering it`);
     }
   }
 
