@@ -147,10 +147,13 @@ export function deliveryProblem(err: StanzaError, to: string): Problem & { isInt
     case 'not-authorized':
     case 'policy-violation':
       return { status: 403, detail: `The server refused the message to ${to} (${err.condition})${err.text ? `: ${err.text}` : '.'}`, isInternal: false };
-    // post_msg.md §9: the remote server could not be reached or authenticated (the text names its domain and why).
+    // post_msg.md §9: the remote server could not be reached or authenticated (the text names its domain and why):
+    // remote-server-not-found, or remote-server-timeout of type cancel (RFC 6120 §8.3.3.17: TLS, SASL or dialback
+    // failed). Only a timeout proper (type wait, remote_timeout or s2s_timeout) is 504.
     case 'remote-server-not-found':
       return { status: 502, detail: `The message to ${to} was not sent: ${err.text ?? 'its server cannot be reached.'}`, isInternal: false };
     case 'remote-server-timeout':
+      if (err.type === 'cancel') return { status: 502, detail: `The message to ${to} was not sent: ${err.text ?? 'its server could not be authenticated.'}`, isInternal: false };
       return { status: 504, detail: `The message to ${to} was not sent: ${err.text ?? 'its server did not answer in time.'}`, isInternal: false };
     case 'jid-malformed':
     case 'bad-request':

@@ -306,5 +306,14 @@ describe('post_msg core', () => {
       assert.equal(internal.isInternal, true);
       assert.doesNotMatch(internal.detail, /disk|var/);
     });
+
+    it('answers 502 for a remote server that cannot be reached or authenticated, 504 only for a timeout (post_msg.md §9)', () => {
+      assert.equal(deliveryProblem(new StanzaError('remote-server-not-found', 'x.example cannot be reached'), 'a@x.example').status, 502);
+      // RFC 6120 §8.3.3.17: a failed negotiation (TLS, SASL, dialback) is remote-server-timeout, of type cancel.
+      const refused = deliveryProblem(new StanzaError('remote-server-timeout', 'x.example is not authenticated', 'cancel'), 'a@x.example');
+      assert.equal(refused.status, 502);
+      assert.match(refused.detail, /x\.example is not authenticated/);
+      assert.equal(deliveryProblem(new StanzaError('remote-server-timeout', 'x.example did not answer'), 'a@x.example').status, 504);
+    });
   });
 });

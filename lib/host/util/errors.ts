@@ -76,11 +76,12 @@ export class StanzaError extends Error {
   readonly condition: StanzaErrorCondition;
   readonly type: 'auth' | 'cancel' | 'modify' | 'wait';
   readonly text: string | undefined;
-  constructor(condition: StanzaErrorCondition, text?: string) {
+  /** `type`: the condition's usual one unless given (RFC 6120 §8.3.3.17: a failed negotiation is remote-server-timeout of type cancel). */
+  constructor(condition: StanzaErrorCondition, text?: string, type?: StanzaError['type']) {
     super(text ? `${condition}: ${text}` : condition);
     this.name = 'StanzaError';
     this.condition = condition;
-    this.type = ERROR_TYPES[condition];
+    this.type = type ?? ERROR_TYPES[condition];
     this.text = text;
   }
 }

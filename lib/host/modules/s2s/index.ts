@@ -90,13 +90,13 @@ function load(module: ModuleApi): void {
       },
       (err: S2sFailure) => {
         if (routes.get(key) === route) routes.delete(key);
-        for (const p of route.queue.splice(0)) p.reject(new StanzaError(err.condition, err.message));
+        for (const p of route.queue.splice(0)) p.reject(new StanzaError(err.condition, err.message, err.type));
       },
     );
     stream.onClosed = () => {
       if (routes.get(key) === route) routes.delete(key);
       const failure = stream.failure ?? new S2sFailure('remote-server-not-found', `${remote}: the stream closed before the stanza was sent`);
-      for (const p of route.queue.splice(0)) p.reject(new StanzaError(failure.condition, failure.message));
+      for (const p of route.queue.splice(0)) p.reject(new StanzaError(failure.condition, failure.message, failure.type));
     };
     return route;
   };

@@ -37,11 +37,18 @@ export interface OutgoingContext {
 
 export type FailureCondition = 'remote-server-not-found' | 'remote-server-timeout';
 
-/** Why a remote domain could not be reached or authenticated; the message names the domain and the reason. */
+/**
+ * Why a remote domain could not be reached or authenticated; the message names the domain and the reason. RFC 6120
+ * §8.3.3.16: remote-server-not-found when it cannot be resolved or connected to (type cancel); §8.3.3.17:
+ * remote-server-timeout when no stream was set up in time (type wait) or its negotiation failed because of TLS,
+ * SASL or dialback (type cancel: trying again fails the same way).
+ */
 export class S2sFailure extends Error {
-  constructor(readonly condition: FailureCondition, message: string) {
+  readonly type: 'cancel' | 'wait';
+  constructor(readonly condition: FailureCondition, message: string, type?: 'cancel' | 'wait') {
     super(message);
     this.name = 'S2sFailure';
+    this.type = type ?? (condition === 'remote-server-timeout' ? 'wait' : 'cancel');
   }
 }
 
@@ -245,10 +252,12 @@ export class OutgoingStream {
       const condition = el.children.find((c): c is Element => typeof c !== 'string' && c.attrs.xmlns === NS_STREAMS_ERRORS && c.name !== 'text');
       const text = el.getChild('text', NS_STREAMS_ERRORS);
       const why = text ? `: ${textOf(text).slice(0, 300)}` : '';
-      return this.fail('remote-server-not-found', `${this.remote} ended the stream with ${condition?.name ?? 'an error'}${why}`);
+      const reason = `${this.remote} ended the stream with ${condition?.name ?? 'an error'}${why}`;
+      // A peer that refuses to authenticate us (not-authorized: our certificate, its secure_auth) failed the negotiation.
+      return condition?.name === 'not-authorized' ? this.refuse(reason) : this.fail('remote-server-not-found', reason);
     }
     if (ns === NS_TLS && el.name === 'proceed') return this.upgrade();
-    if (ns === NS_TLS && el.name === 'failure') return this.fail('remote-server-not-found', `${this.remote} failed STARTTLS`);
+    if (ns === NS_TLS && el.name === 'failure') return this.refuse(`${this.remote} failed STARTTLS`);
     if (ns === NS_SASL && this.sasl === 'tried' && el.name === 'success') return this.onSaslSuccess();
     if (ns === NS_SASL && this.sasl === 'tried' && el.name === 'failure') return this.onSaslFailure(el);
     if (ns === NS_SM) return this.onSm(el);
@@ -266,10 +275,10 @@ export class OutgoingStream {
       return;
     }
     if (!this.isSecure && this.ctx.settings.requireEncryption) {
-      return this.fail('remote-server-not-found', `${this.remote} does not offer TLS and s2s_require_encryption is on`);
+      return this.refuse(`${this.remote} does not offer TLS and s2s_require_encryption is on`);
     }
     if (this.ctx.settings.secureAuth && !this.isCertificateValid) {
-      return this.fail('remote-server-not-found', `${this.remote} is not authenticated: ${this.certificateIssue}, and s2s_secure_auth is on`);
+      return this.refuse(`${this.remote} is not authenticated: ${this.certificateIssue}, and s2s_secure_auth is on`);
     }
     if (this.sasl === 'succeeded') {
       this.mechanism = 'EXTERNAL';
@@ -288,7 +297,7 @@ export class OutgoingStream {
     }
     if (this.purpose.kind === 'route' && this.ctx.settings.secureAuth) {
       const why = this.sasl === 'failed' ? 'refused our SASL EXTERNAL' : 'does not offer SASL EXTERNAL for our certificate';
-      return this.fail('remote-server-not-found', `${this.remote} ${why}, and s2s_secure_auth allows no dialback`);
+      return this.refuse(`${this.remote} ${why}, and s2s_secure_auth allows no dialback`);
     }
     this.sendDialback();
   }
@@ -299,7 +308,7 @@ export class OutgoingStream {
       this.socket!.write(dialbackElement('verify', { from: this.local, to: this.remote, id: p.id }, p.key));
       return;
     }
-    if (!this.streamId) return this.fail('remote-server-not-found', `${this.remote} gave its stream no id, which dialback needs`);
+    if (!this.streamId) return this.refuse(`${this.remote} gave its stream no id, which dialback needs`);
     // XEP-0220 §2.1.1: the key binds receiving domain, originating domain and the stream the receiver chose.
     const key = dialbackKey(this.ctx.secret, this.remote, this.local, this.streamId);
     this.socket!.write(dialbackElement('result', { from: this.local, to: this.remote }, key));
@@ -316,7 +325,7 @@ export class OutgoingStream {
     this.sasl = 'failed';
     const condition = el.children.find((c): c is Element => typeof c !== 'string' && c.name !== 'text')?.name ?? 'failure';
     this.log.info({ condition }, 'the peer refused SASL EXTERNAL');
-    if (this.ctx.settings.secureAuth) return this.fail('remote-server-not-found', `${this.remote} refused our SASL EXTERNAL (${condition}), and s2s_secure_auth allows no dialback`);
+    if (this.ctx.settings.secureAuth) return this.refuse(`${this.remote} refused our SASL EXTERNAL (${condition}), and s2s_secure_auth allows no dialback`);
     this.sendDialback();
   }
 
@@ -331,7 +340,7 @@ export class OutgoingStream {
       this.socket = undefined;
       this.attach(secured, true);
     });
-    secured.once('error', (err) => this.fail('remote-server-not-found', `TLS with ${this.remote} failed (${err.message})`));
+    secured.once('error', (err) => this.refuse(`TLS with ${this.remote} failed (${err.message})`));
     raw.once('close', () => secured.destroy());
   }
 
@@ -343,7 +352,7 @@ export class OutgoingStream {
       return this.authenticated();
     }
     const error = el.getChild('error')?.children.find((c): c is Element => typeof c !== 'string');
-    this.fail('remote-server-not-found', `${this.remote} refused our dialback (${el.attrs.type ?? 'no type'}${error ? `: ${error.name}` : ''})`);
+    this.refuse(`${this.remote} refused our dialback (${el.attrs.type ?? 'no type'}${error ? `: ${error.name}` : ''})`);
   }
 
   private onVerify(el: Element): void {
@@ -450,7 +459,12 @@ export class OutgoingStream {
     else this.resolveReady();
   }
 
-  private fail(condition: FailureCondition, reason: string): void {
+  /** RFC 6120 §8.3.3.17: the stream is up but its negotiation failed (TLS, SASL, dialback). */
+  private refuse(reason: string): void {
+    this.fail('remote-server-timeout', reason, 'cancel');
+  }
+
+  private fail(condition: FailureCondition, reason: string, type?: 'cancel' | 'wait'): void {
     if (this.isSettled && !this.isClosed) {
       this.log.info({ reason }, 'outgoing s2s stream ended');
       this.close();
@@ -458,7 +472,7 @@ export class OutgoingStream {
     }
     if (this.isSettled) return;
     this.log.info({ reason, condition }, 'outgoing s2s stream failed');
-    this.settle(new S2sFailure(condition, reason));
+    this.settle(new S2sFailure(condition, reason, type));
     this.close();
   }
 
