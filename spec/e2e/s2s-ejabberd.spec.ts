@@ -25,6 +25,19 @@ function publishForEjabberd(dns: TestDns, domain: string, port: number): void {
   dns.srv(`_xmpp-server._tcp.${domain}`, [{ target: 'localhost', port }]);
 }
 
+/** Where our side finds ejabberd's e.test: SRV and A records from the spec's DNS server. */
+function publishEjabberd(dns: TestDns, ejabberd: EjabberdPeer): void {
+  dns.srv('_xmpp-server._tcp.e.test', [{ target: 'xmpp.e.test', port: ejabberd.s2sPort }]);
+  dns.a('xmpp.e.test', ['127.0.0.1']);
+}
+
+async function stopAll(clients: RawClient[], ejabberd: EjabberdPeer | undefined, ours: TestServer | undefined, dns: TestDns | undefined): Promise<void> {
+  for (const c of clients) c.close();
+  await ejabberd?.stop();
+  await ours?.stop();
+  await dns?.close();
+}
+
 /** Which way our side authenticated streams, from its log (`incoming s2s stream authenticated (…)`). */
 const authenticated = (ts: TestServer, direction: 'incoming' | 'outgoing'): Array<Record<string, unknown>> =>
   ts.logLines().filter((l) => typeof l.msg === 'string' && l.msg.startsWith(`${direction} s2s stream authenticated`));
@@ -46,16 +59,10 @@ describe('s2s with ejabberd', { skip: requires([program('ejabberd', EJABBERDCTL)
         tls: testTls(),
         dnsPort: dns.port,
       });
-      dns.srv('_xmpp-server._tcp.e.test', [{ target: 'xmpp.e.test', port: ejabberd.s2sPort }]);
-      dns.a('xmpp.e.test', ['127.0.0.1']);
+      publishEjabberd(dns, ejabberd);
     });
 
-    after(async () => {
-      for (const c of clients) c.close();
-      await ejabberd?.stop();
-      await ours?.stop();
-      await dns?.close();
-    });
+    after(() => stopAll(clients, ejabberd, ours, dns));
 
     it('carries messages both ways (STARTTLS, dialback each way)', async () => {
       const alice = await login(ours.c2sPort, 'a.test', 'alice', 'alice-pw');
@@ -174,16 +181,10 @@ describe('s2s with ejabberd', { skip: requires([program('ejabberd', EJABBERDCTL)
       ours = await federatedServer('a.test', dns, { tls: ca.issue('a.test', { xmppAddr: false }), s2s_ca_file: ca.caFile, c2s_require_encryption: false, s2s_timeout: 15 });
       publishForEjabberd(dns, 'a.test', ours.server.ports.ports('s2s')[0]!);
       ejabberd = await startEjabberd({ domain: 'e.test', users: [['bob', 'bob-pw']], tls: ca.issue('e.test'), c2sTls: testTls(), caFile: ca.caFile, dnsPort: dns.port });
-      dns.srv('_xmpp-server._tcp.e.test', [{ target: 'xmpp.e.test', port: ejabberd.s2sPort }]);
-      dns.a('xmpp.e.test', ['127.0.0.1']);
+      publishEjabberd(dns, ejabberd);
     });
 
-    after(async () => {
-      for (const c of clients) c.close();
-      await ejabberd?.stop();
-      await ours?.stop();
-      await dns?.close();
-    });
+    after(() => stopAll(clients, ejabberd, ours, dns));
 
     it('authenticates both ways with SASL EXTERNAL, no dialback', async () => {
       const alice = await login(ours.c2sPort, 'a.test', 'alice', 'alice-pw', { plaintext: true });
