@@ -12,7 +12,7 @@ export const storageSqlite: ModuleDefinition = {
   manifest: {
     id: 'storage_sqlite',
     global: true,
-    description: 'SQLite storage (better-sqlite3, WAL, synchronous=FULL) under data_dir: accounts, key-value, map and archive stores; `storage: sqlite`.',
+    description: 'SQLite storage (better-sqlite3, WAL, flushed to disk before a write counts as done) under data_dir: accounts, key-value, map and archive stores; `storage: sqlite`.',
   },
   load,
 };

@@ -1,6 +1,7 @@
 // SQLite storage (better-sqlite3, WAL): users, per-account key-value documents and archives (Prosody's
 // mod_storage_sql keyval and archive stores; offline messages).
-// synchronous=FULL: a write has reached the disk when the call returns, so a 201 survives a kill or a crash.
+// synchronous=FULL: a write has reached the disk when the call returns, so a 201 survives a kill or a crash. Archive
+// appends go through the writer thread (archive-writer.ts), which flushes the WAL itself before they settle.
 
 import Database from 'better-sqlite3';
 import { randomUUID } from 'node:crypto';
@@ -505,8 +506,8 @@ interface ArchiveRow {
 /**
  * Per-account archives (Prosody's archive store; offline messages). Appends are group-committed: those made
  * during one turn of the event loop go to the writer thread at its end as one transaction, so many messages share
- * one fsync (synchronous=FULL) and the event loop never waits for it; each append resolves only once its
- * transaction is on disk. Every read, count and delete first waits for what was appended before it.
+ * one flush of the WAL and the event loop never waits for it; each append resolves only once its transaction is
+ * on disk. Every read, count and delete first waits for what was appended before it.
  */
 class SqliteArchiveStore implements ArchiveStore {
   private pending: PendingAppend[] = [];
