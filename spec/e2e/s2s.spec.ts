@@ -89,6 +89,27 @@ describe('s2s between two xmppd instances', () => {
     assert.ok(Date.now() - started < 3000, 'well before s2s_timeout');
   });
 
+  it('bounces remote-server-not-found, and logs why, when the peer closes its stream during setup', async () => {
+    // A peer that answers with a stream header and closes it at once (as ejabberd 23.01 does when its stream crashes).
+    const closing = createServer((socket) => {
+      socket.once('data', () => socket.end("<?xml version='1.0'?><stream:stream xmlns='jabber:server' xmlns:stream='http://etherx.jabber.org/streams' from='closing.test' id='c1' version='1.0'></stream:stream>"));
+    });
+    await new Promise<void>((r) => closing.listen(0, '127.0.0.1', r));
+    try {
+      dns.srv('_xmpp-server._tcp.closing.test', [{ target: 'xmpp.closing.test', port: (closing.address() as { port: number }).port }]);
+      dns.a('xmpp.closing.test', ['127.0.0.1']);
+      const alice = await login(a.c2sPort, 'a.test', 'alice', 'alice-pw');
+      clients.push(alice);
+      alice.send("<message to='x@closing.test' type='chat' id='m7'><body>hi</body></message>");
+      const m = await alice.waitFor(/<message[^>]*type=["']error["'][^>]*>.*?<\/message>/s, 'the bounce');
+      assert.match(m[0], /remote-server-not-found/);
+      assert.match(m[0], /closing\.test closed its stream during setup/);
+      assert.ok(a.logLines().some((l) => l.msg === 'outgoing s2s stream failed' && /closing\.test closed its stream during setup/.test(String(l.reason))), 'logged at info');
+    } finally {
+      closing.close();
+    }
+  });
+
   it('bounces remote-server-not-found for a domain that does not exist', async () => {
     const alice = await login(a.c2sPort, 'a.test', 'alice', 'alice-pw');
     clients.push(alice);

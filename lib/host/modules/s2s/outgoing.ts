@@ -239,7 +239,8 @@ export class OutgoingStream {
     this.parser = new StreamParser(this.ctx.settings.stanzaSizeLimit, {
       onStreamStart: (header) => (this.streamId = header.attrs.id ?? ''),
       onElement: (el) => this.onElement(el),
-      onStreamEnd: () => this.close(),
+      // The peer closing its stream before ours was set up failed the setup (ejabberd does it when it crashes).
+      onStreamEnd: () => (this.isSettled ? this.close() : this.fail('remote-server-not-found', `${this.remote} closed its stream during setup`)),
       onError: (failure) => this.fail('remote-server-not-found', `${this.remote} sent a broken stream (${failure.condition})`),
     });
     this.socket!.write(s2sHeader({ from: this.local, to: this.remote }));
