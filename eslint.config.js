@@ -15,6 +15,12 @@ export default tseslint.config(
     },
   },
   {
+    // CommonJS in plain JavaScript where a worker thread must load without tsx (storage_sqlite's archive writer).
+    files: ['lib/**/*.cjs'],
+    languageOptions: { sourceType: 'commonjs', globals: { require: 'readonly', module: 'writable', Atomics: 'readonly' } },
+    rules: { '@typescript-eslint/no-require-imports': 'off' },
+  },
+  {
     files: ['lib/post_msg/**/*.ts'],
     rules: {
       'no-restricted-imports': ['error', {

@@ -33,7 +33,7 @@ export function compiledRuntime(root: string, log: (text: string) => void): Runt
   writeFileSync(tsconfig, `${JSON.stringify({
     extends: join(root, 'tsconfig.json'),
     compilerOptions: { rootDir: root, outDir: out, sourceMap: false, noEmitOnError: false },
-    include: [join(root, 'lib/**/*.ts'), join(root, 'types/**/*.d.ts'), ...CHILD_ENTRIES.map((e) => join(root, `${e}.ts`))],
+    include: [join(root, 'lib/**/*.ts'), join(root, 'lib/**/*.cjs'), join(root, 'types/**/*.d.ts'), ...CHILD_ENTRIES.map((e) => join(root, `${e}.ts`))],
   }, null, 2)}\n`);
   const tsc = spawnSync(process.execPath, [join(root, 'node_modules', 'typescript', 'bin', 'tsc'), '-p', tsconfig], { encoding: 'utf8' });
   if (tsc.status !== 0) log(`bench: tsc reported problems (emitted anyway):\n${tsc.stdout}${tsc.stderr}`);

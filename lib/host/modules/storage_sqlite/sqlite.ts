@@ -8,11 +8,10 @@ import { randomUUID } from 'node:crypto';
 import { mkdirSync, accessSync, constants } from 'node:fs';
 import { join } from 'node:path';
 import { MessageChannel, Worker, receiveMessageOnPort, type MessagePort } from 'node:worker_threads';
-import { createRequire } from 'node:module';
 import { HostError, StanzaError } from '../../util/errors.js';
 import type { ArchiveFilter, ArchivePage, ArchiveQuery, ArchiveStore, KeyValueStore, Storage, UserRecord, UserStore } from '../../api.js';
 import { MAP_SCHEMA, mapPurge, SqliteMapStore } from './sqlite-map.js';
-import { WRITER_SOURCE, type WriterData, type WriterReply, type WriterRequest } from './archive-writer.js';
+import { ROW_FIELDS, type WriterData, type WriterReply, type WriterRequest } from './archive-writer.js';
 
 const SCHEMA = `
 CREATE TABLE IF NOT EXISTS users (
@@ -415,8 +414,8 @@ class ArchiveWriter {
   private start(): MessagePort {
     if (this.port) return this.port;
     const { port1, port2 } = new MessageChannel();
-    const workerData: WriterData = { path: this.path, driver: createRequire(import.meta.url).resolve('better-sqlite3'), port: port2, done: this.done };
-    const worker = new Worker(WRITER_SOURCE, { eval: true, workerData, transferList: [port2] });
+    const workerData: WriterData = { path: this.path, fields: ROW_FIELDS, port: port2, done: this.done };
+    const worker = new Worker(new URL('./archive-writer-thread.cjs', import.meta.url), { workerData, transferList: [port2] });
     worker.unref();
     port1.on('message', (reply: WriterReply) => this.onReply(reply));
     port1.unref();
