@@ -482,7 +482,7 @@ export type TokenCheck = { ok: true; info: TokenInfo } | { ok: false; reason: 'm
 /**
  * The host's app tokens (module tokenauth, post_msg.md §11): only a hash of each secret is stored, per account, so
  * deleting the account deletes its tokens. Expected failures are values; a bad name, scope or lifetime throws
- * HostError HOST_ERR_TOKEN_INVALID.
+ * HostError HOST_ERR_TOKEN_INVALID, and a token past the account's cap of live tokens HOST_ERR_TOKEN_LIMIT.
  */
 export interface TokenService {
   /** A new token for an existing account of this host; `token` is the secret, shown once. */

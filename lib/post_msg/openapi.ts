@@ -114,7 +114,7 @@ function tokenPaths(base: string): Record<string, unknown> {
         summary: 'Mint a token (password only; a token gets 403)',
         security,
         requestBody: { required: true, content: { 'application/json': { schema: { $ref: '#/components/schemas/TokenRequest' } } } },
-        responses: { '201': { description: 'The token, shown once.', content: { 'application/json': { schema: { $ref: '#/components/schemas/TokenCreated' } } } }, ...problems(400, 401, 403, 413, 415, 429) },
+        responses: { '201': { description: 'The token, shown once.', content: { 'application/json': { schema: { $ref: '#/components/schemas/TokenCreated' } } } }, ...problems(400, 401, 403, 409, 413, 415, 429) },
       },
     },
     [`${base}/{id}`]: {

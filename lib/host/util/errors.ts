@@ -19,7 +19,8 @@ export type HostErrorCode =
   | 'HOST_ERR_PORT_IN_USE'
   | 'HOST_ERR_DATA_DIR'
   | 'HOST_ERR_TLS'
-  | 'HOST_ERR_TOKEN_INVALID';
+  | 'HOST_ERR_TOKEN_INVALID'
+  | 'HOST_ERR_TOKEN_LIMIT';
 
 export class HostError extends Error {
   readonly code: HostErrorCode;

@@ -63,6 +63,8 @@ export function createTokensApp(module: ModuleApi, tokens: TokenService): HttpAp
       answer(ctx, 201, { ...info, token });
     } catch (err) {
       if (err instanceof HostError && err.code === 'HOST_ERR_TOKEN_INVALID') return sendProblem(ctx, { status: 400, detail: `Invalid token request: ${err.message}` });
+      // 409: the account's state (its tokens) stands in the way, not the request.
+      if (err instanceof HostError && err.code === 'HOST_ERR_TOKEN_LIMIT') return sendProblem(ctx, { status: 409, detail: err.message });
       throw err;
     }
   });

@@ -3,6 +3,7 @@
 
 import { createHash, randomBytes, timingSafeEqual } from 'node:crypto';
 import { HostError, parseJid, type MapStore, type TokenCheck, type TokenInfo, type TokenService } from '../../api.js';
+import { keyedLock } from '../../util/keyed-lock.js';
 
 /** A stored token: what is listed, plus the hash of its secret (never the secret). */
 export interface StoredToken extends TokenInfo {
@@ -16,6 +17,8 @@ const TOKEN_RE = /^xmppd_([0-9a-f]{16})\.([A-Za-z0-9_-]{43})$/;
 export const MAX_TOKEN_SECONDS = 10 * 365 * 86400;
 export const MAX_TOKEN_NAME = 100;
 export const MAX_SCOPE_ENTRIES = 100;
+/** Live (unexpired) tokens an account may hold: one per script or device is a handful; this bounds a runaway loop. */
+export const MAX_TOKENS_PER_ACCOUNT = 100;
 /** The hash an unknown id is compared with, so that it costs what a known one does. */
 const DECOY_HASH = Buffer.alloc(32);
 
@@ -43,6 +46,8 @@ export function normaliseScope(entry: string): string | undefined {
 /** The token service over a host's storage; the CLI opens it on Storage, the module on module.openMap. */
 export class TokenStore implements TokenService {
   private readonly now: () => number;
+  /** Creations of one account one after another, so that parallel requests cannot pass the cap together. */
+  private readonly perAccount = keyedLock();
 
   constructor(private readonly opts: TokenStoreOptions) {
     this.now = opts.now ?? Date.now;
@@ -84,10 +89,30 @@ export class TokenStore implements TokenService {
       ...(seconds !== undefined ? { expires: new Date(created + seconds * 1000).toISOString() } : {}),
     };
     const host = who.jid.domain;
-    // The index first: a token without its index entry could not be used, one with a dangling entry is unknown.
-    await this.opts.index(host).set(host, id, bare);
-    await this.opts.tokens(host).set(bare, id, { ...info, hash: sha256(secret).toString('hex') });
+    await this.perAccount(bare, async () => {
+      await this.makeRoom(host, bare);
+      // The index first: a token without its index entry could not be used, one with a dangling entry is unknown.
+      await this.opts.index(host).set(host, id, bare);
+      await this.opts.tokens(host).set(bare, id, { ...info, hash: sha256(secret).toString('hex') });
+    });
     return { token: `xmppd_${id}.${secret}`, info };
+  }
+
+  /** Expired tokens of the account go; if MAX_TOKENS_PER_ACCOUNT live ones remain, the new one is refused. */
+  private async makeRoom(host: string, bare: string): Promise<void> {
+    const tokens = this.opts.tokens(host);
+    let live = 0;
+    for (const [id, token] of await tokens.getAll(bare)) {
+      if (token.expires === undefined || Date.parse(token.expires) > this.now()) {
+        live++;
+        continue;
+      }
+      await tokens.set(bare, id, undefined);
+      await this.opts.index(host).set(host, id, undefined);
+    }
+    if (live >= MAX_TOKENS_PER_ACCOUNT) {
+      throw new HostError('HOST_ERR_TOKEN_LIMIT', `${bare} has ${MAX_TOKENS_PER_ACCOUNT} live tokens, the most an account may hold; revoke one first (xmppd token revoke, or DELETE /tokens/<id>).`);
+    }
   }
 
   async list(account: string): Promise<TokenInfo[]> {

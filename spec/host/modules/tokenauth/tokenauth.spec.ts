@@ -8,6 +8,7 @@ import { join } from 'node:path';
 import { readdirSync } from 'node:fs';
 import { startTestServer, type TestServer } from '../../../helpers/server.js';
 import { TokenStore, type StoredToken } from '../../../../lib/host/modules/tokenauth/index.js';
+import { MAX_TOKENS_PER_ACCOUNT } from '../../../../lib/host/modules/tokenauth/store.js';
 import { checkInput, parseBasic } from '../../../../lib/host/modules/tokenauth/http-app.js';
 import type { MapStore, TokenService } from '../../../../lib/host/api.js';
 
@@ -78,6 +79,23 @@ describe('tokenauth', () => {
       assert.equal((await store.verify(token)).ok, true);
       now += 1_000;
       assert.deepEqual(await store.verify(token), { ok: false, reason: 'expired' });
+    });
+
+    it('holds at most MAX_TOKENS_PER_ACCOUNT live tokens per account; expired ones make room and go', async () => {
+      let now = Date.parse('2026-01-01T00:00:00Z');
+      const { store, tokens, index } = memoryStore(() => now);
+      const short = await store.create('alice@localhost', { name: 'short', expiresInSeconds: 60 });
+      // Created in parallel: the cap holds for requests that arrive together.
+      const results = await Promise.allSettled(Array.from({ length: MAX_TOKENS_PER_ACCOUNT + 5 }, (_, i) => store.create('alice@localhost', { name: `t${i}` })));
+      const refused = results.filter((r) => r.status === 'rejected');
+      assert.equal(refused.length, 6, 'one short-lived and 99 more fit; the other 6 are refused');
+      assert.match(String((refused[0] as PromiseRejectedResult).reason), /alice@localhost has 100 live tokens.*revoke one first/);
+      assert.equal((await store.create('bob@localhost', { name: 'bob' })).info.account, 'bob@localhost', 'another account is not affected');
+      now += 61_000;
+      await store.create('alice@localhost', { name: 'after expiry' });
+      assert.equal((await tokens.getAll('alice@localhost')).size, MAX_TOKENS_PER_ACCOUNT, 'the expired token is gone, the new one took its place');
+      assert.equal(await index.get('localhost', short.info.id), undefined, 'and its index entry');
+      await assert.rejects(store.create('alice@localhost', { name: 'one too many' }), /revoke one first/);
     });
 
     it('normalises the scope to bare JIDs and domains and checks recipients against it', async () => {
@@ -177,6 +195,19 @@ describe('tokenauth', () => {
       assert.match(del.headers.get('content-type') ?? '', /application\/problem\+json/);
       const still = await (await fetch(tokens, { headers: { authorization: basic('alice', 'alice-pw') } })).text();
       assert.ok(still.includes(mine.id));
+    });
+
+    it('one token past the per-account cap → 409 naming the way out; a revocation makes room', async () => {
+      // bob's own tokens only (the other tests mint alice's); the store fills up to the cap, the request goes over HTTP.
+      const service = ts.server.modules.apiOf('localhost', 'post_msg')!.depends('tokenauth') as TokenService;
+      const made = [];
+      for (let i = 0; i < MAX_TOKENS_PER_ACCOUNT; i++) made.push(await service.create('bob@localhost', { name: `b${i}` }));
+      const res = await create(basic('bob', 'bob-pw'), { name: 'one more' });
+      assert.equal(res.status, 409);
+      assert.match(res.headers.get('content-type') ?? '', /application\/problem\+json/);
+      assert.match(((await res.json()) as { detail: string }).detail, /bob@localhost has 100 live tokens.*revoke one first/);
+      assert.equal((await fetch(`${tokens}/${made[0]!.info.id}`, { method: 'DELETE', headers: { authorization: basic('bob', 'bob-pw') } })).status, 204);
+      assert.equal((await create(basic('bob', 'bob-pw'), { name: 'one more' })).status, 201);
     });
 
     it('tokens cannot manage tokens: Bearer or Basic with an empty user → 403', async () => {
