@@ -62,30 +62,7 @@ describe('Reliability', () => {
 
   describe('crash: nothing lost', () => {
     it('every message acknowledged before a SIGKILL is delivered after the restart', async (t) => {
-      const dir = mkdtempSync(join(tmpdir(), 'xmppd-crash-'));
-      const tls = testTls();
-      const configPath = join(dir, 'xmppd.yaml');
-      writeFileSync(
-        configPath,
-        [
-          'data_dir: ./data',
-          'http_ports: [0]',
-          'c2s_ports: [0]',
-          's2s_ports: [0]',
-          'c2s_direct_tls_ports: []',
-          'pbkdf2_iterations: 4096',
-          'log_level: info',
-          `tls: { cert: ${tls.cert}, key: ${tls.key} }`,
-          'post_msg: { rate_per_second: 100000, rate_burst: 1000000 }',
-          'virtual_hosts: { localhost: {} }',
-          '',
-        ].join('\n'),
-      );
-      const { config } = readConfig({ configPath });
-      const { storage, users } = await openUsers(config);
-      await users.create('bob@localhost', 'bob-crash-pw');
-      await users.create('alice@localhost', 'alice-crash-pw');
-      storage.close();
+      const { dir, configPath } = await crashServerDir('xmppd-crash-', 'crash');
 
       const first = await startChild(configPath, dir);
       const acked: string[] = [];
@@ -137,30 +114,7 @@ describe('Reliability', () => {
     });
 
     it('a SIGKILL during the offline flush at login: every message answered 201 arrives after the restart, duplicates counted', async (t) => {
-      const dir = mkdtempSync(join(tmpdir(), 'xmppd-flush-crash-'));
-      const tls = testTls();
-      const configPath = join(dir, 'xmppd.yaml');
-      writeFileSync(
-        configPath,
-        [
-          'data_dir: ./data',
-          'http_ports: [0]',
-          'c2s_ports: [0]',
-          's2s_ports: [0]',
-          'c2s_direct_tls_ports: []',
-          'pbkdf2_iterations: 4096',
-          'log_level: info',
-          `tls: { cert: ${tls.cert}, key: ${tls.key} }`,
-          'post_msg: { rate_per_second: 100000, rate_burst: 1000000 }',
-          'virtual_hosts: { localhost: {} }',
-          '',
-        ].join('\n'),
-      );
-      const { config } = readConfig({ configPath });
-      const { storage, users } = await openUsers(config);
-      await users.create('bob@localhost', 'bob-flush-pw');
-      await users.create('alice@localhost', 'alice-flush-pw');
-      storage.close();
+      const { dir, configPath } = await crashServerDir('xmppd-flush-crash-', 'flush');
 
       const first = await startChild(configPath, dir);
       const acked: string[] = [];
@@ -444,6 +398,35 @@ const CLI = resolve('lib/host/cli.ts');
 const TSX = import.meta.resolve('tsx');
 
 /** Start `xmppd start` as its own process and read its ports from the log. */
+/** A data dir and config for a server run as a child (killed and restarted by the crash specs), with bob and alice (passwords `<name>-<tag>-pw`). */
+async function crashServerDir(prefix: string, tag: string): Promise<{ dir: string; configPath: string }> {
+  const dir = mkdtempSync(join(tmpdir(), prefix));
+  const tls = testTls();
+  const configPath = join(dir, 'xmppd.yaml');
+  writeFileSync(
+    configPath,
+    [
+      'data_dir: ./data',
+      'http_ports: [0]',
+      'c2s_ports: [0]',
+      's2s_ports: [0]',
+      'c2s_direct_tls_ports: []',
+      'pbkdf2_iterations: 4096',
+      'log_level: info',
+      `tls: { cert: ${tls.cert}, key: ${tls.key} }`,
+      'post_msg: { rate_per_second: 100000, rate_burst: 1000000 }',
+      'virtual_hosts: { localhost: {} }',
+      '',
+    ].join('\n'),
+  );
+  const { config } = readConfig({ configPath });
+  const { storage, users } = await openUsers(config);
+  await users.create('bob@localhost', `bob-${tag}-pw`);
+  await users.create('alice@localhost', `alice-${tag}-pw`);
+  storage.close();
+  return { dir, configPath };
+}
+
 function startChild(configPath: string, cwd: string): Promise<Child> {
   return new Promise((resolveChild, reject) => {
     const child = spawn(process.execPath, ['--import', TSX, CLI, 'start', '--config', configPath], { cwd, stdio: ['ignore', 'pipe', 'pipe'] });
