@@ -10,14 +10,11 @@ printed as {"event": "received", "from": ..., "body": ...}. Exits 0 when done, 3
 
 import argparse
 import asyncio
-import json
 import sys
 
 import slixmpp
 
-
-def emit(**fields):
-    print(json.dumps(fields), flush=True)
+from slixmpp_common import emit
 
 
 class Peer(slixmpp.ClientXMPP):

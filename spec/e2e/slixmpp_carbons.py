@@ -9,16 +9,9 @@ carbon (with the forwarded message's from, to and body), {"event": "presence", "
 2 on authentication failure, 3 on timeout.
 """
 
-import argparse
-import asyncio
-import json
-import sys
-
 import slixmpp
 
-
-def emit(**fields):
-    print(json.dumps(fields), flush=True)
+from slixmpp_common import client_arguments, emit, exit_failed_auth, run_client
 
 
 class Phone(slixmpp.ClientXMPP):
@@ -29,7 +22,7 @@ class Phone(slixmpp.ClientXMPP):
         self.add_event_handler("carbon_received", lambda msg: self.on_carbon("carbon_received", msg["carbon_received"]))
         self.add_event_handler("carbon_sent", lambda msg: self.on_carbon("carbon_sent", msg["carbon_sent"]))
         self.add_event_handler("presence_available", self.on_presence)
-        self.add_event_handler("failed_auth", self.on_failed_auth)
+        self.add_event_handler("failed_auth", exit_failed_auth)
 
     async def on_start(self, _event):
         await self.plugin["xep_0280"].enable()
@@ -50,33 +43,12 @@ class Phone(slixmpp.ClientXMPP):
         delayed = pres.xml.find("{urn:xmpp:delay}delay") is not None
         emit(event="presence", **{"from": str(pres["from"]), "status": pres["status"], "delayed": delayed})
 
-    def on_failed_auth(self, _event):
-        emit(event="failed_auth")
-        sys.exit(2)
 
 
 def main():
-    parser = argparse.ArgumentParser()
-    parser.add_argument("--jid", required=True)
-    parser.add_argument("--password", required=True)
-    parser.add_argument("--port", type=int, required=True)
-    parser.add_argument("--ca", required=True, help="PEM file of the test certificate to trust")
-    parser.add_argument("--timeout", type=float, default=20)
+    parser = client_arguments(timeout=20)
     args = parser.parse_args()
-
-    xmpp = Phone(args.jid, args.password)
-    xmpp.ca_certs = args.ca
-    xmpp.register_plugin("xep_0030")
-    xmpp.register_plugin("xep_0280")
-    xmpp.register_plugin("xep_0352")
-    xmpp.connect(address=("127.0.0.1", args.port))
-
-    loop = asyncio.get_event_loop()
-    try:
-        loop.run_until_complete(asyncio.wait_for(xmpp.disconnected, args.timeout))
-    except asyncio.TimeoutError:
-        emit(event="timeout")
-        sys.exit(3)
+    run_client(Phone(args.jid, args.password), args, ["xep_0030", "xep_0280", "xep_0352"])
 
 
 if __name__ == "__main__":

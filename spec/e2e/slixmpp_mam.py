@@ -7,17 +7,12 @@ then only the messages with --with; sends no presence. Prints one JSON object pe
 {"event": "done"} and exits 0. Exits 2 on authentication failure, 3 on timeout, 4 on an error answer.
 """
 
-import argparse
-import asyncio
-import json
 import sys
 
 import slixmpp
 from slixmpp.exceptions import IqError
 
-
-def emit(**fields):
-    print(json.dumps(fields), flush=True)
+from slixmpp_common import client_arguments, emit, exit_failed_auth, run_client
 
 
 class Fetcher(slixmpp.ClientXMPP):
@@ -26,7 +21,7 @@ class Fetcher(slixmpp.ClientXMPP):
         self.page = page
         self.with_jid = with_jid
         self.add_event_handler("session_start", self.on_start)
-        self.add_event_handler("failed_auth", self.on_failed_auth)
+        self.add_event_handler("failed_auth", exit_failed_auth)
 
     async def collect(self, **query):
         bodies, ids = [], []
@@ -59,35 +54,14 @@ class Fetcher(slixmpp.ClientXMPP):
         emit(event="done")
         self.disconnect()
 
-    def on_failed_auth(self, _event):
-        emit(event="failed_auth")
-        sys.exit(2)
 
 
 def main():
-    parser = argparse.ArgumentParser()
-    parser.add_argument("--jid", required=True)
-    parser.add_argument("--password", required=True)
-    parser.add_argument("--port", type=int, required=True)
-    parser.add_argument("--ca", required=True, help="PEM file of the test certificate to trust")
+    parser = client_arguments(timeout=30)
     parser.add_argument("--max", type=int, default=10, help="page size (RSM max)")
     parser.add_argument("--with", dest="with_jid", required=True, help="the JID for the filtered query")
-    parser.add_argument("--timeout", type=float, default=30)
     args = parser.parse_args()
-
-    xmpp = Fetcher(args.jid, args.password, args.max, args.with_jid)
-    xmpp.ca_certs = args.ca
-    xmpp.register_plugin("xep_0030")
-    xmpp.register_plugin("xep_0059")
-    xmpp.register_plugin("xep_0313")
-    xmpp.connect(address=("127.0.0.1", args.port))
-
-    loop = asyncio.get_event_loop()
-    try:
-        loop.run_until_complete(asyncio.wait_for(xmpp.disconnected, args.timeout))
-    except asyncio.TimeoutError:
-        emit(event="timeout")
-        sys.exit(3)
+    run_client(Fetcher(args.jid, args.password, args.max, args.with_jid), args, ["xep_0030", "xep_0059", "xep_0313"])
 
 
 if __name__ == "__main__":

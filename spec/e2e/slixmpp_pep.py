@@ -8,17 +8,13 @@ reads each back, prints {"event": "bookmarks", "method": ..., "jids": [...]}, pu
 {"event": "done"} and exits 0. Exits 2 on authentication failure, 3 on timeout, 4 on an error answer.
 """
 
-import argparse
 import asyncio
-import json
 import sys
 
 import slixmpp
 from slixmpp.plugins.xep_0048 import Bookmarks
 
-
-def emit(**fields):
-    print(json.dumps(fields), flush=True)
+from slixmpp_common import client_arguments, emit, exit_failed_auth, run_client
 
 
 class Client(slixmpp.ClientXMPP):
@@ -27,7 +23,7 @@ class Client(slixmpp.ClientXMPP):
         self.role = role
         self.title = title
         self.add_event_handler("session_start", self.on_start)
-        self.add_event_handler("failed_auth", self.on_failed_auth)
+        self.add_event_handler("failed_auth", exit_failed_auth)
         self.add_event_handler("user_tune_publish", self.on_tune)
 
     async def on_start(self, _event):
@@ -69,34 +65,14 @@ class Client(slixmpp.ClientXMPP):
         emit(event="tune", **{"from": str(msg["from"]), "title": tune["title"]})
         self.disconnect()
 
-    def on_failed_auth(self, _event):
-        emit(event="failed_auth")
-        sys.exit(2)
 
 
 def main():
-    parser = argparse.ArgumentParser()
-    parser.add_argument("--jid", required=True)
-    parser.add_argument("--password", required=True)
-    parser.add_argument("--port", type=int, required=True)
-    parser.add_argument("--ca", required=True, help="PEM file of the test certificate to trust")
+    parser = client_arguments(timeout=30)
     parser.add_argument("--role", choices=["listener", "publisher"], required=True)
     parser.add_argument("--title", default="Song")
-    parser.add_argument("--timeout", type=float, default=30)
     args = parser.parse_args()
-
-    xmpp = Client(args.jid, args.password, args.role, args.title)
-    xmpp.ca_certs = args.ca
-    for plugin in ("xep_0030", "xep_0004", "xep_0060", "xep_0115", "xep_0163", "xep_0118", "xep_0049", "xep_0223", "xep_0048"):
-        xmpp.register_plugin(plugin)
-    xmpp.connect(address=("127.0.0.1", args.port))
-
-    loop = asyncio.get_event_loop()
-    try:
-        loop.run_until_complete(asyncio.wait_for(xmpp.disconnected, args.timeout))
-    except asyncio.TimeoutError:
-        emit(event="timeout")
-        sys.exit(3)
+    run_client(Client(args.jid, args.password, args.role, args.title), args, ["xep_0030", "xep_0004", "xep_0060", "xep_0115", "xep_0163", "xep_0118", "xep_0049", "xep_0223", "xep_0048"])
 
 
 if __name__ == "__main__":

@@ -6,16 +6,9 @@ initial presence), {"event": "message", "from": ..., "body": ..., "mechanism": .
 Exits 2 on authentication failure, 3 on timeout.
 """
 
-import argparse
-import asyncio
-import json
-import sys
-
 import slixmpp
 
-
-def emit(**fields):
-    print(json.dumps(fields), flush=True)
+from slixmpp_common import client_arguments, emit, exit_failed_auth, run_client
 
 
 class Receiver(slixmpp.ClientXMPP):
@@ -23,7 +16,7 @@ class Receiver(slixmpp.ClientXMPP):
         super().__init__(jid, password)
         self.add_event_handler("session_start", self.on_start)
         self.add_event_handler("message", self.on_message)
-        self.add_event_handler("failed_auth", self.on_failed_auth)
+        self.add_event_handler("failed_auth", exit_failed_auth)
 
     async def on_start(self, _event):
         await self.get_roster()
@@ -37,32 +30,12 @@ class Receiver(slixmpp.ClientXMPP):
         emit(event="message", **{"from": str(msg["from"]), "body": msg["body"]})
         self.disconnect()
 
-    def on_failed_auth(self, _event):
-        emit(event="failed_auth")
-        sys.exit(2)
 
 
 def main():
-    parser = argparse.ArgumentParser()
-    parser.add_argument("--jid", required=True)
-    parser.add_argument("--password", required=True)
-    parser.add_argument("--port", type=int, required=True)
-    parser.add_argument("--ca", required=True, help="PEM file of the test certificate to trust")
-    parser.add_argument("--timeout", type=float, default=20)
+    parser = client_arguments(timeout=20)
     args = parser.parse_args()
-
-    xmpp = Receiver(args.jid, args.password)
-    xmpp.ca_certs = args.ca
-    xmpp.register_plugin("xep_0030")
-    xmpp.register_plugin("xep_0199")
-    xmpp.connect(address=("127.0.0.1", args.port))
-
-    loop = asyncio.get_event_loop()
-    try:
-        loop.run_until_complete(asyncio.wait_for(xmpp.disconnected, args.timeout))
-    except asyncio.TimeoutError:
-        emit(event="timeout")
-        sys.exit(3)
+    run_client(Receiver(args.jid, args.password), args, ["xep_0030", "xep_0199"])
 
 
 if __name__ == "__main__":

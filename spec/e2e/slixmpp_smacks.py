@@ -9,13 +9,10 @@ object per line: {"event": "ready"}, {"event": "sm_enabled"}, {"event": "disconn
 
 import argparse
 import asyncio
-import json
 
 import slixmpp
 
-
-def emit(**fields):
-    print(json.dumps(fields), flush=True)
+from slixmpp_common import emit
 
 
 class Phone(slixmpp.ClientXMPP):

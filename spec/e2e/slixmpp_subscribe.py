@@ -10,14 +10,11 @@ Exits 3 on timeout.
 
 import argparse
 import asyncio
-import json
 import sys
 
 import slixmpp
 
-
-def emit(**fields):
-    print(json.dumps(fields), flush=True)
+from slixmpp_common import emit
 
 
 class Peer(slixmpp.ClientXMPP):

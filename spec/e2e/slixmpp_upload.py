@@ -12,10 +12,7 @@ The upload URLs name the component's domain (upload.localhost), which this machi
 client's resolver maps it to 127.0.0.1, as DNS would for a real deployment.
 """
 
-import argparse
-import asyncio
 import io
-import json
 import os
 import socket
 import sys
@@ -25,9 +22,7 @@ import aiohttp.connector
 import slixmpp
 from slixmpp.plugins.xep_0363.http_upload import FileTooBig
 
-
-def emit(**fields):
-    print(json.dumps(fields), flush=True)
+from slixmpp_common import client_arguments, emit, exit_failed_auth, run_client
 
 
 class LoopbackResolver(aiohttp.resolver.ThreadedResolver):
@@ -49,7 +44,7 @@ class Uploader(slixmpp.ClientXMPP):
         self.size = size
         self.content_type = content_type
         self.add_event_handler("session_start", self.on_start)
-        self.add_event_handler("failed_auth", self.on_failed_auth)
+        self.add_event_handler("failed_auth", exit_failed_auth)
 
     async def on_start(self, _event):
         try:
@@ -99,35 +94,15 @@ class Uploader(slixmpp.ClientXMPP):
             return
         raise RuntimeError("no upload service in disco#items of " + self.boundjid.domain)
 
-    def on_failed_auth(self, _event):
-        emit(event="failed_auth")
-        sys.exit(2)
 
 
 def main():
-    parser = argparse.ArgumentParser()
-    parser.add_argument("--jid", required=True)
-    parser.add_argument("--password", required=True)
-    parser.add_argument("--port", type=int, required=True)
-    parser.add_argument("--ca", required=True, help="PEM file of the test certificate to trust")
+    parser = client_arguments(timeout=40)
     parser.add_argument("--name", required=True)
     parser.add_argument("--size", type=int, required=True)
     parser.add_argument("--type", dest="content_type", required=True)
-    parser.add_argument("--timeout", type=float, default=40)
     args = parser.parse_args()
-
-    xmpp = Uploader(args.jid, args.password, args.name, args.size, args.content_type)
-    xmpp.ca_certs = args.ca
-    xmpp.register_plugin("xep_0030")
-    xmpp.register_plugin("xep_0363")
-    xmpp.connect(address=("127.0.0.1", args.port))
-
-    loop = asyncio.get_event_loop()
-    try:
-        loop.run_until_complete(asyncio.wait_for(xmpp.disconnected, args.timeout))
-    except asyncio.TimeoutError:
-        emit(event="timeout")
-        sys.exit(3)
+    run_client(Uploader(args.jid, args.password, args.name, args.size, args.content_type), args, ["xep_0030", "xep_0363"])
 
 
 if __name__ == "__main__":
