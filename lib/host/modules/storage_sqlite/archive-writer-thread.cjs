@@ -3,8 +3,8 @@
 // JavaScript, because under tsx a worker does not load TypeScript; tsc checks it (allowJs, @ts-check) against the
 // types of archive-writer.ts, and copies it next to the compiled sqlite.js.
 
-const { workerData: data } = require('node:worker_threads');
-const { openSync, closeSync, fdatasync } = require('node:fs');
+const { workerData: data, receiveMessageOnPort } = require('node:worker_threads');
+const { openSync, closeSync, fdatasyncSync } = require('node:fs');
 
 /** @typedef {import('./archive-writer.js').WriterData} WriterData */
 /** @typedef {import('./archive-writer.js').WriterRequest} WriterRequest */
@@ -19,7 +19,7 @@ const { done, port, fields: FIELDS } = workerData;
 let db;
 /** @type {number | undefined} */
 let wal;
-/** @type {((rows: Array<string | number>) => void) | undefined} */
+/** @type {((batches: Array<Array<string | number>>) => void) | undefined} */
 let write;
 
 /** Opened at the first batch, inside its try: a connection or statement that fails fails that batch, not the thread. */
@@ -32,8 +32,10 @@ function writer() {
   opened.pragma('busy_timeout = 5000');
   // OR REPLACE: an id given again replaces its item, which takes a new place at the end (Prosody's SQL archive).
   const insert = opened.prepare('INSERT OR REPLACE INTO archive (host, store, user, key, stamp, with_jid, value) VALUES (?, ?, ?, ?, ?, ?, ?)');
-  return opened.transaction((/** @type {Array<string | number>} */ rows) => {
-    for (let i = 0; i < rows.length; i += FIELDS) insert.run(rows[i], rows[i + 1], rows[i + 2], rows[i + 3], rows[i + 4], rows[i + 5], rows[i + 6]);
+  return opened.transaction((/** @type {Array<Array<string | number>>} */ batches) => {
+    for (const rows of batches) {
+      for (let i = 0; i < rows.length; i += FIELDS) insert.run(rows[i], rows[i + 1], rows[i + 2], rows[i + 3], rows[i + 4], rows[i + 5], rows[i + 6]);
+    }
   });
 }
 
@@ -42,11 +44,6 @@ function errorOf(err) {
   const e = /** @type {{ message?: unknown; code?: unknown }} */ (err ?? {});
   return { message: String(e.message), code: typeof e.code === 'string' ? e.code : undefined };
 }
-
-// The highest seq finished since the last flush began (0: none), and whether a flush runs.
-let unflushed = 0;
-let isFlushing = false;
-let isClosing = false;
 
 /**
  * The answer first, then the signal: a main thread woken by it finds the answer on the port.
@@ -59,58 +56,61 @@ function finish(reply, seq) {
   Atomics.notify(done, 0);
 }
 
+/**
+ * Flush what the commits wrote. After a commit the -wal file exists, and it stays (same inode) while this connection
+ * is open: an fdatasync of any descriptor of it flushes every commit before it. Here, not on libuv's pool: a hop to
+ * a pool thread and back costs more than the flush itself on a busy machine, and batches that come meanwhile wait on
+ * the port and join the next transaction.
+ * @returns {WriterReply['error']}
+ */
+function flushWal() {
+  try {
+    if (wal === undefined) wal = openSync(`${workerData.path}-wal`, 'r+');
+    fdatasyncSync(wal);
+    return undefined;
+  } catch (err) {
+    return errorOf(err);
+  }
+}
+
 function close() {
   if (db) db.close();
   if (wal !== undefined) closeSync(wal);
   port.close();
 }
 
-function flush() {
-  if (isFlushing) return;
-  if (unflushed === 0) {
-    if (isClosing) close();
-    return;
+/**
+ * One transaction for every batch waiting on the port (group commit: what came while the last one committed and was
+ * flushed), then the flush, answered for the highest seq taken.
+ * @param {WriterRequest} first
+ */
+function commit(first) {
+  /** @type {WriterRequest[]} */
+  const requests = [first];
+  for (let m = receiveMessageOnPort(port); m; m = receiveMessageOnPort(port)) requests.push(m.message);
+  let upTo = 0;
+  let isClosing = false;
+  /** @type {Array<Array<string | number>>} */
+  const batches = [];
+  for (const request of requests) {
+    if ('close' in request) isClosing = true;
+    else {
+      batches.push(request.rows);
+      upTo = request.seq;
+    }
   }
-  const upTo = unflushed;
-  unflushed = 0;
-  if (db === undefined) {
-    // No connection (it failed to open): the batches were answered with their error, nothing to flush.
-    finish({ durable: upTo }, upTo);
-    flush();
-    return;
+  if (upTo > 0) {
+    let error;
+    try {
+      write = write || writer();
+      write(batches);
+    } catch (err) {
+      // Rolled back, or no connection: the main thread fails these batches.
+      error = errorOf(err);
+    }
+    finish(error ? { committed: upTo, error } : { durable: upTo, error: flushWal() }, upTo);
   }
-  try {
-    // After a commit the -wal file exists, and it stays (same inode) while this connection is open: an
-    // fdatasync of any descriptor of it flushes what every commit wrote.
-    if (wal === undefined) wal = openSync(`${workerData.path}-wal`, 'r+');
-  } catch (err) {
-    finish({ durable: upTo, error: errorOf(err) }, upTo);
-    flush();
-    return;
-  }
-  isFlushing = true;
-  fdatasync(wal, (err) => {
-    isFlushing = false;
-    finish(err ? { durable: upTo, error: errorOf(err) } : { durable: upTo }, upTo);
-    flush();
-  });
+  if (isClosing) close();
 }
 
-port.on('message', (/** @type {WriterRequest} */ request) => {
-  if ('close' in request) {
-    isClosing = true;
-    flush();
-    return;
-  }
-  /** @type {WriterReply} */
-  const reply = { committed: request.seq };
-  try {
-    write = write || writer();
-    write(request.rows);
-  } catch (err) {
-    reply.error = errorOf(err);
-  }
-  port.postMessage(reply);
-  unflushed = request.seq;
-  flush();
-});
+port.on('message', commit);

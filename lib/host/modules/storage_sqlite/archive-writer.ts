@@ -4,12 +4,12 @@
 // archive-writer-thread.cjs (plain JavaScript, type-checked against this file's types: under tsx a worker does not
 // load TypeScript), and this file is what both sides agree on.
 //
-// Durability is pipelined (group commit with a separate flush, as a database server's WAL writer does): the
-// connection commits with synchronous=NORMAL (the WAL frames written, not yet flushed), answers "committed" so the
-// next batch can start, and an fdatasync of the -wal file on libuv's pool then makes every batch committed before
-// it durable, answered "durable". The next transaction's INSERTs overlap this batch's flush. An append settles at
-// "durable": what a 201 promises is unchanged (on disk, as with synchronous=FULL), at less wait per commit.
-// SQLite in WAL mode with synchronous=NORMAL still syncs the WAL before a checkpoint and the database after it.
+// Batches come as they are made (one per turn of the event loop that appended); the thread makes one transaction of
+// every batch waiting on its port (group commit), so the event loop never waits for a commit to send the next one.
+// The connection commits with synchronous=NORMAL (the WAL frames written, not yet flushed), then an fdatasync of the
+// -wal file makes the transaction durable, and only then is it answered "durable": an append settles at "durable",
+// so what a 201 promises is unchanged (on disk, as with synchronous=FULL). Batches that come during a commit and its
+// flush join the next transaction.
 
 /** Fields per row in a request's flat `rows` (one array of strings and numbers costs less to post than objects). */
 export const ROW_FIELDS = 7;
@@ -29,8 +29,8 @@ export interface WriterRow {
 export type WriterRequest = { seq: number; rows: Array<string | number> } | { close: true };
 
 /**
- * `committed`: batch `seq` was committed, or rolled back with `error` (then it is finished). `durable`: every batch
- * committed up to and including seq `durable` is on disk, or, with `error`, could not be flushed.
+ * Answers cover every batch up to and including the seq they name not answered before. `committed` (only with an
+ * error): their transaction was rolled back. `durable`: they are on disk, or, with `error`, could not be flushed.
  */
 export type WriterReply =
   | { committed: number; error?: { message: string; code?: string } }

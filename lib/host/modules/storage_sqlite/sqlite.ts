@@ -334,24 +334,20 @@ export function timeOrderedId(): string {
 const DRAIN_TIMEOUT_MS = 30_000;
 
 /**
- * The archive writer thread (archive-writer.ts) seen from the event loop: batches go to it in order, one
- * committing at a time (what comes meanwhile waits and becomes the next transaction, so batches grow with the time
- * a commit takes); a committed batch waits for the flush that makes it durable while the next one commits, and its
- * appends settle then. drain() blocks until every batch sent is finished, for what must see them (reads, an
- * account's deletion, close). Started at the first batch and unreferenced while idle, so it never keeps a process
- * alive.
+ * The archive writer thread (archive-writer.ts) seen from the event loop: each batch goes to it at once, in order
+ * (the thread makes one transaction of every batch waiting on its port, so transactions grow with the time a commit
+ * takes, without a round trip through this thread between them); a batch's appends settle when the thread reports
+ * it durable, or fail when it reports it rolled back. drain() blocks until every batch sent is finished, for what
+ * must see them (reads, an account's deletion, close). Started at the first batch and unreferenced while idle, so
+ * it never keeps a process alive.
  */
 class ArchiveWriter {
   private worker: Worker | undefined;
   private port: MessagePort | undefined;
   private readonly done = new Int32Array(new SharedArrayBuffer(4));
   private seq = 0;
-  /** The batch the writer is committing; one at a time. */
-  private committing: Batch | undefined;
-  /** Committed batches waiting for the flush, oldest first. */
-  private flushing: Batch[] = [];
-  /** What came while one commits: the next transaction. */
-  private queued: { appends: PendingAppend[]; rows: Array<string | number> } = { appends: [], rows: [] };
+  /** Batches sent and not yet finished, oldest first. */
+  private sent: Batch[] = [];
   private failure: Error | undefined;
 
   constructor(private readonly path: string) {}
@@ -361,27 +357,27 @@ class ArchiveWriter {
       for (const p of batch) p.reject(this.failure);
       return;
     }
-    const { appends, rows } = this.queued;
-    for (const p of batch) {
-      appends.push(p);
-      // The order of ROW_FIELDS (WriterRow).
-      rows.push(host, store, p.user, p.key, p.stamp, p.with, p.value);
-    }
-    if (!this.committing) this.send();
+    const rows: Array<string | number> = [];
+    for (const p of batch) rows.push(host, store, p.user, p.key, p.stamp, p.with, p.value); // the order of ROW_FIELDS (WriterRow)
+    const port = this.start();
+    const seq = ++this.seq;
+    this.sent.push({ seq, appends: batch });
+    port.postMessage({ seq, rows } satisfies WriterRequest);
+    // An answer pending keeps the process alive; an idle writer does not.
+    if (this.sent.length === 1) port.ref();
   }
 
   /** Block until the writer finished every batch given so far (durable or rolled back), and settle their appends. */
   drain(): void {
     const deadline = Date.now() + DRAIN_TIMEOUT_MS;
-    while (!this.failure && (this.committing || this.flushing.length > 0 || this.queued.appends.length > 0)) {
-      if (!this.committing) this.send();
-      const seq = this.seq;
+    while (!this.failure && this.sent.length > 0) {
+      const seq = this.sent[this.sent.length - 1]!.seq;
       for (let at = Atomics.load(this.done, 0); at < seq && !this.failure; at = Atomics.load(this.done, 0)) {
         const left = deadline - Date.now();
         if (left <= 0) throw new Error(`the archive writer did not finish its batches in ${DRAIN_TIMEOUT_MS / 1000} s`);
         Atomics.wait(this.done, 0, at, left);
       }
-      // The answers are on the port before the signal: take them here (which sends what was queued).
+      // The answers are on the port before the signal: take them here.
       let answers = 0;
       for (let m = this.port && receiveMessageOnPort(this.port); m; m = this.port && receiveMessageOnPort(this.port)) {
         this.onReply(m.message as WriterReply);
@@ -390,18 +386,6 @@ class ArchiveWriter {
       // Signalled but nothing to read would loop forever at full speed: a writer out of step with this code.
       if (answers === 0 && !this.failure) throw new Error(`the archive writer signalled batch ${seq} without answering it`);
     }
-  }
-
-  private send(): void {
-    if (this.queued.appends.length === 0) return;
-    const { appends, rows } = this.queued;
-    this.queued = { appends: [], rows: [] };
-    const port = this.start();
-    const seq = ++this.seq;
-    this.committing = { seq, appends };
-    port.postMessage({ seq, rows } satisfies WriterRequest);
-    // An answer pending keeps the process alive; an idle writer does not.
-    port.ref();
   }
 
   close(): void {
@@ -428,36 +412,22 @@ class ArchiveWriter {
     return port1;
   }
 
+  /**
+   * `committed` comes only with an error: every batch up to it was rolled back, and its appends fail. `durable`:
+   * every batch up to it is on disk (its appends resolve), or with an error could not be flushed (they fail).
+   */
   private onReply(reply: WriterReply): void {
-    if ('committed' in reply) this.committed(reply.committed, reply.error);
-    else this.flushed(reply.durable, reply.error);
-    if (!this.committing && this.queued.appends.length > 0) this.send();
-    if (!this.committing && this.flushing.length === 0) this.port?.unref();
-  }
-
-  /** Batch `seq` is committed (it waits for the flush), or rolled back with `error` (its appends fail). */
-  private committed(seq: number, error: WriterError | undefined): void {
-    if (this.committing?.seq !== seq) return;
-    const batch = this.committing;
-    this.committing = undefined;
-    if (error) {
-      const err = errorFrom(error);
-      for (const p of batch.appends) p.reject(err);
-    } else {
-      this.flushing.push(batch);
-    }
-  }
-
-  /** Every batch committed up to `seq` is on disk, or with `error` could not be flushed (its appends fail). */
-  private flushed(seq: number, error: WriterError | undefined): void {
-    const err = error && errorFrom(error);
-    while (this.flushing.length > 0 && this.flushing[0]!.seq <= seq) {
-      const batch = this.flushing.shift()!;
+    const upTo = 'committed' in reply ? reply.committed : reply.durable;
+    const err = reply.error && errorFrom(reply.error);
+    let finished = 0;
+    while (finished < this.sent.length && this.sent[finished]!.seq <= upTo) finished++;
+    for (const batch of this.sent.splice(0, finished)) {
       for (const p of batch.appends) {
         if (err) p.reject(err);
         else p.resolve(p.key);
       }
     }
+    if (this.sent.length === 0) this.port?.unref();
   }
 
   /** The writer is gone: what it had not answered fails, and so does every later append. */
@@ -466,11 +436,9 @@ class ArchiveWriter {
     this.port?.close();
     this.worker = undefined;
     this.port = undefined;
-    const unanswered = [...this.flushing.flatMap((b) => b.appends), ...(this.committing?.appends ?? []), ...this.queued.appends];
+    const unanswered = this.sent.flatMap((b) => b.appends);
+    this.sent = [];
     for (const p of unanswered) p.reject(err);
-    this.committing = undefined;
-    this.flushing = [];
-    this.queued = { appends: [], rows: [] };
   }
 }
 

@@ -76,6 +76,23 @@ describe('SQLite archive store', () => {
     assert.ok(ids.every((id) => id < later), 'an id made later sorts after');
   });
 
+  it('appends of many turns, sent while the writer is still at earlier ones, settle and stay in order', async () => {
+    const storage = openSqliteStorage(dir);
+    try {
+      const offline = storage.archive('localhost', 'offline');
+      const appends: Array<Promise<string>> = [];
+      for (let turn = 0; turn < 20; turn++) {
+        for (let i = 0; i < 5; i++) appends.push(offline.append('eve@localhost', { with: '', value: `t${turn}m${i}` }));
+        await new Promise((r) => setImmediate(r));
+      }
+      const ids = await Promise.all(appends);
+      assert.equal(new Set(ids).size, 100);
+      assert.deepEqual(rowsSeenElsewhere('eve@localhost'), Array.from({ length: 100 }, (_, n) => `t${Math.floor(n / 5)}m${n % 5}`));
+    } finally {
+      storage.close();
+    }
+  });
+
   it('close() writes appends that were still waiting', async () => {
     const storage = openSqliteStorage(dir);
     const offline = storage.archive('localhost', 'offline');
@@ -96,6 +113,10 @@ describe('SQLite archive store', () => {
       otherConnection(own, (db) => db.exec('DROP TABLE archive'));
       await assert.rejects(first, /no such table/);
       await assert.rejects(second, /no such table/);
+      // The writer goes on: once the table is back, the next batch is written.
+      otherConnection(own, (db) => db.exec('CREATE TABLE archive (sort INTEGER PRIMARY KEY AUTOINCREMENT, host TEXT NOT NULL, user TEXT NOT NULL, store TEXT NOT NULL, key TEXT NOT NULL, stamp INTEGER NOT NULL, with_jid TEXT NOT NULL, value TEXT NOT NULL)'));
+      assert.equal(typeof (await offline.append('di@localhost', { with: '', value: 'c' })), 'string');
+      assert.deepEqual(otherConnection(own, (db) => db.prepare('SELECT value FROM archive').pluck().all()), ['c']);
     } finally {
       storage.close();
     }
