@@ -4,7 +4,7 @@
 // appends go through the writer thread (archive-writer.ts), which flushes the WAL itself before they settle.
 
 import Database from 'better-sqlite3';
-import { randomUUID } from 'node:crypto';
+import { randomFillSync } from 'node:crypto';
 import { mkdirSync, accessSync, constants } from 'node:fs';
 import { join } from 'node:path';
 import { MessageChannel, Worker, receiveMessageOnPort, type MessagePort } from 'node:worker_threads';
@@ -319,15 +319,34 @@ class SqliteKeyValueStore<T> implements KeyValueStore<T> {
   }
 }
 
+/** Random bytes for ids, refilled from the CSPRNG when used up (Node's randomUUID keeps a cache the same way). */
+const idEntropy = Buffer.alloc(4096);
+let idEntropyAt = idEntropy.length;
+/** The id prefix of the current millisecond: formatting the time once per millisecond, not per id. */
+let idMs = -1;
+let idPrefix = '';
+
 /**
  * A UUIDv7 (RFC 9562 §5.7): random, with the time in milliseconds first, so a new id goes to the end of the id index
- * instead of a random page of it (a batch then writes a few pages, not one per append).
- * Built on randomUUID: the uuid package's v7 costs a hundred times more per id.
+ * instead of a random page of it (a batch then writes a few pages, not one per append). 74 random bits from a
+ * pool the CSPRNG fills (randomUUID per id cost three times as much, the uuid package's v7 a hundred times).
  */
 export function timeOrderedId(): string {
-  const random = randomUUID();
-  const time = Date.now().toString(16).padStart(12, '0');
-  return `${time.slice(0, 8)}-${time.slice(8)}-7${random.slice(15)}`;
+  if (idEntropyAt + 10 > idEntropy.length) {
+    randomFillSync(idEntropy);
+    idEntropyAt = 0;
+  }
+  const now = Date.now();
+  if (now !== idMs) {
+    idMs = now;
+    const time = now.toString(16).padStart(12, '0');
+    idPrefix = `${time.slice(0, 8)}-${time.slice(8)}-7`;
+  }
+  // 18 hex digits (rand_a's 12 bits, then 62 of rand_b's after the variant's two bits, 10xx).
+  const random = idEntropy.toString('hex', idEntropyAt, idEntropyAt + 9);
+  const variant = '89ab'[idEntropy[idEntropyAt + 9]! & 3];
+  idEntropyAt += 10;
+  return `${idPrefix}${random.slice(0, 3)}-${variant}${random.slice(3, 6)}-${random.slice(6)}`;
 }
 
 /** How long a read waits for the writer's batches before it gives up (a writer that hangs for this long is broken). */

@@ -76,6 +76,13 @@ describe('SQLite archive store', () => {
     assert.ok(ids.every((id) => id < later), 'an id made later sorts after');
   });
 
+  it('makes distinct ids within one millisecond, also across refills of its random pool', () => {
+    const many = Array.from({ length: 5000 }, () => timeOrderedId());
+    assert.equal(new Set(many).size, many.length);
+    // The variant digit takes each of its four values (two random bits).
+    assert.deepEqual([...new Set(many.map((id) => id[19]))].sort(), ['8', '9', 'a', 'b']);
+  });
+
   it('appends of many turns, sent while the writer is still at earlier ones, settle and stay in order', async () => {
     const storage = openSqliteStorage(dir);
     try {
