@@ -7,6 +7,7 @@ import { createSecureContext, type SecureContext } from 'node:tls';
 import type { ModuleApi, ModuleDefinition } from '../../api.js';
 import { createStreamServer, UnauthenticatedLimit, type Admission } from '../../net/tcp-listener.js';
 import { TcpConnection, type Connection } from '../../net/connection.js';
+import { itemsByHost } from '../../util/items-by-host.js';
 import { C2sSession, type C2sSettings, type SessionContext } from './session.js';
 
 declare module '../../api.js' {
@@ -46,14 +47,7 @@ function load(module: ModuleApi): void {
     c2s_stanza_size_limit: setting('c2s_stanza_size_limit'),
     c2s_timeout: setting('c2s_timeout'),
   };
-  const hosts = new Map<string, ModuleApi>();
-  module.handleItems(
-    'c2s_host',
-    (api, info) => void hosts.set(info.host, api),
-    (api, info) => {
-      if (hosts.get(info.host) === api) hosts.delete(info.host);
-    },
-  );
+  const hosts = itemsByHost<ModuleApi>((added, removed) => module.handleItems('c2s_host', added, removed));
 
   const sessions = new Set<C2sSession>();
   // One count for both ports: an address's unauthenticated connections, until each authenticates or closes.

@@ -9,6 +9,7 @@ import { createSecureContext, type SecureContext } from 'node:tls';
 import { StanzaError, cloneStanza, errorReply, parseJid, serialize, type ModuleApi, type ModuleDefinition, type Stanza, type StanzaEvent } from '../../api.js';
 import { createStreamServer, UnauthenticatedLimit } from '../../net/tcp-listener.js';
 import { CertificateRequestingTls, TcpConnection } from '../../net/connection.js';
+import { itemsByHost } from '../../util/items-by-host.js';
 import { TargetResolver } from './resolve.js';
 import { OutgoingStream, S2sFailure, type AckOutcome, type OutgoingContext, type S2sSettings } from './outgoing.js';
 import { IncomingStream, type IncomingContext } from './incoming.js';
@@ -59,14 +60,7 @@ function load(module: ModuleApi): void {
   let identity: { key: string; cert: string } | undefined;
   const outCtx: OutgoingContext = { settings, log: module.log, secret, resolver, identity: () => identity };
 
-  const hosts = new Map<string, ModuleApi>();
-  module.handleItems(
-    'c2s_host',
-    (api, info) => void hosts.set(info.host, api),
-    (api, info) => {
-      if (hosts.get(info.host) === api) hosts.delete(info.host);
-    },
-  );
+  const hosts = itemsByHost<ModuleApi>((added, removed) => module.handleItems('c2s_host', added, removed));
 
   const routes = new Map<string, Route>();
   const verifying = new Set<OutgoingStream>();
