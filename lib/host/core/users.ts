@@ -54,6 +54,9 @@ function scramKeys(salted: Buffer, hash: Hash): { storedKey: Buffer; serverKey: 
  * this process, within 1 ms when made by the CLI or another node (the user store's cache, see
  * modules/storage_sqlite/sqlite.ts).
  */
+/** A StoredKey no cache entry matches (every real one is 32 bytes): what an unknown name is looked up against. */
+const NO_STORED_KEY = Buffer.alloc(0);
+
 export class CredentialCache {
   // One SHA-256 block of secret; crypto.hash is one native call, where createHmac builds an OpenSSL context per request.
   private readonly secret = randomBytes(32).toString('hex');
@@ -198,7 +201,8 @@ export class UserService implements Omit<UsersApi, 'beginAuthAttempt' | 'authRet
   /** The answer for the account's record (undefined: unknown); synchronous for a cached password. */
   private check(known: UserRecord | undefined, bareJid: string, password: string): boolean | Promise<boolean> {
     const { cache } = this.opts;
-    if (known && cache?.matches(bareJid, password, known.sha256StoredKey)) return true;
+    // An unknown name is looked up too (against a key no entry holds), so both take the same steps before deriving.
+    if (cache?.matches(bareJid, password, known ? known.sha256StoredKey : NO_STORED_KEY) && known) return true;
     return this.verifyByDerivation(known, bareJid, password);
   }
 
