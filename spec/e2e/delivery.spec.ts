@@ -62,12 +62,15 @@ export class Reader {
   /** Read in short bursts with pauses, so the server's writes back up again and again; returns the stop. */
   slowly(burstMs = 5, everyMs = 20): () => void {
     this.socket.pause();
+    let burst: NodeJS.Timeout | undefined;
     const pump = setInterval(() => {
       this.socket.resume();
-      setTimeout(() => this.socket.pause(), burstMs);
+      burst = setTimeout(() => this.socket.pause(), burstMs);
     }, everyMs);
     return () => {
       clearInterval(pump);
+      // A burst still running would pause the socket after this and leave it paused for good.
+      clearTimeout(burst);
       this.socket.resume();
     };
   }

@@ -328,9 +328,10 @@ async function flushReader(port: number): Promise<{ ids: Set<string>; count: num
   });
   socket.on('close', () => (out.isClosed = true));
   socket.pause();
+  let burst: NodeJS.Timeout | undefined;
   const pump = setInterval(() => {
     socket.resume();
-    setTimeout(() => socket.pause(), 2);
+    burst = setTimeout(() => socket.pause(), 2);
   }, 30);
   raw.send('<presence/>');
   return {
@@ -341,6 +342,8 @@ async function flushReader(port: number): Promise<{ ids: Set<string>; count: num
     closed: () => out.isClosed,
     stop: () => {
       clearInterval(pump);
+      // A burst still running would pause the socket after this and leave it paused for good.
+      clearTimeout(burst);
       socket.resume();
     },
     close: () => raw.close(),
