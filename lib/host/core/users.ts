@@ -45,6 +45,9 @@ function scramKeys(salted: Buffer, hash: Hash): { storedKey: Buffer; serverKey: 
   };
 }
 
+/** A StoredKey no cache entry matches (every real one is 32 bytes): what an unknown name is looked up against. */
+const NO_STORED_KEY = Buffer.alloc(0);
+
 /**
  * Verified (jid, password) pairs, so a correct password does not cost a PBKDF2 on every request.
  * The key is SHA-256 over a per-process random secret and the pair (no password is kept, not even hashed
@@ -54,9 +57,6 @@ function scramKeys(salted: Buffer, hash: Hash): { storedKey: Buffer; serverKey: 
  * this process, within 1 ms when made by the CLI or another node (the user store's cache, see
  * modules/storage_sqlite/sqlite.ts).
  */
-/** A StoredKey no cache entry matches (every real one is 32 bytes): what an unknown name is looked up against. */
-const NO_STORED_KEY = Buffer.alloc(0);
-
 export class CredentialCache {
   // One SHA-256 block of secret; crypto.hash is one native call, where createHmac builds an OpenSSL context per request.
   private readonly secret = randomBytes(32).toString('hex');
