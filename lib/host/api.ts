@@ -285,8 +285,8 @@ export interface UserStore {
   /** How many accounts have each PBKDF2 iteration count, by count: decoys for unknown names are drawn from it. */
   iterationCounts(): Promise<Array<{ iterations: number; accounts: number }>>;
   /**
-   * A count that moves when another writer (the CLI, another node) may have changed accounts (SQLite:
-   * `PRAGMA data_version`; a PostgreSQL store could use LISTEN/NOTIFY). This store's own writes do not move it:
+   * A count that moves when another writer (the CLI, another node) may have changed accounts (SQLite: a count
+   * kept by triggers on the accounts table; a PostgreSQL store could use LISTEN/NOTIFY). This store's own writes do not move it:
    * the host announces those itself ('user-changed'). The host polls it to recheck open client streams.
    */
   outsideChangeCount(): number;

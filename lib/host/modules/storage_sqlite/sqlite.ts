@@ -39,8 +39,8 @@ CREATE TABLE IF NOT EXISTS archive (
 );
 CREATE UNIQUE INDEX IF NOT EXISTS archive_by_key ON archive (key, user, store, host);
 CREATE INDEX IF NOT EXISTS archive_by_user ON archive (host, user, store, sort);
--- Changes to accounts by any connection, counted by triggers: PRAGMA data_version also moves with every commit of
--- the archive writer thread (many a second under load), which must neither empty the user cache nor make the host
+-- Changes to accounts by any connection, counted by triggers: PRAGMA data_version would also move with every commit
+-- of the archive writer thread (many a second under load), which must neither empty the user cache nor make the host
 -- recheck every client stream.
 CREATE TABLE IF NOT EXISTS users_version (id INTEGER PRIMARY KEY CHECK (id = 1), version INTEGER NOT NULL);
 INSERT OR IGNORE INTO users_version (id, version) VALUES (1, 0);
@@ -135,25 +135,24 @@ interface UserRow {
 // A large bound would hold a record for every idle session; evicting the oldest of 1,000
 // costs a hot account one SELECT per 1,000 other accounts read.
 const USER_CACHE_ENTRIES = 1_000;
-// How often the cache asks SQLite whether another connection wrote. Asking costs as much as a SELECT
-// (it opens a read transaction), so it is done at most once per millisecond, not on every read.
+// How often the cache asks SQLite whether another connection changed accounts. Asking is a SELECT (it opens a read
+// transaction), so it is done at most once per millisecond, not on every read.
 const RECHECK_MS = 1;
 
 /**
  * Accounts in the `users` table, read through a cache: this store's own writes update it at once, and a change
- * to `users` committed by another connection (the CLI, another process) empties it. `PRAGMA data_version` tells
- * that another connection committed; the `users_version` count (triggers) tells whether that touched accounts,
- * since the archive writer thread commits far more often and never does. A change made elsewhere counts for
+ * to `users` committed by another connection (the CLI, another process) empties it. The `users_version` count
+ * (triggers) tells that accounts changed. It is read directly, not behind `PRAGMA data_version` (which tells that
+ * another connection committed anything): the archive writer thread commits about once a millisecond under load,
+ * so that check would pass nearly every time and cost a second statement. A change made elsewhere counts for
  * every read that starts more than RECHECK_MS after it was committed: the next request of an admin who ran
  * `xmppd passwd`.
  */
 class SqliteUserStore implements UserStore {
   private readonly cache = new Map<string, UserRecord | null>();
-  private seenDataVersion: number;
   private seenUsersVersion: number;
   private checkedAt = 0;
   private outsideChanges = 0;
-  private readonly dataVersionStmt;
   private readonly usersVersionStmt;
   private readonly ownWrite;
   private readonly getStmt;
@@ -168,9 +167,7 @@ class SqliteUserStore implements UserStore {
 
   /** `flushArchives` writes archive appends still waiting, so an account's deletion also takes those. */
   constructor(db: Database.Database, private readonly flushArchives: () => void) {
-    this.dataVersionStmt = db.prepare<[], number>('PRAGMA data_version').pluck();
     this.usersVersionStmt = db.prepare<[], number>('SELECT version FROM users_version WHERE id = 1').pluck();
-    this.seenDataVersion = this.dataVersionStmt.get()!;
     this.seenUsersVersion = this.usersVersionStmt.get()!;
     // This store's writes move users_version too: read it before and after, in one transaction, so only what
     // another connection changed before counts as outside.
@@ -246,9 +243,6 @@ class SqliteUserStore implements UserStore {
     const now = performance.now();
     if (now - this.checkedAt < RECHECK_MS) return;
     this.checkedAt = now;
-    const dataVersion = this.dataVersionStmt.get()!;
-    if (dataVersion === this.seenDataVersion) return;
-    this.seenDataVersion = dataVersion;
     const usersVersion = this.usersVersionStmt.get()!;
     if (usersVersion === this.seenUsersVersion) return;
     this.seenUsersVersion = usersVersion;
