@@ -4,7 +4,7 @@
 import { spawn, type ChildProcess } from 'node:child_process';
 import { closeSync, openSync, readFileSync, writeFileSync } from 'node:fs';
 import { createInterface } from 'node:readline';
-import { processCpuParts, processCpuSeconds } from './cpu.js';
+import { mainThreadCpuSeconds, processCpuParts, processCpuSeconds } from './cpu.js';
 
 /** The IPC message a child sends when it is ready to serve (see server-child.ts, ceiling.ts). */
 export interface ReadyMessage {
@@ -156,6 +156,11 @@ export class Child {
 
   cpuParts(): { user: number; system: number } {
     return processCpuParts(this.pid);
+  }
+
+  /** CPU seconds of the event loop's thread alone. */
+  mainThreadCpuSeconds(): number {
+    return mainThreadCpuSeconds(this.pid);
   }
 
   /** Reset VmHWM to the current RSS (Linux ≥ 4.0: `echo 5 > /proc/<pid>/clear_refs`), so each row has its own peak. */

@@ -20,7 +20,20 @@ export function processCpuSeconds(pid: number): number {
 
 /** User and kernel CPU seconds of a process so far. */
 export function processCpuParts(pid: number): { user: number; system: number } {
-  const stat = readFileSync(`/proc/${pid}/stat`, 'utf8');
+  return cpuPartsOf(`/proc/${pid}/stat`);
+}
+
+/**
+ * CPU seconds, user + system, of a process's main thread alone (for Node: the event loop, without the worker threads
+ * and libuv's pool), so a row can tell the event loop's cost per request from what other threads add.
+ */
+export function mainThreadCpuSeconds(pid: number): number {
+  const { user, system } = cpuPartsOf(`/proc/${pid}/task/${pid}/stat`);
+  return user + system;
+}
+
+function cpuPartsOf(statPath: string): { user: number; system: number } {
+  const stat = readFileSync(statPath, 'utf8');
   // After the command name in parentheses (which may hold spaces): utime and stime are fields 14 and 15.
   const fields = stat.slice(stat.lastIndexOf(')') + 2).split(' ');
   return { user: Number(fields[11]) / clockTicks(), system: Number(fields[12]) / clockTicks() };

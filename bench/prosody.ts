@@ -6,7 +6,7 @@ import { performance } from 'node:perf_hooks';
 import { readFileSync, writeFileSync } from 'node:fs';
 import type tls from 'node:tls';
 import type { ReadyMessage } from './child.js';
-import { processCpuParts } from './cpu.js';
+import { mainThreadCpuSeconds, processCpuParts } from './cpu.js';
 import type { LoadResult } from './load.js';
 import { idOf, openBoundSession, StanzaScanner } from './raw-client.js';
 import { median, type Row } from './report.js';
@@ -54,6 +54,11 @@ export class ProsodyServer {
 
   cpuParts(): { user: number; system: number } {
     return processCpuParts(this.pid);
+  }
+
+  /** CPU seconds of Prosody's main thread (its Lua event loop). */
+  mainThreadCpuSeconds(): number {
+    return mainThreadCpuSeconds(this.pid);
   }
 
   peakRssKiB(): number {

@@ -33,8 +33,12 @@ import {
   IDLE_AFTER,
   IDLE_BEFORE,
   KEY_CONNECTIONS,
+  MAM_OFF,
+  MAM_ON,
   OTHER_LOAD_LIMIT,
   renderReport,
+  SMACKS_OFF,
+  SMACKS_ON,
   SMALL_BODY,
   twinVariant,
   type IdleReport,
@@ -196,10 +200,12 @@ async function sample(target: Target<Child | ProsodyServer>, row: Row, opts: { p
   if (opts.profilePath) await child.request({ msg: 'bench-profile-start' }, 'bench-profile-started');
   const machineBefore = machineCpu();
   const childBefore = child.cpuParts();
+  const mainThreadBefore = child.mainThreadCpuSeconds();
   const benchBefore = process.cpuUsage();
   const load = target.drive ? await target.drive(settings.seconds) : await runLoad({ ...loadOf(target, row), seconds: settings.seconds });
   const peakRssKiB = child.peakRssKiB();
   const childAfter = child.cpuParts();
+  const mainThreadCores = (child.mainThreadCpuSeconds() - mainThreadBefore) / load.seconds;
   const childSystemCores = (childAfter.system - childBefore.system) / load.seconds;
   const childCores = (childAfter.user - childBefore.user) / load.seconds + childSystemCores;
   const bench = process.cpuUsage(benchBefore);
@@ -216,6 +222,7 @@ async function sample(target: Target<Child | ProsodyServer>, row: Row, opts: { p
     peakRssKiB,
     childCores,
     childSystemCores,
+    mainThreadCores,
     benchCores,
     otherCores: Math.max(0, (machineAfter.busy - machineBefore.busy) / load.seconds - childCores - benchCores),
     stealCores: (machineAfter.steal - machineBefore.steal) / load.seconds,
@@ -488,8 +495,8 @@ async function mamSeries(bench: BenchDir): Promise<Row[]> {
   try {
     const targets: Array<{ target: Target; row: Row }> = [];
     for (const [name, modules, variant] of [
-      ['mam-off', ['post_msg'], 'mam off'],
-      ['mam-on', ['post_msg', 'mam'], 'mam on (archived for recipient and sender)'],
+      ['mam-off', ['post_msg'], MAM_OFF],
+      ['mam-on', ['post_msg', 'mam'], MAM_ON],
     ] as const) {
       const child = await startServerChild(bench, { name, modules: [...modules] });
       children.push(child);
@@ -529,7 +536,7 @@ async function smacksSeries(bench: BenchDir, idleUsernames: string[]): Promise<R
     sessions.push(...opened.sessions);
     log(`  ${integer(sessions.length)} stream-management sessions open (${opened.failures.length} failed${opened.failures[0] ? `: ${opened.failures[0]}` : ''})`);
     const targets: Array<{ target: Target; row: Row }> = [];
-    for (const [child, variant, idle] of [[off, 'smacks off', 0], [on, 'smacks on, stream-management sessions connected', sessions.length]] as const) {
+    for (const [child, variant, idle] of [[off, SMACKS_OFF, 0], [on, SMACKS_ON, sessions.length]] as const) {
       const receivers = await connectReceivers(child, bench);
       receiverSets.push(receivers);
       targets.push({ target: { child, receivers }, row: newRow('xmppd', KEY_CONNECTIONS, SMALL_BODY, { variant, idleSessions: idle }) });

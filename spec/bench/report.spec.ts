@@ -4,14 +4,15 @@
 
 import { describe, it } from 'node:test';
 import assert from 'node:assert/strict';
-import { lossAgainstTwin, lossStatus, medianBounds, renderReport, type Row, type Sample } from '../../bench/report.js';
+import { lossAgainstTwin, lossStatus, MAM_OFF, MAM_ON, medianBounds, renderReport, SMACKS_OFF, SMACKS_ON, type Row, type Sample } from '../../bench/report.js';
 
-function row(variant: string, rates: number[], target: Row['target'] = 'xmppd'): Row {
+function row(variant: string, rates: number[], target: Row['target'] = 'xmppd', mainThreadCores = 0.9): Row {
   const samples = rates.map((requestsPerSecond): Sample => ({
     load: { requestsPerSecond, p50Ms: 1, p99Ms: 4, created: 10, non2xx: 0, errors: 0 } as Sample['load'],
     peakRssKiB: 0,
     childCores: 1,
     childSystemCores: 0,
+    mainThreadCores,
     benchCores: 0.5,
     otherCores: 0,
     stealCores: 0,
@@ -33,6 +34,29 @@ describe('bench report: the ceiling', () => {
   it('counts the ratio target against the bare koa ceiling', () => {
     assert.match(report, /^\| default .*\|\s+200 \|\s+50% \|/m);
     assert.match(report, /^- ≥ 50% of the ceiling: 50% — MET$/m);
+  });
+});
+
+describe('bench report: the archive and stream-management targets', () => {
+  const report = renderReport({
+    main: [],
+    ceiling: [],
+    idle: [],
+    idleReports: [],
+    // Medians: mam 700 against 1,000 req/s; smacks 940 against 1,000 (the middle sample, not the mean of 763).
+    effects: [row(MAM_OFF, [900, 1000, 1100], 'xmppd', 1), row(MAM_ON, [600, 700, 900]), row(SMACKS_OFF, [1000, 1000, 1000]), row(SMACKS_ON, [940, 950, 400])],
+    floor: undefined,
+  }, []);
+
+  it('compares the medians with and without, with the event loop\'s CPU per request of each', () => {
+    // 0.9 cores at 700 req/s: 1285.7 µs; 1 core at 1,000 req/s: 1000 µs.
+    assert.match(report, new RegExp(`^- ${MAM_ON.replace(/[()]/g, '\\$&')} ≥ 0\\.8 of ${MAM_OFF}: 0\\.70 \\(700 against 1,000 req/s; event loop 1285\\.7 against 1000\\.0 µs of CPU per request\\) — NOT MET$`, 'm'));
+    assert.match(report, new RegExp(`^- ${SMACKS_ON} ≥ 0\\.8 of ${SMACKS_OFF}: 0\\.94 \\(940 against 1,000 req/s; .*\\) — MET$`, 'm'));
+  });
+
+  it('leaves the line out when a series did not run', () => {
+    const without = renderReport({ main: [], ceiling: [], idle: [], idleReports: [], effects: [row(MAM_OFF, [1000])], floor: undefined }, []);
+    assert.doesNotMatch(without, /≥ 0\.8 of/);
   });
 });
 
