@@ -18,7 +18,7 @@ import {
   type StanzaEvent,
 } from '../../api.js';
 import { NS_MAM, NS_MAM_EXTENDED, formatDateTime, parseQuery, queryForm, resultSet } from './query.js';
-import { DEFAULT_PREFS, prefsElement, prefsFromElement, shallArchive, storedPrefs, type MamPrefs } from './prefs.js';
+import { DEFAULT_PREFS, archiveRule, prefsElement, prefsFromElement, storedPrefs, type MamPrefs } from './prefs.js';
 import { NS_SID, copyForArchive, hasStanzaIdBy, shouldArchive, withoutStanzaIdBy } from './rules.js';
 
 const NS_FORWARD = 'urn:xmpp:forward:0';
@@ -117,7 +117,7 @@ export function load(module: ModuleApi<MamOptions>): void {
     return prefs;
   };
 
-  const isInRoster = (account: string) => async (jid: string): Promise<boolean> => {
+  const isInRoster = async (account: string, jid: string): Promise<boolean> => {
     const entry = await rosterStore.get(account, jid);
     return typeof entry === 'object' && entry !== null && entry.jid === jid;
   };
@@ -152,7 +152,9 @@ export function load(module: ModuleApi<MamOptions>): void {
     const copy = copyForArchive(stanza, account);
     if (!copy) return undefined;
     if (mustExist && !(await module.users.exists(account))) return undefined;
-    if (!(await shallArchive(await prefsOf(account), other, isInRoster(account)))) {
+    // Cached preferences and a rule that needs no roster decide at once (nearly every message): no promise to wait on.
+    const rule = archiveRule(prefsCache.get(account) ?? (await prefsOf(account)), other);
+    if (!(rule === 'roster' ? await isInRoster(account, other) : rule)) {
       module.log.debug({ reason: 'prefs' }, 'not archiving a message');
       return undefined;
     }

@@ -22,12 +22,13 @@ const RULES = new Set<string>(['always', 'never', 'roster']);
 
 /**
  * Whether a message with `other` (a bare JID) is archived for the account: its own rule for that JID (never wins over
- * always), else its default; `roster` asks whether `other` is on its roster.
+ * always), else its default; `roster` when that depends on whether `other` is on its roster (the caller asks, so the
+ * usual answer comes without a promise).
  */
-export async function shallArchive(prefs: MamPrefs, other: string, isInRoster: (jid: string) => Promise<boolean>): Promise<boolean> {
+export function archiveRule(prefs: MamPrefs, other: string): boolean | 'roster' {
   if (prefs.never.includes(other)) return false;
   if (prefs.always.includes(other)) return true;
-  if (prefs.default === 'roster') return isInRoster(other);
+  if (prefs.default === 'roster') return 'roster';
   return prefs.default === 'always';
 }
 
