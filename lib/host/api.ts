@@ -286,8 +286,8 @@ export interface UserStore {
   iterationCounts(): Promise<Array<{ iterations: number; accounts: number }>>;
   /**
    * A count that moves when another writer (the CLI, another node) may have changed accounts (SQLite: a count
-   * kept by triggers on the accounts table; a PostgreSQL store could use LISTEN/NOTIFY). This store's own writes do not move it:
-   * the host announces those itself ('user-changed'). The host polls it to recheck open client streams.
+   * kept by triggers on the accounts table; a PostgreSQL store could use LISTEN/NOTIFY). This store's own writes do
+   * not move it: the host announces those itself ('user-changed'). The host polls it to recheck open client streams.
    */
   outsideChangeCount(): number;
 }
