@@ -13,7 +13,7 @@ import { fileURLToPath } from 'node:url';
 import { xml } from '@xmpp/xml';
 import { PYTHON, pythonModule, requires } from '../helpers/requires.js';
 import { startTestServer, testTls, type TestServer } from '../helpers/server.js';
-import { goOnline, RawClient, rawLogin, streamOpen, startClient, stopClient, withTimeout } from '../host/c2s/helpers.js';
+import { goOnline, RawClient, rawAuthenticate, rawLogin, startClient, stopClient, withTimeout } from '../host/c2s/helpers.js';
 import { basic, post, waitFor } from '../helpers/load.js';
 import type { Client } from '@xmpp/client';
 import type { Element } from '@xmpp/xml';
@@ -71,19 +71,7 @@ class Relay {
 }
 
 async function authenticate(port: number, user: string, password: string): Promise<RawClient> {
-  const raw = await RawClient.connect(port);
-  raw.send(streamOpen());
-  await raw.waitFor(/<\/stream:features>/, 'initial features');
-  raw.send("<starttls xmlns='urn:ietf:params:xml:ns:xmpp-tls'/>");
-  await raw.waitFor(/<proceed[^>]*\/>/, 'proceed');
-  await raw.starttls();
-  raw.send(streamOpen());
-  await raw.waitFor(/<\/stream:features>/, 'features after TLS');
-  raw.send(`<auth xmlns='urn:ietf:params:xml:ns:xmpp-sasl' mechanism='PLAIN'>${Buffer.from(`\0${user}\0${password}`).toString('base64')}</auth>`);
-  await raw.waitFor(/<success[^>]*(\/>|>[^<]*<\/success>)/, 'SASL success');
-  raw.send(streamOpen());
-  await raw.waitFor(/<\/stream:features>/, 'features after SASL');
-  return raw;
+  return (await rawAuthenticate(port, user, password)).raw;
 }
 
 /** A raw phone: logged in through `port`, stream management with resumption, available. */

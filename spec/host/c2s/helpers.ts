@@ -235,8 +235,13 @@ export class RawClient {
 export const streamOpen = (to = 'localhost', extra = ''): string =>
   `<?xml version='1.0'?><stream:stream xmlns='jabber:client' xmlns:stream='http://etherx.jabber.org/streams' to='${to}' version='1.0'${extra}>`;
 
-/** STARTTLS, PLAIN auth and bind on a raw client; returns the bound full JID. */
-export async function rawLogin(port: number, user: string, password: string, resource?: string): Promise<{ raw: RawClient; jid: string }> {
+const FEATURES = /<stream:features>[\s\S]*?<\/stream:features>/;
+
+/**
+ * STARTTLS, PLAIN auth and the stream restart on a raw client, up to the features after authentication (no bind);
+ * returns the features offered after TLS and after authentication too.
+ */
+export async function rawAuthenticate(port: number, user: string, password: string): Promise<{ raw: RawClient; afterTls: string; afterAuth: string }> {
   const raw = await RawClient.connect(port);
   raw.send(streamOpen());
   await raw.waitFor(/<\/stream:features>/, 'initial features');
@@ -244,12 +249,36 @@ export async function rawLogin(port: number, user: string, password: string, res
   await raw.waitFor(/<proceed[^>]*\/>/, 'proceed');
   await raw.starttls();
   raw.send(streamOpen());
-  await raw.waitFor(/<\/stream:features>/, 'features after TLS');
+  const afterTls = (await raw.waitFor(FEATURES, 'features after TLS'))[0];
   const payload = Buffer.from(`\0${user}\0${password}`).toString('base64');
   raw.send(`<auth xmlns='urn:ietf:params:xml:ns:xmpp-sasl' mechanism='PLAIN'>${payload}</auth>`);
   await raw.waitFor(/<success[^>]*(\/>|>[^<]*<\/success>)/, 'SASL success');
   raw.send(streamOpen());
-  await raw.waitFor(/<\/stream:features>/, 'features after SASL');
+  const afterAuth = (await raw.waitFor(FEATURES, 'features after SASL'))[0];
+  return { raw, afterTls, afterAuth };
+}
+
+/**
+ * Logins for a spec's server at `port()` with the specs' password convention (`${user}-pw`), each client kept so
+ * that closeAll (in an after hook) closes them all.
+ */
+export function rawLogins(port: () => number): { login(user: string, resource?: string): Promise<RawClient>; closeAll(): void } {
+  const clients: RawClient[] = [];
+  return {
+    async login(user, resource) {
+      const { raw } = await rawLogin(port(), user, `${user}-pw`, resource);
+      clients.push(raw);
+      return raw;
+    },
+    closeAll() {
+      for (const c of clients.splice(0)) c.close();
+    },
+  };
+}
+
+/** STARTTLS, PLAIN auth and bind on a raw client; returns the bound full JID. */
+export async function rawLogin(port: number, user: string, password: string, resource?: string): Promise<{ raw: RawClient; jid: string }> {
+  const { raw } = await rawAuthenticate(port, user, password);
   raw.send(`<iq type='set' id='bind1'><bind xmlns='urn:ietf:params:xml:ns:xmpp-bind'>${resource ? `<resource>${resource}</resource>` : ''}</bind></iq>`);
   const m = await raw.waitFor(/<jid>([^<]+)<\/jid>/, 'bind result');
   return { raw, jid: m[1]! };

@@ -6,7 +6,7 @@ import assert from 'node:assert/strict';
 import { parseJid } from '../../../lib/host/api.js';
 import { isBlockedBy } from '../../../lib/host/modules/blocklist.js';
 import { startTestServer, type TestServer } from '../../helpers/server.js';
-import { rawLogin, type RawClient } from '../c2s/helpers.js';
+import { rawLogins, type RawClient } from '../c2s/helpers.js';
 
 const NS = 'urn:xmpp:blocking';
 const jid = (s: string) => {
@@ -29,12 +29,7 @@ describe('blocklist module', () => {
 
   describe('on the wire', () => {
     let ts: TestServer;
-    const clients: RawClient[] = [];
-    const login = async (user: string, resource: string): Promise<RawClient> => {
-      const { raw } = await rawLogin(ts.c2sPort, user, `${user}-pw`, resource);
-      clients.push(raw);
-      return raw;
-    };
+    const { login, closeAll } = rawLogins(() => ts.c2sPort);
     const online = async (c: RawClient): Promise<void> => {
       c.send('<presence/>');
       await c.waitFor(/<presence[^>]*>/);
@@ -54,7 +49,7 @@ describe('blocklist module', () => {
       for (const c of [a1, a2, b]) await online(c);
     });
     after(async () => {
-      for (const c of clients) c.close();
+      closeAll();
       await ts?.stop();
     });
 

@@ -6,23 +6,12 @@ import { after, before, describe, it } from 'node:test';
 import assert from 'node:assert/strict';
 import { xml } from '@xmpp/xml';
 import { startTestServer, type TestServer } from '../../helpers/server.js';
-import { RawClient, streamOpen } from '../c2s/helpers.js';
+import { RawClient, rawAuthenticate } from '../c2s/helpers.js';
 import { isImportant } from '../../../lib/host/modules/csi-simple.js';
 
 /** STARTTLS, PLAIN and bind like rawLogin, keeping the features offered before and after authentication. */
 async function login(port: number, user: string, resource: string, opts: { bind?: boolean } = {}): Promise<{ raw: RawClient; before: string; after: string }> {
-  const raw = await RawClient.connect(port);
-  raw.send(streamOpen());
-  await raw.waitFor(/<\/stream:features>/, 'initial features');
-  raw.send("<starttls xmlns='urn:ietf:params:xml:ns:xmpp-tls'/>");
-  await raw.waitFor(/<proceed[^>]*\/>/, 'proceed');
-  await raw.starttls();
-  raw.send(streamOpen());
-  const before = (await raw.waitFor(/<stream:features>[\s\S]*?<\/stream:features>/, 'features after TLS'))[0];
-  raw.send(`<auth xmlns='urn:ietf:params:xml:ns:xmpp-sasl' mechanism='PLAIN'>${Buffer.from(`\0${user}\0${user}-pw`).toString('base64')}</auth>`);
-  await raw.waitFor(/<success[^>]*(\/>|>[^<]*<\/success>)/, 'SASL success');
-  raw.send(streamOpen());
-  const after = (await raw.waitFor(/<stream:features>[\s\S]*?<\/stream:features>/, 'features after SASL'))[0];
+  const { raw, afterTls: before, afterAuth: after } = await rawAuthenticate(port, user, `${user}-pw`);
   if (opts.bind !== false) await bind(raw, resource);
   return { raw, before, after };
 }

@@ -5,7 +5,7 @@ import { after, before, describe, it } from 'node:test';
 import assert from 'node:assert/strict';
 import { lastQuery } from '../../../lib/host/modules/lastactivity.js';
 import { startTestServer, type TestServer } from '../../helpers/server.js';
-import { rawLogin, type RawClient } from '../c2s/helpers.js';
+import { rawLogins } from '../c2s/helpers.js';
 
 describe('lastactivity module', () => {
   describe('lastQuery()', () => {
@@ -18,12 +18,7 @@ describe('lastactivity module', () => {
 
   describe('on the wire', () => {
     let ts: TestServer;
-    const clients: RawClient[] = [];
-    const login = async (user: string, resource: string): Promise<RawClient> => {
-      const { raw } = await rawLogin(ts.c2sPort, user, `${user}-pw`, resource);
-      clients.push(raw);
-      return raw;
-    };
+    const { login, closeAll } = rawLogins(() => ts.c2sPort);
     const setRoster = (owner: string, items: Record<string, string>) =>
       ts.server.modules.apiOf('localhost', 'roster')!.openStore('roster').set(owner, {
         version: 1,
@@ -39,7 +34,7 @@ describe('lastactivity module', () => {
       await setRoster('bob@localhost', { 'alice@localhost': 'from', 'carol@localhost': 'to' });
     });
     after(async () => {
-      for (const c of clients) c.close();
+      closeAll();
       await ts?.stop();
     });
 

@@ -15,7 +15,7 @@ import { copyForArchive, shouldArchive } from '../../../lib/host/modules/mam/rul
 import { serialize } from '../../../lib/host/util/serialize.js';
 import { startTestServer, type TestServer } from '../../helpers/server.js';
 import { basic, request } from '../../post_msg/helpers/http.js';
-import { rawLogin, type RawClient } from '../c2s/helpers.js';
+import { rawLogins, type RawClient } from '../c2s/helpers.js';
 
 const USERS: Array<[string, string]> = [
   ['alice@localhost', 'alice-pw'],
@@ -154,12 +154,7 @@ describe('mam module', () => {
     let ts: TestServer;
     let api: ModuleApi;
     let db: Database.Database;
-    const clients: RawClient[] = [];
-    const login = async (user: string, resource: string): Promise<RawClient> => {
-      const { raw } = await rawLogin(ts.c2sPort, user, `${user}-pw`, resource);
-      clients.push(raw);
-      return raw;
-    };
+    const { login, closeAll } = rawLogins(() => ts.c2sPort);
     /** Rows on disk, read through another connection: what a crash right now would keep. */
     const onDisk = (user: string): Array<{ key: string; with_jid: string; value: string }> =>
       db.prepare("SELECT key, with_jid, value FROM archive WHERE store = 'archive' AND user = ? ORDER BY sort").all(user) as Array<{ key: string; with_jid: string; value: string }>;
@@ -172,7 +167,7 @@ describe('mam module', () => {
     });
 
     after(async () => {
-      for (const c of clients) c.close();
+      closeAll();
       db?.close();
       await ts?.stop();
     });

@@ -7,7 +7,7 @@ import assert from 'node:assert/strict';
 import { xml } from '@xmpp/xml';
 import { verificationString, notifyNodes } from '../../../lib/host/modules/pep/caps.js';
 import { startTestServer, type TestServer } from '../../helpers/server.js';
-import { rawLogin, type RawClient } from '../c2s/helpers.js';
+import { rawLogins, type RawClient } from '../c2s/helpers.js';
 
 const NS_CAPS_NODE = 'https://xmppd.test/client';
 const DISCO = 'http://jabber.org/protocol/disco#info';
@@ -68,12 +68,7 @@ describe('pep module', () => {
 
   describe('on the wire', () => {
     let ts: TestServer;
-    const clients: RawClient[] = [];
-    const login = async (user: string, resource: string): Promise<RawClient> => {
-      const { raw } = await rawLogin(ts.c2sPort, user, `${user}-pw`, resource);
-      clients.push(raw);
-      return raw;
-    };
+    const { login, closeAll } = rawLogins(() => ts.c2sPort);
     const setRoster = (owner: string, items: Record<string, string>) =>
       ts.server.modules.apiOf('localhost', 'roster')!.openStore('roster').set(owner, {
         version: 1,
@@ -89,7 +84,7 @@ describe('pep module', () => {
       for (const u of ['bob', 'dave', 'erin']) await setRoster(`${u}@localhost`, { 'alice@localhost': 'both' });
     });
     after(async () => {
-      for (const c of clients) c.close();
+      closeAll();
       await ts?.stop();
     });
 

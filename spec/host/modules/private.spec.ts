@@ -6,7 +6,7 @@ import assert from 'node:assert/strict';
 import { StanzaError, xml } from '../../../lib/host/api.js';
 import { fragmentOf } from '../../../lib/host/modules/private.js';
 import { startTestServer, type TestServer } from '../../helpers/server.js';
-import { rawLogin, type RawClient } from '../c2s/helpers.js';
+import { rawLogins } from '../c2s/helpers.js';
 
 const refusesWith = (condition: string) => (err: unknown) => err instanceof StanzaError && err.condition === condition;
 const q = (...children: ReturnType<typeof xml>[]) => xml('query', { xmlns: 'jabber:iq:private' }, ...children);
@@ -27,12 +27,7 @@ describe('private module', () => {
 
   describe('on the wire', () => {
     let ts: TestServer;
-    const clients: RawClient[] = [];
-    const login = async (user: string): Promise<RawClient> => {
-      const { raw } = await rawLogin(ts.c2sPort, user, `${user}-pw`);
-      clients.push(raw);
-      return raw;
-    };
+    const { login, closeAll } = rawLogins(() => ts.c2sPort);
 
     before(async () => {
       ts = await startTestServer({
@@ -41,7 +36,7 @@ describe('private module', () => {
       });
     });
     after(async () => {
-      for (const c of clients) c.close();
+      closeAll();
       await ts?.stop();
     });
 

@@ -6,7 +6,7 @@
 import { after, before, describe, it } from 'node:test';
 import assert from 'node:assert/strict';
 import { startTestServer, type TestServer } from '../../helpers/server.js';
-import { RawClient, rawLogin, streamOpen } from '../c2s/helpers.js';
+import { RawClient, rawAuthenticate, rawLogin } from '../c2s/helpers.js';
 import { isCountedStanza, newlyAcked, parseH } from '../../../lib/host/modules/smacks.js';
 import { xml } from '@xmpp/xml';
 
@@ -14,19 +14,8 @@ const SM = "xmlns='urn:xmpp:sm:3'";
 
 /** STARTTLS and PLAIN up to the features after authentication (no bind). */
 async function authenticate(port: number, user: string): Promise<{ raw: RawClient; features: string }> {
-  const raw = await RawClient.connect(port);
-  raw.send(streamOpen());
-  await raw.waitFor(/<\/stream:features>/, 'initial features');
-  raw.send("<starttls xmlns='urn:ietf:params:xml:ns:xmpp-tls'/>");
-  await raw.waitFor(/<proceed[^>]*\/>/, 'proceed');
-  await raw.starttls();
-  raw.send(streamOpen());
-  await raw.waitFor(/<\/stream:features>/, 'features after TLS');
-  raw.send(`<auth xmlns='urn:ietf:params:xml:ns:xmpp-sasl' mechanism='PLAIN'>${Buffer.from(`\0${user}\0${user}-pw`).toString('base64')}</auth>`);
-  await raw.waitFor(/<success[^>]*(\/>|>[^<]*<\/success>)/, 'SASL success');
-  raw.send(streamOpen());
-  const features = (await raw.waitFor(/<stream:features>[\s\S]*?<\/stream:features>/, 'features after SASL'))[0];
-  return { raw, features };
+  const { raw, afterAuth } = await rawAuthenticate(port, user, `${user}-pw`);
+  return { raw, features: afterAuth };
 }
 
 /** Logged in, bound, stream management enabled (with resumption), available. */

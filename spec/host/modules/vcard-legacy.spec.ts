@@ -3,16 +3,11 @@
 import { after, before, describe, it } from 'node:test';
 import assert from 'node:assert/strict';
 import { startTestServer, type TestServer } from '../../helpers/server.js';
-import { rawLogin, type RawClient } from '../c2s/helpers.js';
+import { rawLogins } from '../c2s/helpers.js';
 
 describe('vcard_legacy module', () => {
   let ts: TestServer;
-  const clients: RawClient[] = [];
-  const login = async (user: string): Promise<RawClient> => {
-    const { raw } = await rawLogin(ts.c2sPort, user, `${user}-pw`);
-    clients.push(raw);
-    return raw;
-  };
+  const { login, closeAll } = rawLogins(() => ts.c2sPort);
 
   before(async () => {
     ts = await startTestServer({
@@ -21,7 +16,7 @@ describe('vcard_legacy module', () => {
     });
   });
   after(async () => {
-    for (const c of clients) c.close();
+    closeAll();
     await ts?.stop();
   });
 
