@@ -4,9 +4,8 @@
 
 import { after, before, describe, it } from 'node:test';
 import assert from 'node:assert/strict';
-import { spawn } from 'node:child_process';
 import { fileURLToPath } from 'node:url';
-import { PYTHON, pythonModule, requires } from '../helpers/requires.js';
+import { pythonModule, requires, runPythonScript } from '../helpers/requires.js';
 import { startTestServer, testTls, type TestServer } from '../helpers/server.js';
 
 const UPLOADER = fileURLToPath(new URL('./slixmpp_upload.py', import.meta.url));
@@ -16,21 +15,7 @@ interface Line {
   [key: string]: unknown;
 }
 
-function runUploader(args: string[], ms: number): Promise<{ code: number | null; lines: Line[]; stdout: string; stderr: string }> {
-  const child = spawn(PYTHON, [UPLOADER, ...args], { stdio: ['ignore', 'pipe', 'pipe'] });
-  let stdout = '';
-  let stderr = '';
-  child.stdout.on('data', (d: Buffer) => (stdout += d.toString()));
-  child.stderr.on('data', (d: Buffer) => (stderr += d.toString()));
-  const timer = setTimeout(() => child.kill('SIGKILL'), ms);
-  return new Promise((resolve) =>
-    child.on('close', (code) => {
-      clearTimeout(timer);
-      const lines = stdout.split('\n').filter((l) => l.startsWith('{')).map((l) => JSON.parse(l) as Line);
-      resolve({ code, lines, stdout, stderr });
-    }),
-  );
-}
+const runUploader = (args: string[], ms: number) => runPythonScript<Line>(UPLOADER, args, ms);
 
 describe('http_file_share with slixmpp (XEP-0363)', async () => {
   const skip = requires([pythonModule('python3-slixmpp', 'slixmpp.plugins.xep_0363'), pythonModule('python3-aiohttp', 'aiohttp')]);

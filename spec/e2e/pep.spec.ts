@@ -8,7 +8,7 @@ import assert from 'node:assert/strict';
 import { spawn, type ChildProcess } from 'node:child_process';
 import { fileURLToPath } from 'node:url';
 import { PYTHON, pythonModule, requires } from '../helpers/requires.js';
-import { startTestServer, testTls, type TestServer } from '../helpers/server.js';
+import { setRoster, startTestServer, testTls, type TestServer } from '../helpers/server.js';
 import { rawLogin, withTimeout } from '../host/c2s/helpers.js';
 
 const SCRIPT = fileURLToPath(new URL('./slixmpp_pep.py', import.meta.url));
@@ -58,9 +58,8 @@ describe('pep and bookmarks with slixmpp (XEP-0163, XEP-0115, XEP-0048)', async 
       config: { modules_enabled: ['pep', 'bookmarks', 'private'] },
       users: [['singer@localhost', 'singer-secret'], ['fan@localhost', 'fan-secret']],
     });
-    const rosters = ts.server.modules.apiOf('localhost', 'roster')!.openStore('roster');
-    await rosters.set('singer@localhost', { version: 1, items: { 'fan@localhost': { jid: 'fan@localhost', subscription: 'both', groups: [] } } });
-    await rosters.set('fan@localhost', { version: 1, items: { 'singer@localhost': { jid: 'singer@localhost', subscription: 'both', groups: [] } } });
+    await setRoster(ts, 'singer@localhost', { 'fan@localhost': 'both' });
+    await setRoster(ts, 'fan@localhost', { 'singer@localhost': 'both' });
   });
   after(async () => {
     await ts?.stop();

@@ -10,7 +10,7 @@ import Database from 'better-sqlite3';
 import { startTestServer, type TestServer } from '../helpers/server.js';
 import { startTestDns, type TestDns } from '../helpers/dns.js';
 import { RawClient } from '../host/c2s/helpers.js';
-import { login, publish } from '../helpers/s2s.js';
+import { federatedServer, login } from '../helpers/s2s.js';
 
 
 
@@ -41,12 +41,7 @@ const LAST = "<query xmlns='jabber:iq:last'/>";
 
 const MODULES = ['carbons', 'mam', 'private', 'blocklist', 'vcard_legacy', 'lastactivity'];
 
-function federated(domain: string, dns: TestDns): Promise<TestServer> {
-  return startTestServer({
-    config: { virtual_hosts: { [domain]: {} }, http_default_host: domain, modules_enabled: MODULES, s2s_ports: [0], s2s_interfaces: ['127.0.0.1'], dns_servers: [dns.address], s2s_timeout: 10 },
-    users: [[`alice@${domain}`, 'alice-pw'], [`bob@${domain}`, 'bob-pw']],
-  });
-}
+const federated = (domain: string, dns: TestDns): Promise<TestServer> => federatedServer(domain, dns, { modules_enabled: MODULES });
 
 /** Every per-account row of the server's stores (key-value, map and archive), as `store user`. */
 function storedRows(ts: TestServer): string[] {
@@ -74,8 +69,6 @@ describe('s2s: a remote entity is not a local account', () => {
     dns = await startTestDns();
     a = await federated('a.test', dns);
     b = await federated('b.test', dns);
-    publish(dns, 'a.test', a);
-    publish(dns, 'b.test', b);
     alice = await login(a.c2sPort, 'a.test', 'alice', 'alice-pw');
     clients.push(alice);
   });

@@ -5,17 +5,10 @@
 import { after, before, describe, it } from 'node:test';
 import assert from 'node:assert/strict';
 import { createServer } from 'node:net';
-import { startTestServer, type TestServer } from '../helpers/server.js';
+import type { TestServer } from '../helpers/server.js';
 import { startTestDns, type TestDns } from '../helpers/dns.js';
 import type { RawClient } from '../host/c2s/helpers.js';
-import { fakeAuthoritative, login, publish, s2sPeer } from '../helpers/s2s.js';
-
-function federated(domain: string, dns: TestDns, extra: Record<string, unknown> = {}): Promise<TestServer> {
-  return startTestServer({
-    config: { virtual_hosts: { [domain]: {} }, http_default_host: domain, modules_enabled: [], s2s_ports: [0], s2s_interfaces: ['127.0.0.1'], dns_servers: [dns.address], s2s_timeout: 10, ...extra },
-    users: [[`alice@${domain}`, 'alice-pw'], [`bob@${domain}`, 'bob-pw'], [`carol@${domain}`, 'carol-pw']],
-  });
-}
+import { fakeAuthoritative, federatedServer, login, publish, s2sPeer } from '../helpers/s2s.js';
 
 describe('s2s between two xmppd instances', () => {
   let dns: TestDns;
@@ -25,10 +18,8 @@ describe('s2s between two xmppd instances', () => {
 
   before(async () => {
     dns = await startTestDns();
-    a = await federated('a.test', dns);
-    b = await federated('b.test', dns);
-    publish(dns, 'a.test', a);
-    publish(dns, 'b.test', b);
+    a = await federatedServer('a.test', dns);
+    b = await federatedServer('b.test', dns);
   });
 
   after(async () => {

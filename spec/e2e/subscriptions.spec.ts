@@ -3,9 +3,8 @@
 
 import { after, before, describe, it } from 'node:test';
 import assert from 'node:assert/strict';
-import { spawn } from 'node:child_process';
 import { fileURLToPath } from 'node:url';
-import { PYTHON, requires, slixmpp } from '../helpers/requires.js';
+import { requires, runPythonScript, slixmpp } from '../helpers/requires.js';
 import { startTestServer, testTls, type TestServer } from '../helpers/server.js';
 
 const SCRIPT = fileURLToPath(new URL('./slixmpp_subscribe.py', import.meta.url));
@@ -24,19 +23,8 @@ describe('presence subscriptions with slixmpp', async () => {
   });
 
   it('two slixmpp clients subscribe to each other and see each other online', { skip, timeout: 60_000 }, async () => {
-    const child = spawn(PYTHON, [SCRIPT, '--first', 'romeo@localhost:romeo-secret', '--second', 'juliet@localhost:juliet-secret', '--port', String(ts.c2sPort), '--ca', testTls().cert, '--timeout', '30'], {
-      stdio: ['ignore', 'pipe', 'pipe'],
-    });
-    let stdout = '';
-    let stderr = '';
-    child.stdout.on('data', (d: Buffer) => (stdout += d.toString()));
-    child.stderr.on('data', (d: Buffer) => (stderr += d.toString()));
-    const timer = setTimeout(() => child.kill('SIGKILL'), 45_000);
-    const code = await new Promise<number | null>((resolve) => child.on('close', resolve)).finally(() => clearTimeout(timer));
-    const events = stdout
-      .split('\n')
-      .filter((line) => line.startsWith('{'))
-      .map((line) => JSON.parse(line) as Record<string, unknown>);
+    const args = ['--first', 'romeo@localhost:romeo-secret', '--second', 'juliet@localhost:juliet-secret', '--port', String(ts.c2sPort), '--ca', testTls().cert, '--timeout', '30'];
+    const { code, lines: events, stdout, stderr } = await runPythonScript<Record<string, unknown>>(SCRIPT, args, 45_000);
     const context = `stdout: ${stdout}\nstderr: ${stderr.slice(-2000)}`;
     assert.equal(code, 0, context);
     const online = events.filter((e) => e.event === 'online');

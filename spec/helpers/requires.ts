@@ -3,7 +3,7 @@
 
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
-import { spawnSync } from 'node:child_process';
+import { spawn, spawnSync } from 'node:child_process';
 import { existsSync } from 'node:fs';
 
 /** Debian's interpreter, not a pyenv python3 that may come first on PATH: the packages live in its dist-packages. */
@@ -52,4 +52,24 @@ export function requires(needs: readonly Need[]): string | false {
     return `missing ${missing.join(', ')} in CI (failed above)`;
   }
   return `missing ${missing.join(', ')}; install with: ${line}`;
+}
+
+/**
+ * Run a Python client script under Debian's python3 (PYTHON) until it exits, killed after `ms`: its exit code, its
+ * output and the JSON lines it printed (those starting with `{`, as the specs' scripts report events).
+ */
+export function runPythonScript<L>(script: string, args: readonly string[], ms: number): Promise<{ code: number | null; lines: L[]; stdout: string; stderr: string }> {
+  const child = spawn(PYTHON, [script, ...args], { stdio: ['ignore', 'pipe', 'pipe'] });
+  let stdout = '';
+  let stderr = '';
+  child.stdout.on('data', (d: Buffer) => (stdout += d.toString()));
+  child.stderr.on('data', (d: Buffer) => (stderr += d.toString()));
+  const timer = setTimeout(() => child.kill('SIGKILL'), ms);
+  return new Promise((resolve) =>
+    child.on('close', (code) => {
+      clearTimeout(timer);
+      const lines = stdout.split('\n').filter((l) => l.startsWith('{')).map((l) => JSON.parse(l) as L);
+      resolve({ code, lines, stdout, stderr });
+    }),
+  );
 }

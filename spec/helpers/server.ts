@@ -103,3 +103,14 @@ export async function startTestServer(opts: TestServerOptions = {}): Promise<Tes
     },
   };
 }
+
+/**
+ * Write `owner`'s roster straight into the roster store of `host` (the roster module's format): contact JID →
+ * subscription, no groups. For specs that need contacts without the subscription dance.
+ */
+export function setRoster(ts: TestServer, owner: string, items: Record<string, string>, host = 'localhost'): Promise<void> {
+  return ts.server.modules.apiOf(host, 'roster')!.openStore('roster').set(owner, {
+    version: 1,
+    items: Object.fromEntries(Object.entries(items).map(([jid, subscription]) => [jid, { jid, subscription, groups: [] }])),
+  });
+}

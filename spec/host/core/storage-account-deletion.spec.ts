@@ -7,7 +7,7 @@ import { spawn } from 'node:child_process';
 import { writeFileSync } from 'node:fs';
 import { join, resolve } from 'node:path';
 import { xml, type ModuleApi } from '../../../lib/host/api.js';
-import { startTestServer, testTls, type TestServer } from '../../helpers/server.js';
+import { setRoster, startTestServer, testTls, type TestServer } from '../../helpers/server.js';
 import { rawLogin, type RawClient } from '../c2s/helpers.js';
 import type { StoredRoom } from '../../../lib/host/modules/muc/room.js';
 
@@ -49,7 +49,7 @@ describe('deleting an account', () => {
     for (const body of ['one', 'two']) {
       assert.equal(await api.send(xml('message', { to: jid, from: 'alice@localhost', type: 'chat' }, xml('body', {}, body))), 'stored');
     }
-    await ts.server.modules.apiOf('localhost', 'roster')!.openStore('roster').set(jid, { version: 1, items: { 'alice@localhost': { jid: 'alice@localhost', subscription: 'none', groups: [] } } });
+    await setRoster(ts, jid, { 'alice@localhost': 'none' });
     await api.openStore('vcard').set(jid, { fn: 'Someone' });
     await api.openArchive('mam').append(jid, { with: 'alice@localhost', value: '<message/>' });
   };

@@ -4,7 +4,7 @@
 import { after, before, describe, it } from 'node:test';
 import assert from 'node:assert/strict';
 import { lastQuery } from '../../../lib/host/modules/lastactivity.js';
-import { startTestServer, type TestServer } from '../../helpers/server.js';
+import { setRoster, startTestServer, type TestServer } from '../../helpers/server.js';
 import { rawLogins } from '../c2s/helpers.js';
 
 describe('lastactivity module', () => {
@@ -19,11 +19,6 @@ describe('lastactivity module', () => {
   describe('on the wire', () => {
     let ts: TestServer;
     const { login, closeAll } = rawLogins(() => ts.c2sPort);
-    const setRoster = (owner: string, items: Record<string, string>) =>
-      ts.server.modules.apiOf('localhost', 'roster')!.openStore('roster').set(owner, {
-        version: 1,
-        items: Object.fromEntries(Object.entries(items).map(([jid, subscription]) => [jid, { jid, subscription, groups: [] }])),
-      });
 
     before(async () => {
       ts = await startTestServer({
@@ -31,7 +26,7 @@ describe('lastactivity module', () => {
         users: [['alice@localhost', 'alice-pw'], ['bob@localhost', 'bob-pw'], ['carol@localhost', 'carol-pw'], ['dave@localhost', 'dave-pw']],
       });
       // alice may see bob's presence (from), carol only asked for it (to: bob sees hers, not the reverse).
-      await setRoster('bob@localhost', { 'alice@localhost': 'from', 'carol@localhost': 'to' });
+      await setRoster(ts, 'bob@localhost', { 'alice@localhost': 'from', 'carol@localhost': 'to' });
     });
     after(async () => {
       closeAll();

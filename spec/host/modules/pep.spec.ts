@@ -6,7 +6,7 @@ import { after, before, describe, it } from 'node:test';
 import assert from 'node:assert/strict';
 import { xml } from '@xmpp/xml';
 import { verificationString, notifyNodes } from '../../../lib/host/modules/pep/caps.js';
-import { startTestServer, type TestServer } from '../../helpers/server.js';
+import { setRoster, startTestServer, type TestServer } from '../../helpers/server.js';
 import { rawLogins, type RawClient } from '../c2s/helpers.js';
 
 const NS_CAPS_NODE = 'https://xmppd.test/client';
@@ -69,19 +69,14 @@ describe('pep module', () => {
   describe('on the wire', () => {
     let ts: TestServer;
     const { login, closeAll } = rawLogins(() => ts.c2sPort);
-    const setRoster = (owner: string, items: Record<string, string>) =>
-      ts.server.modules.apiOf('localhost', 'roster')!.openStore('roster').set(owner, {
-        version: 1,
-        items: Object.fromEntries(Object.entries(items).map(([jid, subscription]) => [jid, { jid, subscription, groups: [] }])),
-      });
 
     before(async () => {
       ts = await startTestServer({
         config: { modules_enabled: ['pep', 'bookmarks', 'private'], pep: { item_size_limit: 2048, max_nodes: 8 } },
         users: ['alice', 'bob', 'carol', 'dave', 'erin', 'frank', 'gina'].map((u) => [`${u}@localhost`, `${u}-pw`] as [string, string]),
       });
-      await setRoster('alice@localhost', { 'bob@localhost': 'both', 'dave@localhost': 'both', 'erin@localhost': 'both' });
-      for (const u of ['bob', 'dave', 'erin']) await setRoster(`${u}@localhost`, { 'alice@localhost': 'both' });
+      await setRoster(ts, 'alice@localhost', { 'bob@localhost': 'both', 'dave@localhost': 'both', 'erin@localhost': 'both' });
+      for (const u of ['bob', 'dave', 'erin']) await setRoster(ts, `${u}@localhost`, { 'alice@localhost': 'both' });
     });
     after(async () => {
       closeAll();
